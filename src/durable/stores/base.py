@@ -1,0 +1,260 @@
+"""The Store contract: the few domain operations the engine needs from a backend.
+
+A store keeps three kinds of records, namespaced by app name:
+
+- a **run** (:class:`RunRecord`): one execution of a workflow, keyed by run id;
+- its **steps** (:class:`StepRecord`): checkpointed task outcomes, keyed by step id;
+- **signals**: payloads sent to a run, kept in arrival order per signal name.
+
+Values (inputs, results, errors, payloads) arrive already encoded as JSON text;
+a store saves and returns them byte-for-byte and never interprets them.
+
+Every write made on behalf of an executing run carries the run's fencing
+*token*. :meth:`Store.claim_run` hands out a new, larger token whenever
+ownership changes, and a write whose token is not the current one is rejected
+with :class:`~durable.errors.LeaseLostError`. That is what stops a paused
+process that lost its lease (a "zombie") from overwriting the new owner's work.
+
+Lease expiry is computed from the store's clock (the database server's clock
+for networked stores), so processes on different machines agree on it.
+
+``durable.testing.store_contract`` holds the test suite every store must pass;
+run it against your own subclass.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Self
+
+RunStatus = Literal["running", "completed", "failed", "cancelled"]
+StepStatus = Literal["completed", "failed"]
+FinalStatus = Literal["completed", "failed", "cancelled"]
+
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as stored. JSON fields hold encoded text, never Python objects."""
+
+    app: str
+    run_id: str
+    workflow: str
+    status: RunStatus
+    inputs: str
+    output: str | None
+    error: str | None
+    owner: str | None
+    token: int
+    lease_expires_at: float | None
+    attempts: int
+    cancel_requested: bool
+    parent_run_id: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One checkpointed task call of a run.
+
+    ``position`` is the call order of the step within the run (0, 1, 2, ...);
+    replay uses it to notice code that no longer calls the same tasks.
+    """
+
+    step_id: str
+    position: int
+    task: str
+    status: StepStatus
+    result: str | None
+    error: str | None
+    attempts: int
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What a caller knows about a run it wants to execute."""
+
+    app: str
+    run_id: str
+    workflow: str
+    inputs: str
+    parent_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The answer to :meth:`Store.claim_run`.
+
+    ``acquired`` is true when the caller now owns the run; ``run.token`` is then
+    its fencing token. ``steps`` are all the run's steps ordered by position,
+    returned with the run so that replay costs one round trip.
+    """
+
+    run: RunRecord
+    steps: tuple[StepRecord, ...]
+    acquired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SavedStep:
+    """The answer to :meth:`Store.save_step`.
+
+    ``step`` is the record now stored under that id: the caller's own, or the
+    one another writer committed first (first writer wins).
+    """
+
+    step: StepRecord
+    cancel_requested: bool
+
+
+class LeaseState(enum.Enum):
+    """What a heartbeat learned about the caller's ownership of a run."""
+
+    OWNED = "owned"
+    CANCEL_REQUESTED = "cancel_requested"
+    LOST = "lost"
+
+
+class Store(ABC):
+    """Persistence backend for runs, steps and signals.
+
+    Subclasses implement the abstract methods; each must be atomic on its own.
+    Stores are used as async context managers or opened lazily by the engine
+    on first use (``open`` must be idempotent).
+    """
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect and create or migrate the schema. Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def claim_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        lease_ttl: float,
+        steal_from: str | None = None,
+        resume: bool = False,
+    ) -> Claim:
+        """Create the run, or take ownership of it when allowed; atomically.
+
+        - absent: insert it as ``running`` (token 1, attempts 1); acquired.
+        - another workflow name: return it unchanged, not acquired.
+        - ``completed``: not acquired.
+        - ``failed``: delete its failed steps, set ``running`` with a new token
+          and owner, clear the error, add an attempt; acquired.
+        - ``cancelled``: like ``failed`` when ``resume`` is true (also clearing
+          ``cancel_requested``); otherwise not acquired.
+        - ``running``: acquired (new token, owner and lease, one more attempt,
+          steps kept) when its lease has expired by the store's clock or its
+          owner equals ``steal_from``; otherwise not acquired.
+
+        Stored inputs are never replaced. The returned steps are all of the
+        run's steps after the change, ordered by position.
+        """
+
+    @abstractmethod
+    async def save_step(
+        self, app: str, run_id: str, token: int, step: StepRecord
+    ) -> SavedStep:
+        """Store a step unless one with that id exists (first writer wins).
+
+        Raises :class:`~durable.errors.LeaseLostError` when the run is not
+        ``running`` or ``token`` is not its current token; nothing is written.
+        """
+
+    @abstractmethod
+    async def renew_lease(
+        self, app: str, run_id: str, token: int, lease_ttl: float
+    ) -> LeaseState:
+        """Extend the lease to now + ``lease_ttl`` if ``token`` still owns the run."""
+
+    @abstractmethod
+    async def release_run(self, app: str, run_id: str, token: int) -> None:
+        """Let anyone take over at once: expire the lease if ``token`` owns the run.
+
+        Used when an execution is interrupted (its task cancelled) without an
+        outcome. Status stays ``running``; a lost token is ignored silently.
+        """
+
+    @abstractmethod
+    async def finish_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        status: FinalStatus,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+    ) -> RunRecord:
+        """Record the run's outcome and drop its owner and lease.
+
+        Raises :class:`~durable.errors.LeaseLostError` when ``token`` does not
+        own the running run; nothing is written.
+        """
+
+    @abstractmethod
+    async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
+        """Ask a run to stop; returns the run after the change, None if absent.
+
+        A ``running`` run gets ``cancel_requested`` set (its owner stops at the
+        next step boundary); a ``failed`` run becomes ``cancelled`` at once;
+        completed and cancelled runs are unchanged.
+        """
+
+    @abstractmethod
+    async def load_run(
+        self, app: str, run_id: str
+    ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
+        """The run and all its steps ordered by position, or None."""
+
+    async def get_run(self, app: str, run_id: str) -> RunRecord | None:
+        """The run without its steps, or None. Override when cheaper."""
+        loaded = await self.load_run(app, run_id)
+        return None if loaded is None else loaded[0]
+
+    @abstractmethod
+    async def list_runs(
+        self,
+        app: str,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[RunRecord]:
+        """Runs of the app, newest first, filtered by status and workflow name."""
+
+    @abstractmethod
+    async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
+        """Append a signal for the run (which need not exist yet); returns its index.
+
+        Indexes count from 0 per (run, name) in arrival order.
+        """
+
+    @abstractmethod
+    async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
+        """The payload of the ``index``-th signal of that name, or None if not sent yet."""

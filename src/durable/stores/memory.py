@@ -1,0 +1,210 @@
+"""InMemoryStore: the Store contract in a dict, for users' tests.
+
+Nothing survives the process, so it offers no crash recovery. Values are kept
+as the same JSON text the durable stores keep, so a workflow tested against it
+sees exactly the round trip it will see in production.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from durable.errors import LeaseLostError
+from durable.stores.base import (
+    Claim,
+    FinalStatus,
+    LeaseState,
+    NewRun,
+    RunRecord,
+    RunStatus,
+    SavedStep,
+    StepRecord,
+    Store,
+)
+
+_RunKey = tuple[str, str]
+
+
+class InMemoryStore(Store):
+    """A Store held in process memory. Not durable; for tests and experiments."""
+
+    def __init__(self) -> None:
+        self._runs: dict[_RunKey, RunRecord] = {}
+        self._steps: dict[_RunKey, dict[str, StepRecord]] = {}
+        self._signals: dict[tuple[str, str, str], list[str]] = {}
+
+    def _now(self) -> float:
+        return time.time()
+
+    def _ordered_steps(self, key: _RunKey) -> tuple[StepRecord, ...]:
+        return tuple(sorted(self._steps.get(key, {}).values(), key=lambda s: s.position))
+
+    async def claim_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        lease_ttl: float,
+        steal_from: str | None = None,
+        resume: bool = False,
+    ) -> Claim:
+        key = (new.app, new.run_id)
+        now = self._now()
+        run = self._runs.get(key)
+        if run is None:
+            run = RunRecord(
+                app=new.app,
+                run_id=new.run_id,
+                workflow=new.workflow,
+                status="running",
+                inputs=new.inputs,
+                output=None,
+                error=None,
+                owner=owner,
+                token=1,
+                lease_expires_at=now + lease_ttl,
+                attempts=1,
+                cancel_requested=False,
+                parent_run_id=new.parent_run_id,
+                created_at=now,
+                updated_at=now,
+            )
+            self._runs[key] = run
+            self._steps[key] = {}
+            return Claim(run, (), acquired=True)
+        if run.workflow != new.workflow:
+            return Claim(run, self._ordered_steps(key), acquired=False)
+
+        restart = run.status == "failed" or (run.status == "cancelled" and resume)
+        takeover = run.status == "running" and (
+            (run.lease_expires_at is not None and run.lease_expires_at <= now)
+            or (steal_from is not None and run.owner == steal_from)
+        )
+        if not (restart or takeover):
+            return Claim(run, self._ordered_steps(key), acquired=False)
+        if restart:
+            steps = self._steps.setdefault(key, {})
+            for step_id in [s.step_id for s in steps.values() if s.status == "failed"]:
+                del steps[step_id]
+        run = dataclasses.replace(
+            run,
+            status="running",
+            error=None if restart else run.error,
+            owner=owner,
+            token=run.token + 1,
+            lease_expires_at=now + lease_ttl,
+            attempts=run.attempts + 1,
+            cancel_requested=False if restart else run.cancel_requested,
+            updated_at=now,
+        )
+        self._runs[key] = run
+        return Claim(run, self._ordered_steps(key), acquired=True)
+
+    def _owned(self, app: str, run_id: str, token: int) -> RunRecord:
+        run = self._runs.get((app, run_id))
+        if run is None or run.status != "running" or run.token != token:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+        return run
+
+    async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
+        run = self._owned(app, run_id, token)
+        steps = self._steps.setdefault((app, run_id), {})
+        stored = steps.setdefault(step.step_id, step)
+        return SavedStep(stored, run.cancel_requested)
+
+    async def renew_lease(
+        self, app: str, run_id: str, token: int, lease_ttl: float
+    ) -> LeaseState:
+        try:
+            run = self._owned(app, run_id, token)
+        except LeaseLostError:
+            return LeaseState.LOST
+        now = self._now()
+        self._runs[(app, run_id)] = dataclasses.replace(
+            run, lease_expires_at=now + lease_ttl, updated_at=now
+        )
+        return LeaseState.CANCEL_REQUESTED if run.cancel_requested else LeaseState.OWNED
+
+    async def release_run(self, app: str, run_id: str, token: int) -> None:
+        try:
+            run = self._owned(app, run_id, token)
+        except LeaseLostError:
+            return
+        now = self._now()
+        self._runs[(app, run_id)] = dataclasses.replace(
+            run, owner=None, lease_expires_at=now, updated_at=now
+        )
+
+    async def finish_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        status: FinalStatus,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+    ) -> RunRecord:
+        run = self._owned(app, run_id, token)
+        run = dataclasses.replace(
+            run,
+            status=status,
+            output=output,
+            error=error,
+            owner=None,
+            lease_expires_at=None,
+            updated_at=self._now(),
+        )
+        self._runs[(app, run_id)] = run
+        return run
+
+    async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
+        run = self._runs.get((app, run_id))
+        if run is None:
+            return None
+        if run.status == "running":
+            run = dataclasses.replace(run, cancel_requested=True, updated_at=self._now())
+        elif run.status == "failed":
+            run = dataclasses.replace(run, status="cancelled", updated_at=self._now())
+        self._runs[(app, run_id)] = run
+        return run
+
+    async def load_run(
+        self, app: str, run_id: str
+    ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
+        run = self._runs.get((app, run_id))
+        if run is None:
+            return None
+        return run, self._ordered_steps((app, run_id))
+
+    async def get_run(self, app: str, run_id: str) -> RunRecord | None:
+        return self._runs.get((app, run_id))
+
+    async def list_runs(
+        self,
+        app: str,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[RunRecord]:
+        runs = [
+            run
+            for (run_app, _), run in self._runs.items()
+            if run_app == app
+            and (status is None or run.status == status)
+            and (workflow is None or run.workflow == workflow)
+        ]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+        return runs[:limit]
+
+    async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
+        queue = self._signals.setdefault((app, run_id, name), [])
+        queue.append(payload)
+        return len(queue) - 1
+
+    async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
+        queue = self._signals.get((app, run_id, name), [])
+        return queue[index] if index < len(queue) else None
