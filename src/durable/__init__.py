@@ -1,0 +1,31 @@
+"""Lightweight workflow durability: make any async workflow resumable after crashes.
+
+from durable import Workflow
+
+wf = Workflow("my-app")
+
+@wf.task
+async def fetch(url: str) -> dict: ...
+
+@wf.workflow(id="pipeline-{source}")
+async def run_pipeline(source: str) -> None:
+    data = await fetch(f"https://api.example.com/{source}")
+"""
+
+from durable._task import Task as Task
+from durable._workflow import Workflow as Workflow, WorkflowFunction as WorkflowFunction
+from durable.errors import DurableError as DurableError, NonRetryableError as NonRetryableError
+from durable.stores.base import Store as Store
+from durable.stores.memory import InMemoryStore as InMemoryStore
+from durable.stores.sqlite import SQLiteStore as SQLiteStore
+
+__all__ = [
+    "DurableError",
+    "InMemoryStore",
+    "NonRetryableError",
+    "SQLiteStore",
+    "Store",
+    "Task",
+    "Workflow",
+    "WorkflowFunction",
+]

@@ -1,0 +1,101 @@
+"""The RunContext of the executing run, carried by a ContextVar, and step-id allocation.
+
+``asyncio.gather`` and ``create_task`` copy the context, so every branch of a
+run sees the same RunContext object; step ids are allocated when a task is
+*called*, in call order, which keeps them identical on every replay.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from durable.errors import ConfigurationError, NonDeterminismError
+from durable.stores.base import StepRecord
+
+if TYPE_CHECKING:
+    from durable._workflow import Workflow
+
+
+@dataclass(eq=False, slots=True)
+class RunContext:
+    """Everything a task call needs to know about the run it belongs to."""
+
+    app: Workflow
+    run_id: str
+    workflow: str
+    token: int
+    steps: dict[str, StepRecord]
+    # Positions below this bound are contiguous in the record, so the call
+    # order there must match; past the first gap (a failed step cleared for a
+    # re-run, or steps lost in a crash) the code may legitimately differ.
+    checked_positions: int
+    by_position: dict[int, StepRecord]
+    cancel_requested: bool = False
+    lease_lost: bool = False
+    _next_position: int = 0
+    _auto_counts: dict[str, int] = field(default_factory=dict)
+    _explicit_ids: set[str] = field(default_factory=set)
+
+    @classmethod
+    def start(
+        cls, app: Workflow, run_id: str, workflow: str, token: int, steps: tuple[StepRecord, ...]
+    ) -> RunContext:
+        by_position = {s.position: s for s in steps}
+        contiguous = 0
+        while contiguous in by_position:
+            contiguous += 1
+        return cls(
+            app=app,
+            run_id=run_id,
+            workflow=workflow,
+            token=token,
+            steps={s.step_id: s for s in steps},
+            checked_positions=contiguous,
+            by_position=by_position,
+        )
+
+    def allocate(self, task: str, explicit: str | None) -> tuple[str, int]:
+        """The (step id, position) of the next call of ``task``."""
+        position = self._next_position
+        self._next_position += 1
+        if explicit is None:
+            count = self._auto_counts.get(task, 0)
+            self._auto_counts[task] = count + 1
+            step_id = task if count == 0 else f"{task}#{count}"
+        else:
+            if not isinstance(explicit, str) or not explicit:
+                raise ConfigurationError(
+                    f"task {task!r}: step_id must be a non-empty string, got {explicit!r}"
+                )
+            step_id = f"{task}:{explicit}"
+            if step_id in self._explicit_ids:
+                raise ConfigurationError(
+                    f"task {task!r} called twice with step_id={explicit!r} in run "
+                    f"{self.run_id!r}; each call needs its own step_id"
+                )
+            self._explicit_ids.add(step_id)
+        return step_id, position
+
+    def recorded(self, task: str, step_id: str, position: int) -> StepRecord | None:
+        """The stored record for this call, after checking the code still matches it."""
+        record = self.steps.get(step_id)
+        if record is not None and record.task != task:
+            self._mismatch(step_id, task, record)
+        if position < self.checked_positions:
+            at_position = self.by_position[position]
+            if at_position.task != task:
+                self._mismatch(step_id, task, at_position)
+        return record
+
+    def _mismatch(self, step_id: str, task: str, found: StepRecord) -> None:
+        raise NonDeterminismError(
+            f"run {self.run_id!r} of workflow {self.workflow!r}: step {step_id!r} "
+            f"(call #{found.position}) expected task {task!r} but the record was made "
+            f"by task {found.task!r} (step {found.step_id!r}). The workflow code changed "
+            "or is not deterministic between steps: move time, randomness and I/O into tasks."
+        )
+
+
+current_run: ContextVar[RunContext | None] = ContextVar("durable_current_run", default=None)

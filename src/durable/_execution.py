@@ -1,0 +1,437 @@
+"""Executing runs: claim, wait for another owner, run the body, record the outcome.
+
+One process executes a run id at most once at a time: callers in the same
+process share one asyncio task per run id, and callers in other processes
+find the run owned (leased) and wait for its outcome. An owner that dies is
+replaced when provably dead (same host, process gone) or when its lease
+expires; an owner that lost its lease has its writes fenced off and adopts
+the new owner's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from durable import _serde
+from durable._context import RunContext, current_run
+from durable._lease import Heartbeat, new_owner_id, owner_is_dead
+from durable.errors import (
+    LeaseLostError,
+    RunCancelledError,
+    RunConflictError,
+    RunFailedError,
+    WorkflowTimeoutError,
+)
+from durable.stores.base import Claim, LeaseState, NewRun, RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from durable._workflow import Workflow, WorkflowFunction
+
+logger = logging.getLogger("durable.run")
+
+# How often a caller polls a run that another live process executes.
+_POLL_MIN = 0.02
+_POLL_MAX = 1.0
+
+
+class _Adopt(Exception):
+    """Internal: this execution lost the run; wait for the new owner's outcome."""
+
+
+@dataclass(eq=False)
+class _Execution:
+    workflow: str
+    task: asyncio.Task[Any]
+    waiters: int = 0
+
+
+@dataclass(eq=False)
+class Executor:
+    app: Workflow
+    owner: str = field(default_factory=new_owner_id)
+    _active: dict[str, _Execution] = field(default_factory=dict)
+    _open_lock: asyncio.Lock | None = None
+    _opened: bool = False
+    _heartbeat: Heartbeat | None = None
+
+    async def ensure_open(self) -> None:
+        if self._opened:
+            return
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                await self.app.store.open()
+                self._opened = True
+
+    # -- entry -----------------------------------------------------------------------
+
+    async def execute(
+        self,
+        wf_fn: WorkflowFunction[Any, Any],
+        run_id: str,
+        inputs: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        parent: str | None,
+        resume: bool = False,
+    ) -> Any:
+        """Run, resume or await the run ``run_id``; its output or its error."""
+        await self.ensure_open()
+        while True:
+            execution = self._active.get(run_id)
+            if execution is None:
+                new = NewRun(self.app.name, run_id, wf_fn.name, inputs, parent)
+                task = asyncio.get_running_loop().create_task(
+                    self._drive(wf_fn, new, args, kwargs, resume=resume),
+                    name=f"durable-run:{run_id}",
+                )
+                execution = _Execution(wf_fn.name, task)
+                self._active[run_id] = execution
+                task.add_done_callback(lambda _: self._forget(run_id, execution))
+            elif execution.workflow != wf_fn.name:
+                raise _conflict(self.app.name, run_id, execution.workflow, wf_fn.name)
+            execution.waiters += 1
+            try:
+                return await asyncio.shield(execution.task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # Our caller gave up. Stop the execution unless others await it.
+                    if execution.waiters == 1:
+                        execution.task.cancel()
+                    raise
+                # The shared execution was cancelled by its last other waiter,
+                # not by us: start over.
+                continue
+            finally:
+                execution.waiters -= 1
+
+    def _forget(self, run_id: str, execution: _Execution) -> None:
+        if self._active.get(run_id) is execution:
+            del self._active[run_id]
+
+    async def _drive(
+        self,
+        wf_fn: WorkflowFunction[Any, Any],
+        new: NewRun,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        resume: bool,
+    ) -> Any:
+        store = self.app.store
+        steal_from: str | None = None
+        adopting = False
+        while True:
+            if adopting:
+                # This process lost the run: never re-run it, take the winner's outcome.
+                latest = await store.get_run(self.app.name, new.run_id)
+                if latest is None:
+                    raise LeaseLostError(f"run {new.run_id!r} disappeared from the store")
+                run = await self._await_other_owner(latest, backoff_first=False)
+            else:
+                claim = await store.claim_run(
+                    new,
+                    owner=self.owner,
+                    lease_ttl=self.app.lease_ttl,
+                    steal_from=steal_from,
+                    resume=resume,
+                )
+                run = claim.run
+                if run.workflow != wf_fn.name:
+                    raise _conflict(self.app.name, run.run_id, run.workflow, wf_fn.name)
+                if claim.acquired:
+                    try:
+                        return await self._run_body(wf_fn, claim, args, kwargs)
+                    except _Adopt:
+                        adopting = True
+                        continue
+                if run.status == "running":
+                    run = await self._await_other_owner(run, backoff_first=steal_from is not None)
+            if run.status == "running":
+                # Its owner is gone or its lease looks expired: try to take over.
+                steal_from = run.owner
+                adopting = False
+                continue
+            return _outcome(wf_fn, run)
+
+    async def _await_other_owner(self, run: RunRecord, *, backoff_first: bool) -> RunRecord:
+        """Wait until the run finishes or may be taken over; the latest record.
+
+        A returned ``running`` record means: claim it now (its owner is dead,
+        gone from this process, or its lease looks expired).
+        """
+        delay = _POLL_MIN
+        logged = False
+        if backoff_first:
+            # A takeover just failed (the store's clock disagrees with ours):
+            # look again later rather than spin.
+            await asyncio.sleep(delay)
+            run = await self.app.store.get_run(self.app.name, run.run_id) or run
+        while True:
+            if run.status != "running":
+                return run
+            if run.owner is None or run.owner == self.owner or owner_is_dead(run.owner):
+                return run
+            if run.lease_expires_at is not None and run.lease_expires_at <= time.time():
+                return run
+            if not logged:
+                logger.info(
+                    "run %s is executing in another process (%s); waiting for its outcome",
+                    run.run_id,
+                    run.owner,
+                    extra={"action": "run_wait", "run_id": run.run_id},
+                )
+                logged = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, _POLL_MAX)
+            latest = await self.app.store.get_run(self.app.name, run.run_id)
+            if latest is None:
+                # Deleted under us (e.g. retention); claiming recreates it.
+                return run
+            run = latest
+
+    async def _run_body(
+        self,
+        wf_fn: WorkflowFunction[Any, Any],
+        claim: Claim,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        run = claim.run
+        store = self.app.store
+        ctx = RunContext.start(self.app, run.run_id, wf_fn.name, run.token, claim.steps)
+        logger.info(
+            "%s run %s of workflow %s (attempt %d, %d recorded steps)",
+            "resuming" if claim.steps or run.attempts > 1 else "starting",
+            run.run_id,
+            wf_fn.name,
+            run.attempts,
+            len(claim.steps),
+            extra={"action": "run_start", "run_id": run.run_id},
+        )
+        ctx.cancel_requested = run.cancel_requested
+        heartbeat = self._heartbeat_for()
+        heartbeat.add(ctx)
+        reset = current_run.set(ctx)
+        try:
+            try:
+                if ctx.cancel_requested:
+                    raise RunCancelledError(
+                        f"run {run.run_id!r} of workflow {wf_fn.name!r} was cancelled"
+                    )
+                value = await self._call_body(wf_fn, run, args, kwargs)
+                if ctx.lease_lost:
+                    raise _Adopt
+                what = f"workflow {wf_fn.name!r} (run {run.run_id!r})"
+                output = _serde.encode(value, what=what, limit=self.app.max_value_bytes)
+            except asyncio.CancelledError:
+                await _shielded(store.release_run(self.app.name, run.run_id, ctx.token))
+                raise
+            except _Adopt:
+                raise
+            except Exception as exc:
+                if ctx.lease_lost or isinstance(exc, LeaseLostError):
+                    raise _Adopt from exc
+                status = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
+                await self._finish(ctx, status, error=_serde.encode_error(exc))
+                logger.info(
+                    "run %s %s: %r",
+                    run.run_id,
+                    status,
+                    exc,
+                    extra={"action": f"run_{status}", "run_id": run.run_id},
+                )
+                raise
+            await self._finish(ctx, "completed", output=output)
+            logger.info(
+                "run %s completed",
+                run.run_id,
+                extra={"action": "run_completed", "run_id": run.run_id},
+            )
+            # Return the stored form, so a first run and a replay give equal values.
+            return wf_fn.decode_output(output)
+        finally:
+            current_run.reset(reset)
+            heartbeat.discard(ctx)
+
+    async def _call_body(
+        self,
+        wf_fn: WorkflowFunction[Any, Any],
+        run: RunRecord,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if wf_fn.timeout is None:
+            return await wf_fn.fn(*args, **kwargs)
+        remaining = run.created_at + wf_fn.timeout - time.time()
+        message = (
+            f"workflow {wf_fn.name!r} (run {run.run_id!r}) did not finish within its "
+            f"timeout of {wf_fn.timeout}s"
+        )
+        if remaining <= 0:
+            raise WorkflowTimeoutError(message)
+        try:
+            async with asyncio.timeout(remaining):
+                return await wf_fn.fn(*args, **kwargs)
+        except TimeoutError as exc:
+            if isinstance(exc, WorkflowTimeoutError):
+                raise
+            raise WorkflowTimeoutError(message) from exc
+
+    async def _finish(
+        self, ctx: RunContext, status: Any, *, output: str | None = None, error: str | None = None
+    ) -> None:
+        try:
+            await self.app.store.finish_run(
+                self.app.name, ctx.run_id, ctx.token, status, output=output, error=error
+            )
+        except LeaseLostError as exc:
+            raise _Adopt from exc
+
+    def _heartbeat_for(self) -> Heartbeat:
+        if self._heartbeat is None:
+            self._heartbeat = Heartbeat(self._renew, self.app.heartbeat)
+        return self._heartbeat
+
+    async def _renew(self, ctx: RunContext) -> LeaseState:
+        return await self.app.store.renew_lease(
+            self.app.name, ctx.run_id, ctx.token, self.app.lease_ttl
+        )
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def save_step(self, ctx: RunContext, record: StepRecord) -> StepRecord:
+        try:
+            saved = await self.app.store.save_step(self.app.name, ctx.run_id, ctx.token, record)
+        except LeaseLostError:
+            ctx.lease_lost = True
+            raise
+        if saved.cancel_requested:
+            ctx.cancel_requested = True
+        return saved.step
+
+    async def run_child_step(
+        self,
+        parent: RunContext,
+        step_id: str,
+        position: int,
+        wf_fn: WorkflowFunction[Any, Any],
+        run_id: str,
+        inputs: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> StepRecord:
+        """Execute a child run and record its outcome as a step of the parent."""
+        started = time.time()
+        status: Any = "completed"
+        result: str | None = None
+        error: str | None = None
+        try:
+            value = await self.execute(wf_fn, run_id, inputs, args, kwargs, parent=parent.run_id)
+            result = _serde.dumps(value)
+        except (RunCancelledError, LeaseLostError):
+            raise
+        except Exception as exc:
+            status, error = "failed", _serde.encode_error(exc)
+        record = StepRecord(
+            step_id=step_id,
+            position=position,
+            task=wf_fn.name,
+            status=status,
+            result=result,
+            error=error,
+            attempts=1,
+            started_at=started,
+            finished_at=time.time(),
+        )
+        return await self.save_step(parent, record)
+
+    # -- recovery ------------------------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        await self.ensure_open()
+        runs = await self.app.store.list_runs(self.app.name, status="running", limit=1_000_000)
+        now = time.time()
+        pending: list[tuple[str, asyncio.Future[Any]]] = []
+        for run in runs:
+            orphaned = (
+                run.owner is None
+                or owner_is_dead(run.owner)
+                or (run.lease_expires_at is not None and run.lease_expires_at <= now)
+            )
+            if not orphaned or run.run_id in self._active:
+                continue
+            wf_fn = self.app._workflows.get(run.workflow)
+            if wf_fn is None:
+                logger.warning(
+                    "cannot recover run %s: workflow %r is not registered in this process",
+                    run.run_id,
+                    run.workflow,
+                    extra={"action": "recover_skipped", "run_id": run.run_id},
+                )
+                continue
+            args, kwargs = wf_fn.decode_inputs(run.inputs)
+            coro = self.execute(
+                wf_fn, run.run_id, run.inputs, args, kwargs, parent=run.parent_run_id
+            )
+            pending.append((run.run_id, asyncio.ensure_future(coro)))
+        for run_id, future in pending:
+            try:
+                await future
+            except Exception as exc:
+                logger.warning(
+                    "recovered run %s ended with an error: %r",
+                    run_id,
+                    exc,
+                    extra={"action": "recover_failed", "run_id": run_id},
+                )
+        return [run_id for run_id, _ in pending]
+
+
+def _conflict(app: str, run_id: str, existing: str, requested: str) -> RunConflictError:
+    return RunConflictError(
+        f"app {app!r}: run id {run_id!r} belongs to workflow {existing!r}, so workflow "
+        f"{requested!r} cannot use it; choose an id template that includes the workflow name"
+    )
+
+
+def _outcome(wf_fn: WorkflowFunction[Any, Any], run: RunRecord) -> Any:
+    """The output of a finished run, or its error raised."""
+    if run.status == "completed":
+        return wf_fn.decode_output(run.output)
+    if run.status == "cancelled":
+        raise RunCancelledError(
+            f"run {run.run_id!r} of workflow {run.workflow!r} is cancelled; "
+            "resume it with `await wf.resume(run_id)`"
+        )
+    raise _failed_error(run)
+
+
+def _failed_error(run: RunRecord) -> BaseException:
+    if run.error is not None:
+        rebuilt = _serde.rebuild_error(run.error)
+        if rebuilt is not None:
+            return rebuilt
+        error_type, message = _serde.describe_error(run.error)
+    else:
+        error_type, message = "", "unknown error"
+    return RunFailedError(
+        f"run {run.run_id!r} of workflow {run.workflow!r} failed: {error_type}: {message}",
+        error_type=error_type,
+        run_id=run.run_id,
+    )
+
+
+async def _shielded(coro: Any) -> None:
+    """Finish a store write even though our task is being cancelled."""
+    task = asyncio.ensure_future(coro)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.shield(task)

@@ -1,0 +1,115 @@
+"""Run ownership: owner ids, telling whether an owner is provably dead, heartbeats.
+
+An owner id is ``host/pid/start/nonce``. ``start`` is the process start time
+(from /proc on Linux), so a recycled pid is not mistaken for the original
+process. An owner is *provably* dead only when it ran on this host and its
+process is gone; any other owner is presumed alive until its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+from durable._context import RunContext
+from durable.stores.base import LeaseState
+
+logger = logging.getLogger("durable.lease")
+
+_HOST = socket.gethostname()
+
+
+def _process_start(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks since boot, "" when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    # The command name (field 2) may contain spaces and parentheses: split after it.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
+def new_owner_id() -> str:
+    pid = os.getpid()
+    return f"{_HOST}/{pid}/{_process_start(pid)}/{uuid.uuid4().hex[:12]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` ran on this host and its process no longer exists."""
+    parts = owner.split("/")
+    if len(parts) != 4 or parts[0] != _HOST:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # exists, owned by another user
+    start = parts[2]
+    current = _process_start(pid)
+    return bool(start and current and start != current)
+
+
+class Heartbeat:
+    """Renews the leases of every run this app executes, from one background task."""
+
+    def __init__(
+        self,
+        renew: Callable[[RunContext], Awaitable[LeaseState]],
+        interval: float,
+    ) -> None:
+        self._renew = renew
+        self._interval = interval
+        self._runs: set[RunContext] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, ctx: RunContext) -> None:
+        self._runs.add(ctx)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name="durable-heartbeat"
+            )
+
+    def discard(self, ctx: RunContext) -> None:
+        self._runs.discard(ctx)
+        if not self._runs and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _loop(self) -> None:
+        while self._runs:
+            await asyncio.sleep(self._interval)
+            for ctx in list(self._runs):
+                try:
+                    state = await self._renew(ctx)
+                except Exception:
+                    # A transient store error: the next beat retries, the lease
+                    # covers several missed beats.
+                    logger.warning(
+                        "lease renewal failed for run %s",
+                        ctx.run_id,
+                        exc_info=True,
+                        extra={"action": "lease_renew_failed", "run_id": ctx.run_id},
+                    )
+                    continue
+                if state is LeaseState.LOST:
+                    ctx.lease_lost = True
+                    logger.warning(
+                        "run %s: lease lost to another owner",
+                        ctx.run_id,
+                        extra={"action": "lease_lost", "run_id": ctx.run_id},
+                    )
+                elif state is LeaseState.CANCEL_REQUESTED:
+                    ctx.cancel_requested = True

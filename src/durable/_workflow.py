@@ -1,0 +1,443 @@
+"""The Workflow app: decorators, the registry, and the entry to durable runs."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
+
+from durable import _serde
+from durable._context import RunContext, current_run
+from durable._execution import Executor
+from durable._ids import IdTemplate, derived_run_id, validate_run_id
+from durable._task import RetryFilter, Task, ensure_may_continue, make_retry_filter, step_outcome
+from durable.backoff import Backoff, exponential
+from durable.errors import ConfigurationError, SerializationError
+from durable.stores.base import StepRecord, Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+AsyncFn = Callable[P, Coroutine[Any, Any, R]]
+
+DEFAULT_DB = "durable.db"
+DEFAULT_MAX_VALUE_BYTES = 2 * 1024 * 1024
+
+
+class WorkflowFunction(Generic[P, R]):
+    """A workflow entry point made by ``@wf.workflow``.
+
+    Awaiting a call starts the run or, for a run id seen before, resumes it
+    (see the README's "Calling a run again"). ``fn.run(run_id, ...)`` does the
+    same with an explicit run id instead of the ``id=`` template.
+    """
+
+    def __init__(
+        self,
+        app: Workflow,
+        fn: AsyncFn[P, R],
+        *,
+        name: str,
+        id_template: str | None,
+        timeout: float | None,
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.timeout = timeout
+        self.signature = inspect.signature(fn)
+        self.id_template = (
+            None if id_template is None else IdTemplate(id_template, self.signature, workflow=name)
+        )
+        self._annotation = _serde.return_annotation(fn)
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<durable workflow {self.name!r} of app {self.app.name!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        return self.app._start(self, None, args, kwargs)
+
+    def run(self, run_id: str, /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        """Run (or resume) the workflow under an explicit ``run_id``."""
+        return self.app._start(self, run_id, args, kwargs)
+
+    # -- inputs and outputs ------------------------------------------------------
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"workflow {self.name!r}: {exc}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def encode_inputs(self, arguments: dict[str, Any]) -> str:
+        try:
+            return _serde.dumps(arguments)
+        except (TypeError, ValueError, RecursionError):
+            pass
+        for name, value in arguments.items():
+            _serde.encode(value, what=f"workflow {self.name!r}: parameter {name!r}")
+        raise SerializationError(f"workflow {self.name!r}: arguments cannot be stored as JSON")
+
+    def decode_inputs(self, inputs: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Positional and keyword arguments to call the function with stored inputs."""
+        arguments = _serde.loads(inputs)
+        hints = _serde._hints(self.fn)
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, param in self.signature.parameters.items():
+            if name not in arguments:
+                continue
+            value = arguments[name]
+            annotation = hints.get(name)
+            if param.kind is param.VAR_POSITIONAL:
+                args.extend(_serde.rebuild(v, annotation) for v in value)
+            elif param.kind is param.VAR_KEYWORD:
+                kwargs.update({k: _serde.rebuild(v, annotation) for k, v in value.items()})
+            elif param.kind is param.POSITIONAL_ONLY or (
+                param.kind is param.POSITIONAL_OR_KEYWORD and not kwargs
+            ):
+                args.append(_serde.rebuild(value, annotation))
+            else:
+                kwargs[name] = _serde.rebuild(value, annotation)
+        return tuple(args), kwargs
+
+    def decode_output(self, output: str | None) -> R:
+        value = None if output is None else _serde.loads(output)
+        if self._annotation is not None:
+            value = _serde.rebuild(value, self._annotation)
+        return value  # type: ignore[no-any-return]
+
+    def resolve_run_id(self, explicit: str | None, arguments: dict[str, Any], inputs: str) -> str:
+        if explicit is not None:
+            return validate_run_id(explicit, workflow=self.name)
+        if self.id_template is not None:
+            return self.id_template.resolve(arguments)
+        canonical = _serde.dumps(_serde.loads(inputs) if inputs else None)
+        return derived_run_id(self.name, canonical)
+
+
+class Workflow:
+    """A durable app: a name, a store, and the tasks and workflows registered on it.
+
+    ``db`` is a SQLite path (``"jobs.db"``, ``"sqlite:///jobs.db"``), a URL
+    (``"postgresql://..."``, ``"redis://..."``, needing the matching extra) or a
+    :class:`~durable.stores.base.Store` instance; default ``durable.db`` in the
+    working directory. Nothing is opened until the first run.
+
+    ``lease_ttl`` is how long a run stays owned by a process that stopped
+    heartbeating (seconds); ``heartbeat`` is how often a live owner renews it
+    (default a third of the TTL). ``max_value_bytes`` bounds each stored
+    result, input set and output.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        db: str | os.PathLike[str] | Store | None = None,
+        lease_ttl: float = 30.0,
+        heartbeat: float | None = None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"Workflow name must be a non-empty string, got {name!r}")
+        _positive("lease_ttl", lease_ttl)
+        heartbeat = lease_ttl / 3 if heartbeat is None else heartbeat
+        _positive("heartbeat", heartbeat)
+        if heartbeat >= lease_ttl:
+            raise ConfigurationError(
+                f"heartbeat ({heartbeat}s) must be shorter than lease_ttl ({lease_ttl}s)"
+            )
+        if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int):
+            raise ConfigurationError(f"max_value_bytes must be an int, got {max_value_bytes!r}")
+        if max_value_bytes <= 0:
+            raise ConfigurationError(f"max_value_bytes must be > 0, got {max_value_bytes!r}")
+        self.name = name
+        self.store: Store = resolve_store(db)
+        self.lease_ttl = float(lease_ttl)
+        self.heartbeat = float(heartbeat)
+        self.max_value_bytes = max_value_bytes
+        self._tasks: dict[str, Task[Any, Any]] = {}
+        self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
+        self._executor = Executor(self)
+
+    def __repr__(self) -> str:
+        return f"<durable Workflow {self.name!r} store={type(self.store).__name__}>"
+
+    async def __aenter__(self) -> Self:
+        await self._executor.ensure_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the store. Runs in flight lose their lease renewals."""
+        await self.store.close()
+
+    # -- decorators --------------------------------------------------------------
+
+    @overload
+    def task(self, fn: AsyncFn[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        retries: int = 0,
+        backoff: Backoff | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | RetryFilter = Exception,
+        timeout: float | None = None,
+        name: str | None = None,
+    ) -> Callable[[AsyncFn[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fn: AsyncFn[P, R] | None = None,
+        /,
+        *,
+        retries: int = 0,
+        backoff: Backoff | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | RetryFilter = Exception,
+        timeout: float | None = None,
+        name: str | None = None,
+    ) -> Task[P, R] | Callable[[AsyncFn[P, R]], Task[P, R]]:
+        """Make an async function a checkpointed, retried task.
+
+        Inside a workflow each call is a step: its result is stored before the
+        workflow continues, and on re-run a completed step returns the stored
+        result without running. Outside a workflow it is the plain function.
+
+        ``retries`` is how many times a failing call is retried after the
+        first attempt, waiting ``backoff(k)`` seconds before retry k (default
+        ``exponential(base=2, max=60)``). ``retry_on`` limits retries to some
+        exception types or to errors a predicate accepts; raising
+        :class:`~durable.errors.NonRetryableError` always stops retries.
+        ``timeout`` bounds each attempt (a timed-out attempt counts as failed).
+        """
+
+        def decorate(func: AsyncFn[P, R]) -> Task[P, R]:
+            task_name = self._check_function(func, "task", name)
+            if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+                raise ConfigurationError(
+                    f"task {task_name!r}: retries must be an int >= 0, got {retries!r}"
+                )
+            if backoff is not None and not callable(backoff):
+                raise ConfigurationError(
+                    f"task {task_name!r}: backoff must be callable (see durable.backoff), "
+                    f"got {backoff!r}"
+                )
+            if timeout is not None:
+                _positive(f"task {task_name!r}: timeout", timeout)
+            if "step_id" in inspect.signature(func).parameters:
+                raise ConfigurationError(
+                    f"task {task_name!r}: the parameter name 'step_id' is reserved for "
+                    "checkpointing loop iterations; rename the parameter"
+                )
+            task = Task(
+                self,
+                func,
+                name=task_name,
+                retries=retries,
+                backoff=backoff or exponential(base=2, max=60),
+                retry_on=make_retry_filter(retry_on, task=task_name),
+                timeout=timeout,
+            )
+            self._register(task_name, func, task, self._tasks)
+            return task
+
+        if fn is not None:
+            return decorate(fn)
+        return decorate
+
+    @overload
+    def workflow(self, fn: AsyncFn[P, R], /) -> WorkflowFunction[P, R]: ...
+
+    @overload
+    def workflow(
+        self,
+        *,
+        id: str | None = None,  # noqa: A002 - the seed's public keyword
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[AsyncFn[P, R]], WorkflowFunction[P, R]]: ...
+
+    def workflow(
+        self,
+        fn: AsyncFn[P, R] | None = None,
+        /,
+        *,
+        id: str | None = None,  # noqa: A002
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> WorkflowFunction[P, R] | Callable[[AsyncFn[P, R]], WorkflowFunction[P, R]]:
+        """Mark the entry point of a durable run.
+
+        ``id`` is a ``str.format`` template over the function's parameters
+        (``id="pipeline-{source}"``) giving the run id; without it the id is
+        derived from the workflow name and arguments. ``timeout`` (seconds,
+        counted from the run's creation) fails a run that takes longer.
+        """
+
+        def decorate(func: AsyncFn[P, R]) -> WorkflowFunction[P, R]:
+            workflow_name = self._check_function(func, "workflow", name)
+            if timeout is not None:
+                _positive(f"workflow {workflow_name!r}: timeout", timeout)
+            wf_fn = WorkflowFunction(
+                self, func, name=workflow_name, id_template=id, timeout=timeout
+            )
+            self._register(workflow_name, func, wf_fn, self._workflows)
+            return wf_fn
+
+        if fn is not None:
+            return decorate(fn)
+        return decorate
+
+    def _check_function(self, fn: object, kind: str, name: str | None) -> str:
+        if not callable(fn):
+            raise TypeError(
+                f"@{kind} expects an async function, got {fn!r}; options are keyword-only, "
+                f"e.g. @wf.{kind}(retries=3)"
+                if kind == "task"
+                else f"@wf.{kind}(id=...)"
+            )
+        label = getattr(fn, "__qualname__", repr(fn))
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"@wf.{kind} needs an async function, but {label!r} is not a coroutine "
+                "function; define it with 'async def'"
+            )
+        resolved = getattr(fn, "__name__", None) if name is None else name
+        if not isinstance(resolved, str) or not resolved:
+            raise ConfigurationError(f"{kind} {label!r}: name must be a non-empty string")
+        return resolved
+
+    def _register(self, name: str, fn: Any, obj: Any, registry: dict[str, Any]) -> None:
+        for existing in (self._tasks.get(name), self._workflows.get(name)):
+            if existing is None:
+                continue
+            same_code = (existing.fn.__module__, existing.fn.__qualname__) == (
+                fn.__module__,
+                fn.__qualname__,
+            )
+            if not (same_code and existing in registry.values()):
+                raise ConfigurationError(
+                    f"app {self.name!r} already has a task or workflow named {name!r} "
+                    f"({existing.fn.__module__}.{existing.fn.__qualname__}); "
+                    "pass name=... to tell them apart"
+                )
+        registry[name] = obj
+
+    # -- running -----------------------------------------------------------------
+
+    def _start(
+        self,
+        wf_fn: WorkflowFunction[P, R],
+        explicit_id: str | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Coroutine[Any, Any, R]:
+        parent = current_run.get()
+        if parent is None:
+            return self._run_top_level(wf_fn, explicit_id, args, kwargs)
+        # A child workflow is one step of its parent, allocated at call time
+        # like a task so that its position is stable across replays.
+        step_id, position = parent.allocate(wf_fn.name, None)
+        return self._run_child(parent, step_id, position, wf_fn, explicit_id, args, kwargs)
+
+    async def _run_top_level(
+        self,
+        wf_fn: WorkflowFunction[P, R],
+        explicit_id: str | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        arguments = wf_fn.bind(args, kwargs)
+        inputs = wf_fn.encode_inputs(arguments)
+        run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
+        return await self._executor.execute(wf_fn, run_id, inputs, args, kwargs, parent=None)
+
+    async def _run_child(
+        self,
+        parent: RunContext,
+        step_id: str,
+        position: int,
+        wf_fn: WorkflowFunction[P, R],
+        explicit_id: str | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        ensure_may_continue(parent)
+        record = parent.recorded(wf_fn.name, step_id, position)
+        if record is None:
+            arguments = wf_fn.bind(args, kwargs)
+            inputs = wf_fn.encode_inputs(arguments)
+            run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
+            record = await self._executor.run_child_step(
+                parent, step_id, position, wf_fn, run_id, inputs, args, kwargs
+            )
+        return step_outcome(parent, record, wf_fn._annotation)  # type: ignore[no-any-return]
+
+    async def _save_step(self, ctx: RunContext, record: StepRecord) -> StepRecord:
+        return await self._executor.save_step(ctx, record)
+
+    async def recover(self) -> list[str]:
+        """Resume every run of this app whose owner died; returns their run ids.
+
+        Runs are resumed from their stored inputs, concurrently, and awaited;
+        a run whose workflow is not registered in this process is skipped
+        with a warning. Errors of the resumed runs are recorded in the store
+        and logged, not raised here.
+        """
+        return await self._executor.recover()
+
+
+def _positive(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(f"{what} must be a number > 0, got {value!r}")
+    if value == float("inf"):
+        raise ConfigurationError(f"{what} must be finite, got {value!r}")
+
+
+def resolve_store(db: str | os.PathLike[str] | Store | None) -> Store:
+    """The Store described by ``db`` (see :class:`Workflow`), not yet opened."""
+    from durable.stores.sqlite import SQLiteStore
+
+    if db is None:
+        return SQLiteStore(DEFAULT_DB)
+    if isinstance(db, Store):
+        return db
+    if isinstance(db, os.PathLike):
+        return SQLiteStore(os.fspath(db))
+    if not isinstance(db, str):
+        raise TypeError(f"db must be a path, a URL or a Store instance, got {db!r}")
+    if not db:
+        raise ConfigurationError("db must not be empty")
+    scheme = db.split("://", 1)[0].lower() if "://" in db else ""
+    if scheme in ("postgresql", "postgres"):
+        from durable.stores import postgres
+
+        return postgres.from_url(db)
+    if scheme in ("redis", "rediss", "unix"):
+        from durable.stores import redis
+
+        return redis.from_url(db)
+    if scheme == "sqlite":
+        return SQLiteStore.from_url(db)
+    if scheme:
+        raise ConfigurationError(
+            f"db URL scheme {scheme!r} is not supported; use a SQLite path, "
+            "'sqlite:///path', 'postgresql://...', 'redis://...' or a Store instance"
+        )
+    return SQLiteStore(db)

@@ -1,0 +1,122 @@
+"""Wait times between task retries.
+
+A backoff maps the retry number (1 for the first retry, 2 for the second, ...)
+to seconds to wait before it::
+
+    exponential(base=2, max=60)   2, 4, 8, 16, 32, 60, 60, ...
+    linear(start=2, step=3)       2, 5, 8, 11, ...
+    constant(5)                   5, 5, 5, ...
+
+Each accepts ``jitter``: a fraction in [0, 1]; a wait of ``w`` then becomes a
+random value in ``[w * (1 - jitter), w]`` so that many clients failing
+together do not retry in lockstep.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Backoff", "constant", "exponential", "linear"]
+
+
+class Backoff(Protocol):
+    """Anything that gives the wait in seconds before retry number ``retry`` (1-based)."""
+
+    def __call__(self, retry: int) -> float: ...
+
+
+def _check(name: str, value: float, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"backoff parameter {name!r} must be a number, got {value!r}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"backoff parameter {name!r} must be finite, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"backoff parameter {name!r} must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _check_jitter(jitter: float) -> float:
+    _check("jitter", jitter)
+    if jitter > 1:
+        raise ValueError(f"backoff parameter 'jitter' must be in [0, 1], got {jitter!r}")
+    return float(jitter)
+
+
+def _jittered(wait: float, jitter: float) -> float:
+    if not jitter:
+        return wait
+    return wait * (1 - jitter * random.random())  # noqa: S311 - not security related
+
+
+def _check_retry(retry: int) -> None:
+    if retry < 1:
+        raise ValueError(f"retry numbers start at 1, got {retry!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Exponential:
+    base: float
+    max: float
+    jitter: float
+
+    def __call__(self, retry: int) -> float:
+        _check_retry(retry)
+        # Cap the exponent so huge retry numbers cannot overflow a float.
+        wait = self.max if retry > 1023 else min(self.base**retry, self.max)
+        return _jittered(wait, self.jitter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Linear:
+    start: float
+    step: float
+    max: float | None
+    jitter: float
+
+    def __call__(self, retry: int) -> float:
+        _check_retry(retry)
+        wait = self.start + self.step * (retry - 1)
+        if self.max is not None:
+            wait = min(wait, self.max)
+        return _jittered(wait, self.jitter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Constant:
+    seconds: float
+    jitter: float
+
+    def __call__(self, retry: int) -> float:
+        _check_retry(retry)
+        return _jittered(self.seconds, self.jitter)
+
+
+def exponential(base: float = 2, max: float = 60, *, jitter: float = 0.0) -> Backoff:  # noqa: A002
+    """Wait ``min(base ** retry, max)`` seconds: ``exponential(base=2, max=60)`` waits 2, 4, 8, ...
+
+    ``max`` caps every wait; ``jitter`` (0 to 1) randomly shortens waits.
+    """
+    _check("base", base, positive=True)
+    _check("max", max)
+    return _Exponential(float(base), float(max), _check_jitter(jitter))
+
+
+def linear(
+    start: float = 1, step: float = 1, *, max: float | None = None, jitter: float = 0.0
+) -> Backoff:  # noqa: A002
+    """Wait ``start + step * (retry - 1)`` seconds: ``linear(start=2, step=3)`` waits 2, 5, 8, ...
+
+    ``max`` optionally caps every wait; ``jitter`` (0 to 1) randomly shortens waits.
+    """
+    _check("start", start)
+    _check("step", step)
+    cap = None if max is None else _check("max", max)
+    return _Linear(float(start), float(step), cap, _check_jitter(jitter))
+
+
+def constant(seconds: float, *, jitter: float = 0.0) -> Backoff:
+    """Wait the same number of seconds before every retry: ``constant(5)`` waits 5, 5, 5."""
+    return _Constant(_check("seconds", seconds), _check_jitter(jitter))
