@@ -13,8 +13,10 @@ async def run_pipeline(source: str) -> None:
 """
 
 from durable._task import Task as Task
-from durable._workflow import Workflow as Workflow, WorkflowFunction as WorkflowFunction
-from durable.errors import DurableError as DurableError, NonRetryableError as NonRetryableError
+from durable._workflow import Workflow as Workflow
+from durable._workflow import WorkflowFunction as WorkflowFunction
+from durable.errors import DurableError as DurableError
+from durable.errors import NonRetryableError as NonRetryableError
 from durable.stores.base import Store as Store
 from durable.stores.memory import InMemoryStore as InMemoryStore
 from durable.stores.sqlite import SQLiteStore as SQLiteStore

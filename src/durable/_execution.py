@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ class Executor:
                 )
                 execution = _Execution(wf_fn.name, task)
                 self._active[run_id] = execution
-                task.add_done_callback(lambda _: self._forget(run_id, execution))
+                task.add_done_callback(functools.partial(self._forget, run_id, execution))
             elif execution.workflow != wf_fn.name:
                 raise _conflict(self.app.name, run_id, execution.workflow, wf_fn.name)
             execution.waiters += 1
@@ -113,7 +114,7 @@ class Executor:
             finally:
                 execution.waiters -= 1
 
-    def _forget(self, run_id: str, execution: _Execution) -> None:
+    def _forget(self, run_id: str, execution: _Execution, _: object) -> None:
         if self._active.get(run_id) is execution:
             del self._active[run_id]
 

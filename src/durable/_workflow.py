@@ -268,7 +268,7 @@ class Workflow:
     def workflow(
         self,
         *,
-        id: str | None = None,  # noqa: A002 - the seed's public keyword
+        id: str | None = None,
         name: str | None = None,
         timeout: float | None = None,
     ) -> Callable[[AsyncFn[P, R]], WorkflowFunction[P, R]]: ...
@@ -278,7 +278,7 @@ class Workflow:
         fn: AsyncFn[P, R] | None = None,
         /,
         *,
-        id: str | None = None,  # noqa: A002
+        id: str | None = None,
         name: str | None = None,
         timeout: float | None = None,
     ) -> WorkflowFunction[P, R] | Callable[[AsyncFn[P, R]], WorkflowFunction[P, R]]:

@@ -48,7 +48,7 @@ def _check_jitter(jitter: float) -> float:
 def _jittered(wait: float, jitter: float) -> float:
     if not jitter:
         return wait
-    return wait * (1 - jitter * random.random())  # noqa: S311 - not security related
+    return wait * (1 - jitter * random.random())
 
 
 def _check_retry(retry: int) -> None:
@@ -94,7 +94,7 @@ class _Constant:
         return _jittered(self.seconds, self.jitter)
 
 
-def exponential(base: float = 2, max: float = 60, *, jitter: float = 0.0) -> Backoff:  # noqa: A002
+def exponential(base: float = 2, max: float = 60, *, jitter: float = 0.0) -> Backoff:
     """Wait ``min(base ** retry, max)`` seconds: ``exponential(base=2, max=60)`` waits 2, 4, 8, ...
 
     ``max`` caps every wait; ``jitter`` (0 to 1) randomly shortens waits.
@@ -106,7 +106,7 @@ def exponential(base: float = 2, max: float = 60, *, jitter: float = 0.0) -> Bac
 
 def linear(
     start: float = 1, step: float = 1, *, max: float | None = None, jitter: float = 0.0
-) -> Backoff:  # noqa: A002
+) -> Backoff:
     """Wait ``start + step * (retry - 1)`` seconds: ``linear(start=2, step=3)`` waits 2, 5, 8, ...
 
     ``max`` optionally caps every wait; ``jitter`` (0 to 1) randomly shortens waits.
