@@ -269,41 +269,41 @@ _RELEASE = """
 """
 
 # The second branch recognises a retried call whose first attempt committed.
-_FINISH = f"""
+_FINISH = """
     WITH u AS (
-        UPDATE {{s}}.runs SET status = $4, output = $5, error = $6, owner = NULL,
+        UPDATE {s}.runs SET status = $4, output = $5, error = $6, owner = NULL,
                             lease_expires_at = NULL, updated_at = extract(epoch FROM now()),
                             finish_nonce = $7
         WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
-        RETURNING {_RUN_COLUMNS}
+        RETURNING {run_columns}
     )
-    SELECT {_RUN_COLUMNS} FROM u
+    SELECT {run_columns} FROM u
     UNION ALL
-    SELECT {_RUN_COLUMNS} FROM {{s}}.runs
+    SELECT {run_columns} FROM {s}.runs
     WHERE app = $1 AND run_id = $2 AND token = $3 AND finish_nonce = $7
       AND NOT EXISTS (SELECT 1 FROM u)
 """
 
-_CANCEL = f"""
-    UPDATE {{s}}.runs SET
+_CANCEL = """
+    UPDATE {s}.runs SET
         cancel_requested = cancel_requested OR status = 'running',
         status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
         updated_at = CASE WHEN status IN ('running', 'failed')
                           THEN extract(epoch FROM now()) ELSE updated_at END
     WHERE app = $1 AND run_id = $2
-    RETURNING {_RUN_COLUMNS}
+    RETURNING {run_columns}
 """
 
-_GET_RUN = f"SELECT {_RUN_COLUMNS} FROM {{s}}.runs WHERE app = $1 AND run_id = $2"
+_GET_RUN = "SELECT {run_columns} FROM {s}.runs WHERE app = $1 AND run_id = $2"
 
-_LOAD_RUN = f"""
-    SELECT {_RUN_COLUMNS}, st.*
-    FROM {{s}}.runs LEFT JOIN LATERAL ({_STEP_ARRAYS}) st ON true
+_LOAD_RUN = """
+    SELECT {run_columns}, st.*
+    FROM {s}.runs LEFT JOIN LATERAL ({step_arrays}) st ON true
     WHERE app = $1 AND run_id = $2
 """
 
-_LIST_RUNS = f"""
-    SELECT {_RUN_COLUMNS}, run_id FROM {{s}}.runs
+_LIST_RUNS = """
+    SELECT {run_columns}, run_id FROM {s}.runs
     WHERE app = $1 AND ($2::text IS NULL OR status = $2)
       AND ($3::text IS NULL OR workflow = $3)
     ORDER BY created_at DESC, seq DESC
@@ -347,7 +347,11 @@ def _quote_schema(schema: str) -> str:
 def _render(template: str, quoted_schema: str) -> str:
     # The only text ever formatted into SQL is a schema name that
     # _quote_schema validated and quoted; values always travel as parameters.
-    return template.replace("{s}", quoted_schema)
+    return (
+        template.replace("{run_columns}", _RUN_COLUMNS)
+        .replace("{step_arrays}", _STEP_ARRAYS)
+        .replace("{s}", quoted_schema)
+    )
 
 
 def _lock_key(schema: str) -> int:
@@ -432,7 +436,17 @@ def _step_records(row: Any) -> tuple[StepRecord, ...]:
             started_at=started_at,
             finished_at=finished_at,
         )
-        for step_id, position, task, status, result, error, attempts, started_at, finished_at in zip(
+        for (
+            step_id,
+            position,
+            task,
+            status,
+            result,
+            error,
+            attempts,
+            started_at,
+            finished_at,
+        ) in zip(
             row["step_ids"],
             row["positions"],
             row["tasks"],
@@ -580,9 +594,11 @@ class PostgresStore(Store):
         attempt = 1
         while True:
             try:
-                if self._pool is None:
+                pool = self._pool
+                if pool is None:
                     await self.open()
-                async with self._pool.acquire() as conn:
+                    pool = self._pool
+                async with pool.acquire() as conn:
                     return await op(conn)
             except DurableError:
                 raise
@@ -671,9 +687,7 @@ class PostgresStore(Store):
         stored = await self._fetchrow(_GET_STEP, app, run_id, step.step_id)
         return SavedStep(_stored_step(step.step_id, stored), row["cancel_requested"])
 
-    async def renew_lease(
-        self, app: str, run_id: str, token: int, lease_ttl: float
-    ) -> LeaseState:
+    async def renew_lease(self, app: str, run_id: str, token: int, lease_ttl: float) -> LeaseState:
         row = await self._fetchrow(_RENEW, app, run_id, token, lease_ttl)
         if row is None:
             return LeaseState.LOST
@@ -695,9 +709,7 @@ class PostgresStore(Store):
     ) -> RunRecord:
         _check_json("output", output)
         _check_json("error", error)
-        row = await self._fetchrow(
-            _FINISH, app, run_id, token, status, output, error, uuid.uuid4()
-        )
+        row = await self._fetchrow(_FINISH, app, run_id, token, status, output, error, uuid.uuid4())
         if row is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
         return _run_record(app, run_id, row)
