@@ -26,11 +26,10 @@ from durable.errors import (
     ConfigurationError,
     DurableError,
     LeaseLostError,
-    RunIdError,
-    SerializationError,
     StoreError,
     StoreUnavailableError,
 )
+from durable.stores._checks import check_json, check_names
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -359,17 +358,6 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _check_text(what: str, value: str | None) -> None:
-    # PostgreSQL text cannot hold NUL; refuse it before it reaches the server.
-    if value is not None and "\x00" in value:
-        raise RunIdError(f"{what} must not contain a NUL character: {value!r}")
-
-
-def _check_json(what: str, value: str | None) -> None:
-    if value is not None and "\x00" in value:
-        raise SerializationError(f"{what} must not contain a raw NUL character")
-
-
 def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(
         exc,
@@ -630,16 +618,15 @@ class PostgresStore(Store):
         steal_from: str | None = None,
         resume: bool = False,
     ) -> Claim:
-        for what, value in (
-            ("app", new.app),
-            ("run id", new.run_id),
-            ("workflow name", new.workflow),
-            ("parent run id", new.parent_run_id),
-            ("owner", owner),
-            ("steal_from", steal_from),
-        ):
-            _check_text(what, value)
-        _check_json("inputs", new.inputs)
+        check_names(
+            app=new.app,
+            run_id=new.run_id,
+            workflow_name=new.workflow,
+            parent_run_id=new.parent_run_id,
+            owner=owner,
+            steal_from=steal_from,
+        )
+        check_json(inputs=new.inputs)
         row = await self._fetchrow(
             _CLAIM,
             new.app,
@@ -658,10 +645,8 @@ class PostgresStore(Store):
         )
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
-        _check_text("step id", step.step_id)
-        _check_text("task name", step.task)
-        _check_json("step result", step.result)
-        _check_json("step error", step.error)
+        check_names(step_id=step.step_id, task_name=step.task)
+        check_json(step_result=step.result, step_error=step.error)
         row = await self._fetchrow(
             _SAVE_STEP,
             app,
@@ -707,8 +692,7 @@ class PostgresStore(Store):
         output: str | None = None,
         error: str | None = None,
     ) -> RunRecord:
-        _check_json("output", output)
-        _check_json("error", error)
+        check_json(output=output, error=error)
         row = await self._fetchrow(_FINISH, app, run_id, token, status, output, error, uuid.uuid4())
         if row is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
@@ -743,9 +727,8 @@ class PostgresStore(Store):
         return [_run_record(app, row["run_id"], row) for row in rows]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
-        _check_text("run id", run_id)
-        _check_text("signal name", name)
-        _check_json("signal payload", payload)
+        check_names(app=app, run_id=run_id, signal_name=name)
+        check_json(signal_payload=payload)
         row = await self._fetchrow(_SEND_SIGNAL, app, run_id, name, payload, uuid.uuid4())
         return int(row["idx"])
 

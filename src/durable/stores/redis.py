@@ -1,0 +1,581 @@
+"""RedisStore: the Store contract on Redis, through redis.asyncio.
+
+Each write is one Lua script run atomically on the server, so it costs one
+round trip; lease times come from the Redis server clock (``TIME``). Records
+of an unfinished run never expire; ``finished_ttl`` optionally expires the
+records of finished runs.
+
+Redis keeps data in memory: configure persistence (``appendonly yes`` with
+``appendfsync always`` or ``everysec``) for the durability you need. Install
+the driver with ``pip install python-durable[redis]``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
+from durable.stores._checks import check_json, check_names
+from durable.stores.base import (
+    Claim,
+    FinalStatus,
+    LeaseState,
+    NewRun,
+    RunRecord,
+    RunStatus,
+    SavedStep,
+    StepRecord,
+    Store,
+)
+
+__all__ = ["RedisStore", "from_url"]
+
+_T = TypeVar("_T")
+
+
+class _Keys:
+    """Every key the store uses, built in this one place.
+
+    ``{prefix}:run:{len(app)}:{app}:{run_id}`` and friends: the length makes the
+    key unambiguous whatever characters app names and run ids contain.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _scoped(self, kind: str, app: str, run_id: str) -> str:
+        return f"{self.prefix}:{kind}:{len(app)}:{app}:{run_id}"
+
+    def run(self, app: str, run_id: str) -> str:
+        """Hash of the run record's fields."""
+        return self._scoped("run", app, run_id)
+
+    def steps(self, app: str, run_id: str) -> str:
+        """Hash of step id -> encoded step."""
+        return self._scoped("steps", app, run_id)
+
+    def signals(self, app: str, run_id: str) -> str:
+        """Hash of signal payloads, per-name counters and sender nonces."""
+        return self._scoped("signals", app, run_id)
+
+    def index(self, app: str) -> str:
+        """Sorted set of the app's run ids scored by creation time."""
+        return f"{self.prefix}:index:{app}"
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this prefix."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
+        return f"{escaped}:*"
+
+
+# Lua numbers become integers in replies and lose digits when passed to
+# commands as numbers, so times travel as "%.17g" strings: exact for doubles.
+_PRELUDE = """
+local function now()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function fmt(x) return string.format('%.17g', x) end
+local function owned(run, token)
+    local r = redis.call('HMGET', run, 'status', 'token', 'cancel')
+    return r[1] == 'running' and r[2] == token, r[3]
+end
+"""
+
+# KEYS: run, steps, signals, index
+# ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
+#       steal_from, resume, nonce
+_CLAIM = (
+    _PRELUDE
+    + """
+local run, steps, signals = KEYS[1], KEYS[2], KEYS[3]
+local t = now()
+local lease = fmt(t + tonumber(ARGV[7]))
+if redis.call('EXISTS', run) == 0 then
+    redis.call('HSET', run, 'workflow', ARGV[2], 'status', 'running', 'inputs', ARGV[3],
+        'owner', ARGV[6], 'token', '1', 'lease', lease, 'attempts', '1', 'cancel', '0',
+        'created', fmt(t), 'updated', fmt(t), 'claim_nonce', ARGV[11])
+    if ARGV[4] == '1' then redis.call('HSET', run, 'parent', ARGV[5]) end
+    redis.call('DEL', steps)
+    redis.call('PERSIST', signals)
+    redis.call('ZADD', KEYS[4], fmt(t), ARGV[1])
+    return {1, redis.call('HGETALL', run), {}}
+end
+local r = {}
+local flat = redis.call('HGETALL', run)
+for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+local acquired = false
+if r.claim_nonce == ARGV[11] and r.status == 'running' then
+    -- A retry of a call whose first attempt ran: the run is already ours.
+    redis.call('HSET', run, 'lease', lease, 'updated', fmt(t))
+    acquired = true
+elseif r.workflow == ARGV[2] then
+    local restart = r.status == 'failed' or (r.status == 'cancelled' and ARGV[10] == '1')
+    local takeover = r.status == 'running' and (
+        (r.lease ~= nil and tonumber(r.lease) <= t)
+        or (ARGV[8] == '1' and r.owner == ARGV[9]))
+    if restart then
+        local all = redis.call('HGETALL', steps)
+        for i = 1, #all, 2 do
+            if string.sub(all[i + 1], 1, 1) == 'f' then redis.call('HDEL', steps, all[i]) end
+        end
+        redis.call('HDEL', run, 'error')
+        redis.call('HSET', run, 'cancel', '0')
+        -- A finished run may carry finished_ttl; a running one must never expire.
+        redis.call('PERSIST', run)
+        redis.call('PERSIST', steps)
+        redis.call('PERSIST', signals)
+    end
+    if restart or takeover then
+        redis.call('HINCRBY', run, 'token', 1)
+        redis.call('HINCRBY', run, 'attempts', 1)
+        redis.call('HSET', run, 'status', 'running', 'owner', ARGV[6], 'lease', lease,
+            'updated', fmt(t), 'claim_nonce', ARGV[11])
+        redis.call('HDEL', run, 'finish_nonce')
+        acquired = true
+    end
+end
+return {acquired and 1 or 0, redis.call('HGETALL', run), redis.call('HGETALL', steps)}
+"""
+)
+
+# KEYS: run, steps. ARGV: token, step_id, encoded step.
+# Returns nil when fenced, else {cancel, 1} when stored or {cancel, 0, existing}.
+_SAVE_STEP = (
+    _PRELUDE
+    + """
+local ok, cancel = owned(KEYS[1], ARGV[1])
+if not ok then return nil end
+if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 1 then return {cancel, 1} end
+return {cancel, 0, redis.call('HGET', KEYS[2], ARGV[2])}
+"""
+)
+
+# KEYS: run. ARGV: token, ttl. Returns nil when lost, else the cancel flag.
+_RENEW = (
+    _PRELUDE
+    + """
+local ok, cancel = owned(KEYS[1], ARGV[1])
+if not ok then return nil end
+local t = now()
+redis.call('HSET', KEYS[1], 'lease', fmt(t + tonumber(ARGV[2])), 'updated', fmt(t))
+return cancel
+"""
+)
+
+# KEYS: run. ARGV: token.
+_RELEASE = (
+    _PRELUDE
+    + """
+if not owned(KEYS[1], ARGV[1]) then return 0 end
+local t = fmt(now())
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('HSET', KEYS[1], 'lease', t, 'updated', t)
+return 1
+"""
+)
+
+# KEYS: run, steps, signals.
+# ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep).
+_FINISH = (
+    _PRELUDE
+    + """
+local run = KEYS[1]
+if not owned(run, ARGV[1]) then
+    -- A retry of a call whose first attempt committed returns the same answer.
+    local r = redis.call('HMGET', run, 'token', 'finish_nonce')
+    if r[1] == ARGV[1] and r[2] == ARGV[7] then return redis.call('HGETALL', run) end
+    return nil
+end
+redis.call('HSET', run, 'status', ARGV[2], 'updated', fmt(now()), 'finish_nonce', ARGV[7])
+redis.call('HDEL', run, 'owner', 'lease', 'output', 'error')
+if ARGV[3] == '1' then redis.call('HSET', run, 'output', ARGV[4]) end
+if ARGV[5] == '1' then redis.call('HSET', run, 'error', ARGV[6]) end
+if ARGV[8] ~= '' then
+    for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
+end
+return redis.call('HGETALL', run)
+"""
+)
+
+# KEYS: run.
+_CANCEL = (
+    _PRELUDE
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return nil end
+if status == 'running' then
+    redis.call('HSET', KEYS[1], 'cancel', '1', 'updated', fmt(now()))
+elseif status == 'failed' then
+    redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', fmt(now()))
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+)
+
+# KEYS: signals, run. ARGV: name, payload, nonce.
+# The nonce makes a retried call return the index of its first attempt.
+_SEND_SIGNAL = """
+local seen = redis.call('HGET', KEYS[1], 'k:' .. ARGV[3])
+if seen then return tonumber(seen) end
+local idx = redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[1], 1) - 1
+redis.call('HSET', KEYS[1], 'v:' .. idx .. ':' .. ARGV[1], ARGV[2], 'k:' .. ARGV[3], idx)
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return idx
+"""
+
+_LIST_PAGE = 200
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8")
+
+
+def _float(value: bytes | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _run_record(app: str, run_id: str, flat: Sequence[bytes] | dict[bytes, bytes]) -> RunRecord:
+    fields = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def opt(name: bytes) -> str | None:
+        value = fields.get(name)
+        return None if value is None else _text(value)
+
+    return RunRecord(
+        app=app,
+        run_id=run_id,
+        workflow=_text(fields[b"workflow"]),
+        status=cast(RunStatus, _text(fields[b"status"])),
+        inputs=_text(fields[b"inputs"]),
+        output=opt(b"output"),
+        error=opt(b"error"),
+        owner=opt(b"owner"),
+        token=int(fields[b"token"]),
+        lease_expires_at=_float(fields.get(b"lease")),
+        attempts=int(fields[b"attempts"]),
+        cancel_requested=fields[b"cancel"] == b"1",
+        parent_run_id=opt(b"parent"),
+        created_at=float(fields[b"created"]),
+        updated_at=float(fields[b"updated"]),
+    )
+
+
+def _encode_step(step: StepRecord) -> str:
+    # The status letter first lets the claim script drop failed steps without
+    # parsing JSON; ASCII-only JSON round-trips every str exactly.
+    body = json.dumps(
+        [
+            step.position,
+            step.task,
+            step.result,
+            step.error,
+            step.attempts,
+            step.started_at,
+            step.finished_at,
+        ],
+        separators=(",", ":"),
+    )
+    return ("f" if step.status == "failed" else "c") + body
+
+
+def _decode_step(step_id: str, blob: bytes) -> StepRecord:
+    position, task, result, error, attempts, started_at, finished_at = json.loads(blob[1:])
+    return StepRecord(
+        step_id=step_id,
+        position=position,
+        task=task,
+        status="failed" if blob[:1] == b"f" else "completed",
+        result=result,
+        error=error,
+        attempts=attempts,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+
+
+def _decode_steps(flat: Sequence[bytes] | dict[bytes, bytes]) -> tuple[StepRecord, ...]:
+    pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
+    steps = [_decode_step(_text(step_id), blob) for step_id, blob in pairs]
+    steps.sort(key=lambda s: (s.position, s.step_id))
+    return tuple(steps)
+
+
+def _flag(value: str | None) -> tuple[str, str]:
+    return ("0", "") if value is None else ("1", value)
+
+
+class RedisStore(Store):
+    """A Store in Redis, shared by every process that uses the same server and prefix.
+
+    ``prefix`` namespaces every key. ``finished_ttl`` (seconds) expires the
+    records of a run once it is finished; by default they are kept forever.
+    Connection failures are retried a few times by the client (every script
+    is idempotent under retry), then raise
+    :class:`~durable.errors.StoreUnavailableError`.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        prefix: str = "durable",
+        finished_ttl: float | None = None,
+    ) -> None:
+        if not prefix:
+            raise ConfigurationError("the Redis key prefix must not be empty")
+        if finished_ttl is not None and finished_ttl <= 0:
+            raise ConfigurationError("finished_ttl must be positive, or None to keep runs")
+        self.url = url
+        self.prefix = prefix
+        self.finished_ttl = finished_ttl
+        self._keys = _Keys(prefix)
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.prefix!r})"
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = aioredis.Redis.from_url(
+            self.url,
+            decode_responses=False,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5),
+        )
+        try:
+            await client.ping()
+        except BaseException as exc:
+            await client.aclose()
+            if isinstance(exc, Exception):
+                raise _translate(exc) from exc
+            raise
+        if self._client is not None:
+            # Another task opened the store while we were connecting.
+            await client.aclose()
+            return
+        self._client = client
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("claim", _CLAIM),
+                ("save_step", _SAVE_STEP),
+                ("renew", _RENEW),
+                ("release", _RELEASE),
+                ("finish", _FINISH),
+                ("cancel", _CANCEL),
+                ("send_signal", _SEND_SIGNAL),
+            )
+        }
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _connected(self) -> Any:
+        if self._client is None:
+            await self.open()
+        return self._client
+
+    async def _call(self, awaitable: Awaitable[_T]) -> _T:
+        try:
+            return await awaitable
+        except redis.exceptions.RedisError as exc:
+            raise _translate(exc) from exc
+
+    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        await self._connected()
+        return await self._call(self._scripts[name](keys=keys, args=args))
+
+    async def claim_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        lease_ttl: float,
+        steal_from: str | None = None,
+        resume: bool = False,
+    ) -> Claim:
+        check_names(
+            app=new.app,
+            run_id=new.run_id,
+            workflow_name=new.workflow,
+            parent_run_id=new.parent_run_id,
+            owner=owner,
+            steal_from=steal_from,
+        )
+        check_json(inputs=new.inputs)
+        k = self._keys
+        acquired, run, steps = await self._script(
+            "claim",
+            [
+                k.run(new.app, new.run_id),
+                k.steps(new.app, new.run_id),
+                k.signals(new.app, new.run_id),
+                k.index(new.app),
+            ],
+            [
+                new.run_id,
+                new.workflow,
+                new.inputs,
+                *_flag(new.parent_run_id),
+                owner,
+                repr(float(lease_ttl)),
+                *_flag(steal_from),
+                "1" if resume else "0",
+                uuid.uuid4().hex,
+            ],
+        )
+        return Claim(
+            _run_record(new.app, new.run_id, run), _decode_steps(steps), acquired=acquired == 1
+        )
+
+    async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
+        check_names(step_id=step.step_id, task_name=step.task)
+        check_json(step_result=step.result, step_error=step.error)
+        reply = await self._script(
+            "save_step",
+            [self._keys.run(app, run_id), self._keys.steps(app, run_id)],
+            [str(token), step.step_id, _encode_step(step)],
+        )
+        if reply is None:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+        cancel = reply[0] == b"1"
+        if reply[1] == 1:
+            return SavedStep(step, cancel)
+        return SavedStep(_decode_step(step.step_id, reply[2]), cancel)
+
+    async def renew_lease(self, app: str, run_id: str, token: int, lease_ttl: float) -> LeaseState:
+        cancel = await self._script(
+            "renew", [self._keys.run(app, run_id)], [str(token), repr(float(lease_ttl))]
+        )
+        if cancel is None:
+            return LeaseState.LOST
+        return LeaseState.CANCEL_REQUESTED if cancel == b"1" else LeaseState.OWNED
+
+    async def release_run(self, app: str, run_id: str, token: int) -> None:
+        await self._script("release", [self._keys.run(app, run_id)], [str(token)])
+
+    async def finish_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        status: FinalStatus,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+    ) -> RunRecord:
+        check_json(output=output, error=error)
+        k = self._keys
+        ttl_ms = "" if self.finished_ttl is None else str(max(1, round(self.finished_ttl * 1000)))
+        run = await self._script(
+            "finish",
+            [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id)],
+            [str(token), status, *_flag(output), *_flag(error), uuid.uuid4().hex, ttl_ms],
+        )
+        if run is None:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+        return _run_record(app, run_id, run)
+
+    async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
+        run = await self._script("cancel", [self._keys.run(app, run_id)], [])
+        return None if run is None else _run_record(app, run_id, run)
+
+    async def load_run(
+        self, app: str, run_id: str
+    ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
+        client = await self._connected()
+        # MULTI/EXEC: one round trip and one consistent view of run and steps.
+        pipe = client.pipeline(transaction=True)
+        pipe.hgetall(self._keys.run(app, run_id))
+        pipe.hgetall(self._keys.steps(app, run_id))
+        run, steps = await self._call(pipe.execute())
+        if not run:
+            return None
+        return _run_record(app, run_id, run), _decode_steps(steps)
+
+    async def get_run(self, app: str, run_id: str) -> RunRecord | None:
+        client = await self._connected()
+        run = await self._call(client.hgetall(self._keys.run(app, run_id)))
+        return _run_record(app, run_id, run) if run else None
+
+    async def list_runs(
+        self,
+        app: str,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[RunRecord]:
+        client = await self._connected()
+        index = self._keys.index(app)
+        found: list[RunRecord] = []
+        expired: list[bytes] = []
+        offset = 0
+        while len(found) < limit:
+            ids = await self._call(client.zrevrange(index, offset, offset + _LIST_PAGE - 1))
+            if not ids:
+                break
+            offset += len(ids)
+            pipe = client.pipeline(transaction=False)
+            for raw_id in ids:
+                pipe.hgetall(self._keys.run(app, _text(raw_id)))
+            for raw_id, fields in zip(ids, await self._call(pipe.execute()), strict=True):
+                if not fields:
+                    expired.append(raw_id)
+                    continue
+                run = _run_record(app, _text(raw_id), fields)
+                if (status is None or run.status == status) and (
+                    workflow is None or run.workflow == workflow
+                ):
+                    found.append(run)
+        if expired:
+            # Runs removed by finished_ttl leave their index entry behind.
+            await self._call(client.zrem(index, *expired))
+        return found[:limit]
+
+    async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
+        check_names(app=app, run_id=run_id, signal_name=name)
+        check_json(signal_payload=payload)
+        index = await self._script(
+            "send_signal",
+            [self._keys.signals(app, run_id), self._keys.run(app, run_id)],
+            [name, payload, uuid.uuid4().hex],
+        )
+        return int(index)
+
+    async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
+        client = await self._connected()
+        payload = await self._call(
+            client.hget(self._keys.signals(app, run_id), f"v:{index}:{name}")
+        )
+        return None if payload is None else _text(payload)
+
+
+def _translate(exc: Exception) -> Exception:
+    """The durable error to raise for a driver error (the one translation point)."""
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError):
+        return StoreUnavailableError(f"Redis is unavailable: {exc}")
+    if isinstance(exc, redis.exceptions.RedisError):
+        return StoreError(f"Redis error: {exc}")
+    return exc
+
+
+def from_url(url: str) -> RedisStore:
+    """A store for a ``redis://``, ``rediss://`` or ``unix://`` URL."""
+    scheme = url.partition("://")[0]
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"not a Redis URL: {scheme}://...")
+    return RedisStore(url)
