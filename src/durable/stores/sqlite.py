@@ -1,0 +1,874 @@
+"""SQLiteStore: the Store contract in one local SQLite file, through aiosqlite.
+
+Every operation is one plain function run on aiosqlite's connection thread,
+so a transaction is never interleaved with another coroutine's statements and
+each call costs one hop between the event loop and that thread. Concurrent
+``save_step`` calls are grouped into one transaction (group commit): the
+fsync of a commit is paid once for the whole group, and each caller resumes
+only after the commit holding its own row succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Final, Literal, TypeVar
+
+import aiosqlite
+
+from durable.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    StoreCorruptedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from durable.stores.base import (
+    Claim,
+    FinalStatus,
+    LeaseState,
+    NewRun,
+    RunRecord,
+    RunStatus,
+    SavedStep,
+    StepRecord,
+    Store,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION: Final = 1
+
+_MAGIC: Final = b"SQLite format 3\x00"
+
+# Primary result codes (the low byte of extended codes), from sqlite3.h.
+_PERM, _BUSY, _LOCKED, _READONLY, _IOERR = 3, 5, 6, 8, 10
+_CORRUPT, _FULL, _CANTOPEN, _NOTADB = 11, 13, 14, 26
+_ENVIRONMENTAL: Final = frozenset(
+    {_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB}
+)
+
+_SYNCHRONOUS_PRAGMAS: Final = {
+    "FULL": "PRAGMA synchronous = FULL",
+    "NORMAL": "PRAGMA synchronous = NORMAL",
+}
+
+_SCHEMA: Final = (
+    "CREATE TABLE durable_schema (version INTEGER NOT NULL)",
+    # A rowid table: inputs can be large, and WITHOUT ROWID tables are at their
+    # best with small rows.
+    """CREATE TABLE durable_runs (
+        app TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        output TEXT,
+        error TEXT,
+        owner TEXT,
+        token INTEGER NOT NULL,
+        lease_expires_at REAL,
+        attempts INTEGER NOT NULL,
+        cancel_requested INTEGER NOT NULL,
+        parent_run_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (app, run_id)
+    )""",
+    "CREATE INDEX durable_runs_newest ON durable_runs (app, created_at)",
+    # WITHOUT ROWID: the primary key is the table, so the hot-path insert
+    # writes one b-tree instead of a table plus a unique index.
+    """CREATE TABLE durable_steps (
+        app TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        task TEXT NOT NULL,
+        status TEXT NOT NULL,
+        result TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        PRIMARY KEY (app, run_id, step_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE durable_signals (
+        app TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (app, run_id, name, idx)
+    ) WITHOUT ROWID""",
+)
+
+# The run and its steps in one statement (so one snapshot): row kind 0 is the
+# run, kind 1 the steps. A UNION rather than a join so that a large ``inputs``
+# is not repeated on every step row.
+_LOAD_SQL: Final = """
+    SELECT 0, workflow, status, inputs, output, error, owner, token, lease_expires_at,
+           attempts, cancel_requested, parent_run_id, created_at, updated_at
+    FROM durable_runs WHERE app = ?1 AND run_id = ?2
+    UNION ALL
+    SELECT 1, step_id, position, task, status, result, error, attempts,
+           started_at, finished_at, NULL, NULL, NULL, NULL
+    FROM durable_steps WHERE app = ?1 AND run_id = ?2
+    ORDER BY 1, 3
+"""
+
+_GET_SQL: Final = """
+    SELECT workflow, status, inputs, output, error, owner, token, lease_expires_at,
+           attempts, cancel_requested, parent_run_id, created_at, updated_at
+    FROM durable_runs WHERE app = ? AND run_id = ?
+"""
+
+_INSERT_RUN_SQL: Final = """
+    INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
+                              token, lease_expires_at, attempts, cancel_requested,
+                              parent_run_id, created_at, updated_at)
+    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?)
+"""
+
+_TAKE_RUN_SQL: Final = """
+    UPDATE durable_runs
+    SET status = 'running', error = ?, owner = ?, token = ?, lease_expires_at = ?,
+        attempts = ?, cancel_requested = ?, updated_at = ?
+    WHERE app = ? AND run_id = ?
+"""
+
+# The hot path: the fencing check, the first-writer-wins insert and the read of
+# the cancel flag in a single statement. No row back means a fenced-out token or
+# an existing step; only then is a second statement needed to tell which.
+_SAVE_STEP_SQL: Final = """
+    INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
+                               error, attempts, started_at, finished_at)
+    SELECT ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+    WHERE EXISTS (SELECT 1 FROM durable_runs
+                  WHERE app = ?1 AND run_id = ?2 AND token = ?3 AND status = 'running')
+    ON CONFLICT DO NOTHING
+    RETURNING (SELECT cancel_requested FROM durable_runs WHERE app = ?1 AND run_id = ?2)
+"""
+
+_SAVE_MISS_SQL: Final = """
+    SELECT r.status, r.token, r.cancel_requested, s.position, s.task, s.status, s.result,
+           s.error, s.attempts, s.started_at, s.finished_at
+    FROM durable_runs AS r
+    LEFT JOIN durable_steps AS s
+      ON s.app = r.app AND s.run_id = r.run_id AND s.step_id = ?3
+    WHERE r.app = ?1 AND r.run_id = ?2
+"""
+
+_RENEW_SQL: Final = """
+    UPDATE durable_runs SET lease_expires_at = ?, updated_at = ?
+    WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
+    RETURNING cancel_requested
+"""
+
+_RELEASE_SQL: Final = """
+    UPDATE durable_runs SET owner = NULL, lease_expires_at = ?1, updated_at = ?1
+    WHERE app = ?2 AND run_id = ?3 AND token = ?4 AND status = 'running'
+"""
+
+_FINISH_SQL: Final = """
+    UPDATE durable_runs
+    SET status = ?, output = ?, error = ?, owner = NULL, lease_expires_at = NULL,
+        updated_at = ?
+    WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
+    RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
+           attempts, cancel_requested, parent_run_id, created_at, updated_at
+"""
+
+# SET expressions all see the row as it was before the update.
+_CANCEL_SQL: Final = """
+    UPDATE durable_runs
+    SET cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
+        status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
+        updated_at = CASE WHEN status IN ('running', 'failed') THEN ?1 ELSE updated_at END
+    WHERE app = ?2 AND run_id = ?3
+    RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
+           attempts, cancel_requested, parent_run_id, created_at, updated_at
+"""
+
+_LIST_SQL: Final = """
+    SELECT run_id, workflow, status, inputs, output, error, owner, token, lease_expires_at,
+           attempts, cancel_requested, parent_run_id, created_at, updated_at FROM durable_runs
+    WHERE app = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR workflow = ?3)
+    ORDER BY created_at DESC, rowid DESC
+    LIMIT ?4
+"""
+
+# One statement, so the index is computed under the write lock it takes.
+_SEND_SIGNAL_SQL: Final = """
+    INSERT INTO durable_signals (app, run_id, name, idx, payload)
+    SELECT ?1, ?2, ?3, coalesce(max(idx) + 1, 0), ?4
+    FROM durable_signals WHERE app = ?1 AND run_id = ?2 AND name = ?3
+    RETURNING idx
+"""
+
+_READ_SIGNAL_SQL: Final = """
+    SELECT payload FROM durable_signals WHERE app = ? AND run_id = ? AND name = ? AND idx = ?
+"""
+
+_StepParams = tuple[str, str, int, str, int, str, str, str | None, str | None, int, float, float]
+# What one save came to: the stored step, None when fenced out, or the error it raised.
+_SaveOutcome = SavedStep | None | Exception
+
+
+class SQLiteStore(Store):
+    """A Store in a local SQLite file: durable across crashes of the process.
+
+    ``path`` is the database file; it is created with mode 0600 when missing.
+    The file is opened in WAL mode on first use, so readers never block the
+    writer, and several processes on the same machine may share it.
+
+    ``synchronous="FULL"`` (the default) makes every commit survive a power
+    loss or OS crash. ``"NORMAL"`` is faster: a commit still survives a crash of
+    the process, but the last commits before a power loss or OS crash may be
+    lost (the database itself stays consistent).
+
+    ``busy_timeout`` is how long, in seconds, an operation waits for another
+    connection's write transaction before it fails with
+    :class:`~durable.errors.StoreUnavailableError`.
+
+    A file that is not a SQLite database, or a truncated one, raises
+    :class:`~durable.errors.StoreCorruptedError` from :meth:`open` and is left
+    untouched.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "durable.db",
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout: float = 30.0,
+    ) -> None:
+        path = os.fspath(path)
+        if not path:
+            raise ConfigurationError("SQLite path must not be empty")
+        mode = str(synchronous).upper()
+        if mode not in _SYNCHRONOUS_PRAGMAS:
+            raise ConfigurationError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
+        try:
+            timeout = float(busy_timeout)
+        except (TypeError, ValueError):
+            timeout = math.nan
+        if not 0 <= timeout < math.inf:
+            raise ConfigurationError(
+                f"busy_timeout must be a finite number of seconds >= 0, got {busy_timeout!r}"
+            )
+        self._path = path
+        self._synchronous = mode
+        self._busy_timeout = timeout
+        self._conn: aiosqlite.Connection | None = None
+        self._run: Callable[..., Awaitable[Any]] | None = None
+        self._db: sqlite3.Connection | None = None  # used on the connection thread only
+        self._open_lock = asyncio.Lock()
+        self._pending: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """A store for ``sqlite:///relative/path`` or ``sqlite:////absolute/path``.
+
+        Query parameters ``synchronous`` and ``busy_timeout`` set the options of
+        the same name, e.g. ``sqlite:///jobs.db?synchronous=NORMAL``.
+        """
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme.lower() != "sqlite":
+            raise ConfigurationError(f"not a sqlite:// URL: {url!r}")
+        if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+            raise ConfigurationError(
+                f"SQLite URL {url!r} must look like 'sqlite:///relative/path' "
+                "or 'sqlite:////absolute/path'"
+            )
+        path = urllib.parse.unquote(parts.path[1:])
+        options = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        synchronous = options.pop("synchronous", "FULL").upper()
+        raw_timeout = options.pop("busy_timeout", "30")
+        if options:
+            raise ConfigurationError(
+                f"SQLite URL {url!r}: unknown options {sorted(options)}; "
+                "known: synchronous, busy_timeout"
+            )
+        mode: Literal["FULL", "NORMAL"]
+        if synchronous == "FULL":
+            mode = "FULL"
+        elif synchronous == "NORMAL":
+            mode = "NORMAL"
+        else:
+            raise ConfigurationError(
+                f"SQLite URL {url!r}: synchronous must be FULL or NORMAL, got {synchronous!r}"
+            )
+        try:
+            busy_timeout = float(raw_timeout)
+        except ValueError:
+            raise ConfigurationError(
+                f"SQLite URL {url!r}: busy_timeout must be a number of seconds"
+            ) from None
+        return cls(path, synchronous=mode, busy_timeout=busy_timeout)
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self._path!r}, synchronous={self._synchronous!r})"
+
+    # -- connection --------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        async with self._open_lock:
+            if self._conn is not None:
+                return
+            conn = aiosqlite.Connection(self._connect_sync, iter_chunk_size=64)
+            # aiosqlite's worker thread is not a daemon: a program that forgets
+            # close() would hang at exit waiting for it. Committed data is
+            # already on disk, so nothing is lost by letting the thread die.
+            thread = getattr(conn, "_thread", None)
+            if isinstance(thread, threading.Thread) and thread.ident is None:
+                thread.daemon = True
+            try:
+                await conn
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            # aiosqlite has no public way to run a function on its connection
+            # thread; ``_execute`` is what its own methods use (0.17 to 0.22 at
+            # least). Running a whole transaction there in one hop is what keeps
+            # transactions from interleaving and makes a checkpoint one hop.
+            run = getattr(conn, "_execute", None)
+            if not callable(run):
+                await conn.close()
+                raise StoreError(
+                    f"this aiosqlite version ({aiosqlite.__version__}) is not supported "
+                    "by SQLiteStore: Connection._execute is missing"
+                )
+            self._run = run
+            self._conn = conn
+
+    async def close(self) -> None:
+        async with self._open_lock:
+            conn = self._conn
+            if conn is None:
+                return
+            while self._flusher is not None:
+                await asyncio.wait({self._flusher})
+            self._conn = None
+            self._run = None
+            self._db = None
+            try:
+                await conn.close()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(db, *args)`` on the connection thread; sqlite errors translated."""
+        if self._run is None:
+            await self.open()
+        assert self._run is not None
+        try:
+            result: _T = await self._run(fn, self._db, *args)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        return result
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        """The one place where sqlite3 errors become durable errors."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        text = str(exc)
+        where = f"SQLite database {self._path!r}"
+        if primary in (_CORRUPT, _NOTADB) or "not a database" in text or "malformed" in text:
+            return StoreCorruptedError(f"{where} is damaged or is not a database: {text}")
+        if primary in (_BUSY, _LOCKED) or "locked" in text:
+            return StoreUnavailableError(
+                f"{where} stayed locked by another connection for more than "
+                f"busy_timeout={self._busy_timeout:g} s: {text}"
+            )
+        if primary == _FULL:
+            return StoreUnavailableError(f"{where}: the disk is full: {text}")
+        if primary in (_READONLY, _PERM, _CANTOPEN):
+            return StoreUnavailableError(f"{where} cannot be opened for writing: {text}")
+        if primary == _IOERR:
+            return StoreUnavailableError(f"{where}: I/O error: {text}")
+        return StoreError(f"{where}: {text}")
+
+    # Runs on the connection thread, as aiosqlite's connector.
+    def _connect_sync(self) -> sqlite3.Connection:
+        if self._path != ":memory:":
+            self._prepare_file()
+        db = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
+        try:
+            # Read before any write: a damaged page 1 fails here, untouched.
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            db.execute("PRAGMA journal_mode = WAL").fetchone()
+            db.execute(_SYNCHRONOUS_PRAGMAS[self._synchronous])
+            self._ensure_schema(db)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        return db
+
+    def _prepare_file(self) -> None:
+        """Create a missing file as 0600; refuse a file that is not SQLite, unmodified."""
+        path = self._path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot create SQLite database {path!r}: {exc.strerror}"
+            ) from exc
+        else:
+            os.close(fd)
+            return
+        try:
+            with open(path, "rb") as f:
+                header = f.read(100)
+                size = os.fstat(f.fileno()).st_size
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot read SQLite database {path!r}: {exc.strerror}"
+            ) from exc
+        if size == 0:
+            return
+        if len(header) < 100 or not header.startswith(_MAGIC):
+            raise StoreCorruptedError(
+                f"{path!r} is not a SQLite database (bad header); it was left untouched"
+            )
+        raw_page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if raw_page_size == 1 else raw_page_size
+        if page_size < 512 or page_size & (page_size - 1):
+            raise StoreCorruptedError(
+                f"SQLite database {path!r} has an invalid header; it was left untouched"
+            )
+        # The page count in the header is trusted only when its validity stamp
+        # matches. With a WAL or rollback journal beside it, a shorter file may
+        # be a crash SQLite is about to repair, so it is not judged here.
+        pages = int.from_bytes(header[28:32], "big")
+        if (
+            header[24:28] == header[92:96]
+            and size < pages * page_size
+            and not os.path.exists(path + "-wal")
+            and not os.path.exists(path + "-journal")
+        ):
+            raise StoreCorruptedError(
+                f"SQLite database {path!r} is truncated ({size} bytes, header says "
+                f"{pages * page_size}); it was left untouched"
+            )
+
+    def _ensure_schema(self, db: sqlite3.Connection) -> None:
+        if _schema_version(db) == SCHEMA_VERSION:
+            return
+        with _write_transaction(db):
+            version = _schema_version(db)
+            if version is None:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.execute("INSERT INTO durable_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"SQLite database {self._path!r} has schema version {version}, newer than "
+                    f"this python-durable supports ({SCHEMA_VERSION}); upgrade python-durable"
+                )
+
+    # -- runs --------------------------------------------------------------
+
+    async def claim_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        lease_ttl: float,
+        steal_from: str | None = None,
+        resume: bool = False,
+    ) -> Claim:
+        return await self._call(_claim_sync, new, owner, lease_ttl, steal_from, resume)
+
+    async def load_run(
+        self, app: str, run_id: str
+    ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
+        return await self._call(_load_sync, app, run_id)
+
+    async def get_run(self, app: str, run_id: str) -> RunRecord | None:
+        row = await self._call(_fetchone, _GET_SQL, (app, run_id))
+        return None if row is None else _run_record(app, run_id, row)
+
+    async def renew_lease(self, app: str, run_id: str, token: int, lease_ttl: float) -> LeaseState:
+        row = await self._call(_renew_sync, app, run_id, token, lease_ttl)
+        if row is None:
+            return LeaseState.LOST
+        return LeaseState.CANCEL_REQUESTED if row[0] else LeaseState.OWNED
+
+    async def release_run(self, app: str, run_id: str, token: int) -> None:
+        await self._call(_release_sync, app, run_id, token)
+
+    async def finish_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        status: FinalStatus,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+    ) -> RunRecord:
+        row = await self._call(_finish_sync, app, run_id, token, status, output, error)
+        if row is None:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+        return _run_record(app, run_id, row)
+
+    async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
+        row = await self._call(_cancel_sync, app, run_id)
+        return None if row is None else _run_record(app, run_id, row)
+
+    async def list_runs(
+        self,
+        app: str,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[RunRecord]:
+        rows = await self._call(_fetchall, _LIST_SQL, (app, status, workflow, limit))
+        return [_run_record(app, row[0], row[1:]) for row in rows]
+
+    # -- signals -----------------------------------------------------------
+
+    async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
+        row = await self._call(_fetchone, _SEND_SIGNAL_SQL, (app, run_id, name, payload))
+        assert row is not None
+        index: int = row[0]
+        return index
+
+    async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
+        row = await self._call(_fetchone, _READ_SIGNAL_SQL, (app, run_id, name, index))
+        return None if row is None else str(row[0])
+
+    # -- steps: group commit -------------------------------------------------
+
+    async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
+        if self._run is None:
+            await self.open()
+        params: _StepParams = (
+            app,
+            run_id,
+            token,
+            step.step_id,
+            step.position,
+            step.task,
+            step.status,
+            step.result,
+            step.error,
+            step.attempts,
+            step.started_at,
+            step.finished_at,
+        )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_SaveOutcome] = loop.create_future()
+        self._pending.append((params, step, future))
+        if self._flusher is None:
+            # The flush runs in its own task, not in a caller: a caller that is
+            # cancelled must not strand the outcome of the others in its batch.
+            self._flusher = loop.create_task(self._flush())
+        outcome = await future
+        if isinstance(outcome, SavedStep):
+            return outcome
+        if outcome is None:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+        if isinstance(outcome, sqlite3.Error):
+            raise self._translate(outcome) from outcome
+        raise outcome
+
+    async def _flush(self) -> None:
+        """Commit everything queued, batch after batch, until the queue is empty.
+
+        While one batch is on the connection thread, new saves queue up and
+        form the next batch, so the batch size follows the load by itself.
+        """
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                run = self._run
+                try:
+                    if run is None:
+                        raise StoreError(f"SQLite database {self._path!r} is closed")
+                    outcomes: list[_SaveOutcome] = await run(
+                        _save_batch_sync, self._db, [(params, step) for params, step, _ in batch]
+                    )
+                except asyncio.CancelledError:
+                    for _, _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:
+                    outcomes = [exc] * len(batch)
+                for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+        finally:
+            self._flusher = None
+            for _, _, future in self._pending:
+                future.cancel()
+            self._pending = []
+
+
+# -- functions run on the connection thread ------------------------------------
+
+
+@contextlib.contextmanager
+def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that
+    # reads first and writes later could fail with SQLITE_BUSY on the upgrade
+    # (two readers each waiting to write) without busy_timeout ever applying.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # Some errors (a full disk, an I/O error) already rolled the transaction back.
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    exists = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_schema'"
+    ).fetchone()
+    if exists is None:
+        return None
+    row = db.execute("SELECT max(version) FROM durable_schema").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _fetchone(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    # fetchall drains the statement, so a write with RETURNING is committed on return.
+    rows = db.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def _fetchall(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    return db.execute(sql, params).fetchall()
+
+
+def _run_record(app: str, run_id: str, row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        app=app,
+        run_id=run_id,
+        workflow=row[0],
+        status=row[1],
+        inputs=row[2],
+        output=row[3],
+        error=row[4],
+        owner=row[5],
+        token=row[6],
+        lease_expires_at=row[7],
+        attempts=row[8],
+        cancel_requested=bool(row[9]),
+        parent_run_id=row[10],
+        created_at=row[11],
+        updated_at=row[12],
+    )
+
+
+def _step_record(step_id: str, row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        step_id=step_id,
+        position=row[0],
+        task=row[1],
+        status=row[2],
+        result=row[3],
+        error=row[4],
+        attempts=row[5],
+        started_at=row[6],
+        finished_at=row[7],
+    )
+
+
+def _load_sync(
+    db: sqlite3.Connection, app: str, run_id: str
+) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
+    rows = db.execute(_LOAD_SQL, (app, run_id)).fetchall()
+    if not rows or rows[0][0] != 0:
+        return None
+    run = _run_record(app, run_id, rows[0][1:])
+    return run, tuple(_step_record(row[1], row[2:]) for row in rows[1:])
+
+
+def _claim_sync(
+    db: sqlite3.Connection,
+    new: NewRun,
+    owner: str,
+    lease_ttl: float,
+    steal_from: str | None,
+    resume: bool,
+) -> Claim:
+    with _write_transaction(db):
+        now = time.time()
+        loaded = _load_sync(db, new.app, new.run_id)
+        if loaded is None:
+            lease = now + lease_ttl
+            db.execute(
+                _INSERT_RUN_SQL,
+                (
+                    new.app,
+                    new.run_id,
+                    new.workflow,
+                    new.inputs,
+                    owner,
+                    lease,
+                    new.parent_run_id,
+                    now,
+                    now,
+                ),
+            )
+            run = RunRecord(
+                app=new.app,
+                run_id=new.run_id,
+                workflow=new.workflow,
+                status="running",
+                inputs=new.inputs,
+                output=None,
+                error=None,
+                owner=owner,
+                token=1,
+                lease_expires_at=lease,
+                attempts=1,
+                cancel_requested=False,
+                parent_run_id=new.parent_run_id,
+                created_at=now,
+                updated_at=now,
+            )
+            return Claim(run, (), acquired=True)
+        run, steps = loaded
+        if run.workflow != new.workflow:
+            return Claim(run, steps, acquired=False)
+        restart = run.status == "failed" or (run.status == "cancelled" and resume)
+        takeover = run.status == "running" and (
+            (run.lease_expires_at is not None and run.lease_expires_at <= now)
+            or (steal_from is not None and run.owner == steal_from)
+        )
+        if not (restart or takeover):
+            return Claim(run, steps, acquired=False)
+        if restart:
+            db.execute(
+                "DELETE FROM durable_steps WHERE app = ? AND run_id = ? AND status = 'failed'",
+                (new.app, new.run_id),
+            )
+            steps = tuple(s for s in steps if s.status != "failed")
+        run = RunRecord(
+            app=run.app,
+            run_id=run.run_id,
+            workflow=run.workflow,
+            status="running",
+            inputs=run.inputs,
+            output=run.output,
+            error=None if restart else run.error,
+            owner=owner,
+            token=run.token + 1,
+            lease_expires_at=now + lease_ttl,
+            attempts=run.attempts + 1,
+            cancel_requested=False if restart else run.cancel_requested,
+            parent_run_id=run.parent_run_id,
+            created_at=run.created_at,
+            updated_at=now,
+        )
+        db.execute(
+            _TAKE_RUN_SQL,
+            (
+                run.error,
+                owner,
+                run.token,
+                run.lease_expires_at,
+                run.attempts,
+                int(run.cancel_requested),
+                now,
+                run.app,
+                run.run_id,
+            ),
+        )
+        return Claim(run, steps, acquired=True)
+
+
+def _renew_sync(db: sqlite3.Connection, app: str, run_id: str, token: int, lease_ttl: float) -> Any:
+    now = time.time()
+    return _fetchone(db, _RENEW_SQL, (now + lease_ttl, now, app, run_id, token))
+
+
+def _release_sync(db: sqlite3.Connection, app: str, run_id: str, token: int) -> None:
+    db.execute(_RELEASE_SQL, (time.time(), app, run_id, token))
+
+
+def _finish_sync(
+    db: sqlite3.Connection,
+    app: str,
+    run_id: str,
+    token: int,
+    status: FinalStatus,
+    output: str | None,
+    error: str | None,
+) -> Any:
+    params = (status, output, error, time.time(), app, run_id, token)
+    return _fetchone(db, _FINISH_SQL, params)
+
+
+def _cancel_sync(db: sqlite3.Connection, app: str, run_id: str) -> Any:
+    return _fetchone(db, _CANCEL_SQL, (time.time(), app, run_id))
+
+
+def _save_one(db: sqlite3.Connection, params: _StepParams, step: StepRecord) -> SavedStep | None:
+    rows = db.execute(_SAVE_STEP_SQL, params).fetchall()
+    if rows:
+        return SavedStep(step, bool(rows[0][0]))
+    row = db.execute(_SAVE_MISS_SQL, (params[0], params[1], step.step_id)).fetchone()
+    if row is None or row[0] != "running" or row[1] != params[2]:
+        return None
+    if row[3] is None:
+        # Steps are deleted only when a run restarts, which changes its token,
+        # so an owned run cannot lose the step that just blocked the insert.
+        raise StoreError(f"step {step.step_id!r} of run {params[1]!r} vanished during save")
+    return SavedStep(_step_record(step.step_id, row[3:]), bool(row[2]))
+
+
+def _save_batch_sync(
+    db: sqlite3.Connection, items: list[tuple[_StepParams, StepRecord]]
+) -> list[_SaveOutcome]:
+    if len(items) == 1:
+        # One statement is its own transaction, and a writing statement takes
+        # the write lock when it starts, so this is as safe as BEGIN IMMEDIATE.
+        return [_save_alone(db, *items[0])]
+    try:
+        with _write_transaction(db):
+            return [_save_one(db, params, step) for params, step in items]
+    except Exception as exc:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _ENVIRONMENTAL:
+            return [exc] * len(items)
+    # One row broke the batch (the transaction was rolled back as a whole): commit
+    # each row on its own so that only its caller sees the error.
+    return [_save_alone(db, params, step) for params, step in items]
+
+
+def _save_alone(db: sqlite3.Connection, params: _StepParams, step: StepRecord) -> _SaveOutcome:
+    try:
+        return _save_one(db, params, step)
+    except Exception as exc:
+        _rollback(db)
+        return exc
