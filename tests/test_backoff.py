@@ -1,0 +1,77 @@
+"""Backoff sequences, jitter bounds and parameter validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from durable.backoff import constant, exponential, linear
+
+
+def test_exponential_matches_the_seed() -> None:
+    """exponential(base=2, max=60) waits 2, 4, 8, 16, 32, then stays at 60."""
+    backoff = exponential(base=2, max=60)
+    assert [backoff(k) for k in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
+
+
+def test_exponential_survives_huge_retry_numbers() -> None:
+    """A very large retry number gives the cap instead of overflowing."""
+    assert exponential(base=2, max=60)(10_000) == 60
+
+
+def test_linear_matches_the_seed() -> None:
+    """linear(start=2, step=3) waits 2, 5, 8, ..."""
+    backoff = linear(start=2, step=3)
+    assert [backoff(k) for k in range(1, 5)] == [2, 5, 8, 11]
+
+
+def test_linear_cap() -> None:
+    """linear's optional max caps the waits."""
+    backoff = linear(start=1, step=10, max=15)
+    assert [backoff(k) for k in range(1, 4)] == [1, 11, 15]
+
+
+def test_constant_matches_the_seed() -> None:
+    """constant(5) waits 5 before every retry."""
+    backoff = constant(5)
+    assert [backoff(k) for k in range(1, 4)] == [5, 5, 5]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: exponential(2, 60, jitter=0.5),
+        lambda: linear(2, 3, jitter=0.5),
+        lambda: constant(5, jitter=0.5),
+    ],
+)
+def test_jitter_stays_within_its_fraction(make: object) -> None:
+    """With jitter=0.5 every wait lies in [w/2, w] and they are not all equal."""
+    jittered = make()  # type: ignore[operator]
+    full = {"exponential": 8.0, "linear": 8.0, "constant": 5.0}
+    wait = next(v for k, v in full.items() if k in type(jittered).__name__.lower())
+    samples = [jittered(3) for _ in range(200)]
+    assert all(wait / 2 <= s <= wait for s in samples)
+    assert len(set(samples)) > 1
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: exponential(base=0), "'base' must be > 0"),
+        (lambda: exponential(base=2, max=-1), "'max' must be >= 0"),
+        (lambda: linear(start=-1), "'start' must be >= 0"),
+        (lambda: constant(float("nan")), "'seconds' must be finite"),
+        (lambda: constant(5, jitter=2), "'jitter' must be in \\[0, 1\\]"),
+        (lambda: constant("5"), "'seconds' must be a number"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_parameters_are_named(factory: object, message: str) -> None:
+    """Invalid backoff parameters raise an error naming the parameter."""
+    with pytest.raises((ValueError, TypeError), match=message):
+        factory()  # type: ignore[operator]
+
+
+def test_retry_numbers_start_at_one() -> None:
+    """Asking for the wait before retry 0 is an error."""
+    with pytest.raises(ValueError, match="start at 1"):
+        constant(1)(0)
