@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests._journal import Journal
 
 from durable import Workflow
 from durable.errors import NonDeterminismError, RunConflictError, TaskFailedError
-from tests._journal import Journal
 
 
 class PaymentDeclined(Exception):
@@ -23,7 +23,7 @@ async def interrupt(call: asyncio.Future[Any], journal: Journal, entries: int) -
     Cancellation stops the run without an outcome, as a dying process would:
     the run stays ``running`` and the next call takes it over.
     """
-    while len(journal) < entries:
+    while len(journal) < entries:  # noqa: ASYNC110 - the journal is a plain list
         await asyncio.sleep(0.005)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -200,8 +200,8 @@ async def test_unrebuildable_step_error_replays_as_task_failed_error(wf: Workflo
         except LocalError:
             return await after("LocalError")
         except TaskFailedError as exc:
-            assert "LocalError: not importable" in str(exc)
-            return await after("TaskFailedError")
+            described = "LocalError: not importable" in str(exc)
+            return await after("TaskFailedError" if described else f"bad message: {exc}")
         return "no error"
 
     await interrupt(asyncio.ensure_future(flow()), journal, 2)

@@ -6,11 +6,11 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from tests._journal import Journal
 
 from durable import NonRetryableError, Workflow, _backoff_clock
 from durable.backoff import constant, exponential, linear
 from durable.testing import no_backoff
-from tests._journal import Journal
 
 
 class Permanent(Exception):

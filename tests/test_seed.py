@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from tests._journal import Journal
 
 from durable import Workflow
 from durable.backoff import constant, exponential, linear
 from durable.testing import no_backoff
-from tests._journal import Journal
 
 
 class _Response:
@@ -52,7 +52,7 @@ async def test_quick_start_runs_and_replays(wf: Workflow) -> None:
     httpx = _FakeHttpx(journal)
     inserted: list[dict[str, Any]] = []
 
-    class db:  # noqa: N801 - the seed's name
+    class db:
         @staticmethod
         async def insert(data: dict[str, Any]) -> None:
             journal("insert")

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from tests._journal import Journal
 
 from durable import Workflow
 from durable.errors import ResultTooLargeError, SerializationError
-from tests._journal import Journal
 
 
 class Address(BaseModel):
