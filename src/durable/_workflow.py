@@ -108,7 +108,7 @@ class WorkflowFunction(Generic[P, R]):
         return tuple(args), kwargs
 
     def decode_output(self, output: str | None) -> R:
-        value = None if output is None else _serde.loads(output)
+        value: Any = None if output is None else _serde.loads(output)
         if self._annotation is not None:
             value = _serde.rebuild(value, self._annotation)
         return value  # type: ignore[no-any-return]
@@ -205,14 +205,13 @@ class Workflow:
     def task(
         self,
         fn: AsyncFn[P, R] | None = None,
-        /,
         *,
         retries: int = 0,
         backoff: Backoff | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | RetryFilter = Exception,
         timeout: float | None = None,
         name: str | None = None,
-    ) -> Task[P, R] | Callable[[AsyncFn[P, R]], Task[P, R]]:
+    ) -> Any:
         """Make an async function a checkpointed, retried task.
 
         Inside a workflow each call is a step: its result is stored before the
@@ -276,12 +275,11 @@ class Workflow:
     def workflow(
         self,
         fn: AsyncFn[P, R] | None = None,
-        /,
         *,
         id: str | None = None,
         name: str | None = None,
         timeout: float | None = None,
-    ) -> WorkflowFunction[P, R] | Callable[[AsyncFn[P, R]], WorkflowFunction[P, R]]:
+    ) -> Any:
         """Mark the entry point of a durable run.
 
         ``id`` is a ``str.format`` template over the function's parameters
@@ -366,7 +364,10 @@ class Workflow:
         arguments = wf_fn.bind(args, kwargs)
         inputs = wf_fn.encode_inputs(arguments)
         run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
-        return await self._executor.execute(wf_fn, run_id, inputs, args, kwargs, parent=None)
+        output: R = await self._executor.execute(
+            wf_fn, run_id, inputs, args, kwargs, parent=None
+        )
+        return output
 
     async def _run_child(
         self,
