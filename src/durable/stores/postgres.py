@@ -12,6 +12,7 @@ together do not race. Install the driver with ``pip install python-durable[postg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -49,24 +50,31 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Op = Callable[[Any], Awaitable[_T]]
 
+_MAX_RETRY_DELAY = 1.0
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
-_RUN_COLUMNS = (
-    "workflow, status, inputs, output, error, owner, token, lease_expires_at, attempts,"
-    " cancel_requested, parent_run_id, created_at, updated_at"
+_RUN_FIELDS = (
+    "workflow",
+    "status",
+    "inputs",
+    "output",
+    "error",
+    "owner",
+    "token",
+    "lease_expires_at",
+    "attempts",
+    "cancel_requested",
+    "parent_run_id",
+    "created_at",
+    "updated_at",
 )
-_STEP_ARRAYS = """
-    SELECT array_agg(step_id ORDER BY position, step_id) AS step_ids,
-           array_agg(position ORDER BY position, step_id) AS positions,
-           array_agg(task ORDER BY position, step_id) AS tasks,
-           array_agg(status ORDER BY position, step_id) AS statuses,
-           array_agg(result ORDER BY position, step_id) AS results,
-           array_agg(error ORDER BY position, step_id) AS errors,
-           array_agg(attempts ORDER BY position, step_id) AS step_attempts,
-           array_agg(started_at ORDER BY position, step_id) AS started,
-           array_agg(finished_at ORDER BY position, step_id) AS finished
-    FROM {s}.steps WHERE app = $1 AND run_id = $2
-"""
+_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
+# Steps travel as rows, one per step beside the run's columns: plain column
+# types need no per-connection type introspection, unlike arrays.
+_STEP_COLUMNS = (
+    "s.step_id, s.position, s.task, s.status AS step_status, s.result,"
+    " s.error AS step_error, s.attempts AS step_attempts, s.started_at, s.finished_at"
+)
 
 # Each entry upgrades the schema by one version; never edit a released entry.
 _MIGRATIONS: tuple[str, ...] = (
@@ -130,23 +138,23 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE FUNCTION {s}.claim_run(
         p_app text, p_run_id text, p_workflow text, p_inputs text, p_parent text,
         p_owner text, p_ttl double precision, p_steal_from text, p_resume boolean,
-        p_nonce uuid,
-        OUT acquired boolean,
-        OUT workflow text, OUT status text, OUT inputs text, OUT output text,
-        OUT error text, OUT owner text, OUT token bigint,
-        OUT lease_expires_at double precision, OUT attempts integer,
-        OUT cancel_requested boolean, OUT parent_run_id text,
-        OUT created_at double precision, OUT updated_at double precision,
-        OUT step_ids text[], OUT positions integer[], OUT tasks text[],
-        OUT statuses text[], OUT results text[], OUT errors text[],
-        OUT step_attempts integer[], OUT started double precision[],
-        OUT finished double precision[]
+        p_nonce uuid
+    ) RETURNS TABLE (
+        acquired boolean,
+        workflow text, status text, inputs text, output text, error text, owner text,
+        token bigint, lease_expires_at double precision, attempts integer,
+        cancel_requested boolean, parent_run_id text, created_at double precision,
+        updated_at double precision,
+        step_id text, "position" integer, task text, step_status text, result text,
+        step_error text, step_attempts integer, started_at double precision,
+        finished_at double precision
     ) LANGUAGE plpgsql AS $fn$
     #variable_conflict use_column
     DECLARE
         cur {s}.runs%ROWTYPE;
         now_t double precision := extract(epoch FROM clock_timestamp());
         restart boolean := false;
+        won boolean;
     BEGIN
         INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, owner, token,
             lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
@@ -156,29 +164,29 @@ _MIGRATIONS: tuple[str, ...] = (
         ON CONFLICT (app, run_id) DO NOTHING
         RETURNING * INTO cur;
         IF FOUND THEN
-            acquired := true;
+            won := true;
         ELSE
             SELECT * INTO cur FROM {s}.runs r
             WHERE r.app = p_app AND r.run_id = p_run_id FOR UPDATE;
             now_t := extract(epoch FROM clock_timestamp());
             IF cur.claim_nonce = p_nonce AND cur.status = 'running' THEN
                 -- A retry of a call whose first attempt committed: it is ours.
-                acquired := true;
+                won := true;
                 UPDATE {s}.runs r SET lease_expires_at = now_t + p_ttl, updated_at = now_t
                 WHERE r.app = p_app AND r.run_id = p_run_id
                 RETURNING * INTO cur;
             ELSIF cur.workflow <> p_workflow THEN
-                acquired := false;
+                won := false;
             ELSE
                 restart := cur.status = 'failed' OR (cur.status = 'cancelled' AND p_resume);
-                acquired := restart OR (cur.status = 'running' AND (
+                won := restart OR (cur.status = 'running' AND (
                     coalesce(cur.lease_expires_at <= now_t, false)
                     OR coalesce(cur.owner = p_steal_from, false)));
                 IF restart THEN
                     DELETE FROM {s}.steps s
                     WHERE s.app = p_app AND s.run_id = p_run_id AND s.status = 'failed';
                 END IF;
-                IF acquired THEN
+                IF won THEN
                     UPDATE {s}.runs r SET
                         status = 'running',
                         error = CASE WHEN restart THEN NULL ELSE r.error END,
@@ -195,25 +203,15 @@ _MIGRATIONS: tuple[str, ...] = (
                     RETURNING * INTO cur;
                 END IF;
             END IF;
-            SELECT array_agg(s.step_id ORDER BY s.position, s.step_id),
-                   array_agg(s.position ORDER BY s.position, s.step_id),
-                   array_agg(s.task ORDER BY s.position, s.step_id),
-                   array_agg(s.status ORDER BY s.position, s.step_id),
-                   array_agg(s.result ORDER BY s.position, s.step_id),
-                   array_agg(s.error ORDER BY s.position, s.step_id),
-                   array_agg(s.attempts ORDER BY s.position, s.step_id),
-                   array_agg(s.started_at ORDER BY s.position, s.step_id),
-                   array_agg(s.finished_at ORDER BY s.position, s.step_id)
-            INTO step_ids, positions, tasks, statuses, results, errors,
-                 step_attempts, started, finished
-            FROM {s}.steps s WHERE s.app = p_app AND s.run_id = p_run_id;
         END IF;
-        workflow := cur.workflow; status := cur.status; inputs := cur.inputs;
-        output := cur.output; error := cur.error; owner := cur.owner;
-        token := cur.token; lease_expires_at := cur.lease_expires_at;
-        attempts := cur.attempts; cancel_requested := cur.cancel_requested;
-        parent_run_id := cur.parent_run_id; created_at := cur.created_at;
-        updated_at := cur.updated_at;
+        RETURN QUERY
+            SELECT won, cur.workflow, cur.status, cur.inputs, cur.output, cur.error,
+                   cur.owner, cur.token, cur.lease_expires_at, cur.attempts,
+                   cur.cancel_requested, cur.parent_run_id, cur.created_at, cur.updated_at,
+                   {step_columns}
+            FROM (SELECT 1) AS one
+            LEFT JOIN {s}.steps s ON s.app = p_app AND s.run_id = p_run_id
+            ORDER BY s.position, s.step_id;
     END
     $fn$;
     """,
@@ -296,9 +294,10 @@ _CANCEL = """
 _GET_RUN = "SELECT {run_columns} FROM {s}.runs WHERE app = $1 AND run_id = $2"
 
 _LOAD_RUN = """
-    SELECT {run_columns}, st.*
-    FROM {s}.runs LEFT JOIN LATERAL ({step_arrays}) st ON true
-    WHERE app = $1 AND run_id = $2
+    SELECT {run_columns_r}, {step_columns}
+    FROM {s}.runs r LEFT JOIN {s}.steps s ON s.app = r.app AND s.run_id = r.run_id
+    WHERE r.app = $1 AND r.run_id = $2
+    ORDER BY s.position, s.step_id
 """
 
 _LIST_RUNS = """
@@ -348,7 +347,8 @@ def _render(template: str, quoted_schema: str) -> str:
     # _quote_schema validated and quoted; values always travel as parameters.
     return (
         template.replace("{run_columns}", _RUN_COLUMNS)
-        .replace("{step_arrays}", _STEP_ARRAYS)
+        .replace("{run_columns_r}", ", ".join(f"r.{name}" for name in _RUN_FIELDS))
+        .replace("{step_columns}", _STEP_COLUMNS)
         .replace("{s}", quoted_schema)
     )
 
@@ -369,7 +369,12 @@ def _is_connection_error(exc: BaseException) -> bool:
         | OSError,
     ):
         return True
-    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "connection is closed" in str(exc)
+    # The server's termination notice can reach an idle pooled connection
+    # before the socket closes; the next call on it then fails this way,
+    # before anything is sent.
+    return isinstance(exc, asyncpg.InternalClientError) and "another operation" in str(exc)
 
 
 def _translate(exc: Exception) -> Exception:
@@ -409,43 +414,21 @@ def _run_record(app: str, run_id: str, row: Any) -> RunRecord:
     )
 
 
-def _step_records(row: Any) -> tuple[StepRecord, ...]:
-    if row["step_ids"] is None:
-        return ()
+def _step_records(rows: Sequence[Any]) -> tuple[StepRecord, ...]:
     return tuple(
         StepRecord(
-            step_id=step_id,
-            position=position,
-            task=task,
-            status=status,
-            result=result,
-            error=error,
-            attempts=attempts,
-            started_at=started_at,
-            finished_at=finished_at,
+            step_id=row["step_id"],
+            position=row["position"],
+            task=row["task"],
+            status=row["step_status"],
+            result=row["result"],
+            error=row["step_error"],
+            attempts=row["step_attempts"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
         )
-        for (
-            step_id,
-            position,
-            task,
-            status,
-            result,
-            error,
-            attempts,
-            started_at,
-            finished_at,
-        ) in zip(
-            row["step_ids"],
-            row["positions"],
-            row["tasks"],
-            row["statuses"],
-            row["results"],
-            row["errors"],
-            row["step_attempts"],
-            row["started"],
-            row["finished"],
-            strict=True,
-        )
+        for row in rows
+        if row["step_id"] is not None
     )
 
 
@@ -511,30 +494,36 @@ class PostgresStore(Store):
         return sql
 
     async def open(self) -> None:
+        try:
+            await self._open_pool()
+        except DurableError:
+            raise
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def _open_pool(self) -> Any:
         async with self._open_lock:
             if self._pool is not None:
-                return
-            try:
-                pool = await asyncpg.create_pool(
-                    self.dsn,
-                    min_size=self._min_size,
-                    max_size=self._max_size,
-                    timeout=self._connect_timeout,
-                    server_settings={
-                        "application_name": self._application_name,
-                        # The claim function relies on a fresh snapshot per statement.
-                        "default_transaction_isolation": "read committed",
-                    },
-                    reset=_no_reset,
-                )
-            except Exception as exc:
-                raise _translate(exc) from exc
+                return self._pool
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                timeout=self._connect_timeout,
+                server_settings={
+                    "application_name": self._application_name,
+                    # The claim function relies on a fresh snapshot per statement.
+                    "default_transaction_isolation": "read committed",
+                },
+                reset=_no_reset,
+            )
             try:
                 await self._migrate(pool)
             except BaseException:
                 await pool.close()
                 raise
             self._pool = pool
+            return pool
 
     async def close(self) -> None:
         async with self._open_lock:
@@ -543,57 +532,57 @@ class PostgresStore(Store):
                 await pool.close()
 
     async def _migrate(self, pool: Any) -> None:
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._quoted}")
-                await conn.execute(self._q(_VERSION_TABLE))
-                version = await conn.fetchval(self._q("SELECT version FROM {s}.schema_version"))
-                current = version or 0
-                if current > len(_MIGRATIONS):
-                    raise StoreError(
-                        f"schema {self.schema!r} is at version {current}, newer than this"
-                        f" library supports ({len(_MIGRATIONS)}); upgrade python-durable"
-                    )
-                for migration in _MIGRATIONS[current:]:
-                    await conn.execute(self._q(migration))
-                if current < len(_MIGRATIONS):
-                    await conn.execute(
-                        self._q(
-                            "INSERT INTO {s}.schema_version (version) VALUES ($1)"
-                            " ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version"
-                        ),
-                        len(_MIGRATIONS),
-                    )
-                    logger.info(
-                        "migrated schema %s from version %s to %s",
-                        self.schema,
-                        current,
-                        len(_MIGRATIONS),
-                        extra={"action": "postgres_migrate"},
-                    )
-        except DurableError:
-            raise
-        except Exception as exc:
-            raise _translate(exc) from exc
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
+            await conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
+            await conn.execute(self._q(_VERSION_TABLE))
+            version = await conn.fetchval(self._q("SELECT version FROM {s}.schema_version"))
+            current = version or 0
+            if current > len(_MIGRATIONS):
+                raise StoreError(
+                    f"schema {self.schema!r} is at version {current}, newer than this"
+                    f" library supports ({len(_MIGRATIONS)}); upgrade python-durable"
+                )
+            for migration in _MIGRATIONS[current:]:
+                await conn.execute(self._q(migration))
+            if current < len(_MIGRATIONS):
+                await conn.execute(
+                    self._q(
+                        "INSERT INTO {s}.schema_version (version) VALUES ($1)"
+                        " ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version"
+                    ),
+                    len(_MIGRATIONS),
+                )
+                logger.info(
+                    "migrated schema %s from version %s to %s",
+                    self.schema,
+                    current,
+                    len(_MIGRATIONS),
+                    extra={"action": "postgres_migrate"},
+                )
 
     async def _call(self, op: _Op[_T]) -> _T:
         """Run ``op`` on a pooled connection, retrying connection-class failures only."""
         attempt = 1
         while True:
             try:
-                pool = self._pool
-                if pool is None:
-                    await self.open()
-                    pool = self._pool
+                pool = self._pool or await self._open_pool()
                 async with pool.acquire() as conn:
-                    return await op(conn)
+                    try:
+                        return await op(conn)
+                    except Exception as exc:
+                        if _is_connection_error(exc):
+                            # Make the pool replace it rather than hand it out
+                            # again; a proxy already detached by the pool raises.
+                            with contextlib.suppress(asyncpg.InterfaceError):
+                                conn.terminate()
+                        raise
             except DurableError:
                 raise
             except Exception as exc:
                 if not _is_connection_error(exc) or attempt >= self._retry_attempts:
                     raise _translate(exc) from exc
-                delay = self._retry_delay * 2 ** (attempt - 1)
+                delay = min(self._retry_delay * 2 ** (attempt - 1), _MAX_RETRY_DELAY)
                 logger.warning(
                     "PostgreSQL connection failed (%s); retry %s of %s in %.2fs",
                     exc,
@@ -608,6 +597,11 @@ class PostgresStore(Store):
     async def _fetchrow(self, template: str, *args: Any) -> Any:
         sql = self._q(template)
         return await self._call(lambda conn: conn.fetchrow(sql, *args))
+
+    async def _fetch(self, template: str, *args: Any) -> list[Any]:
+        sql = self._q(template)
+        rows: list[Any] = await self._call(lambda conn: conn.fetch(sql, *args))
+        return rows
 
     async def claim_run(
         self,
@@ -627,7 +621,7 @@ class PostgresStore(Store):
             steal_from=steal_from,
         )
         check_json(inputs=new.inputs)
-        row = await self._fetchrow(
+        rows = await self._fetch(
             _CLAIM,
             new.app,
             new.run_id,
@@ -641,7 +635,9 @@ class PostgresStore(Store):
             uuid.uuid4(),
         )
         return Claim(
-            _run_record(new.app, new.run_id, row), _step_records(row), acquired=row["acquired"]
+            _run_record(new.app, new.run_id, rows[0]),
+            _step_records(rows),
+            acquired=rows[0]["acquired"],
         )
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
@@ -705,10 +701,10 @@ class PostgresStore(Store):
     async def load_run(
         self, app: str, run_id: str
     ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
-        row = await self._fetchrow(_LOAD_RUN, app, run_id)
-        if row is None:
+        rows = await self._fetch(_LOAD_RUN, app, run_id)
+        if not rows:
             return None
-        return _run_record(app, run_id, row), _step_records(row)
+        return _run_record(app, run_id, rows[0]), _step_records(rows)
 
     async def get_run(self, app: str, run_id: str) -> RunRecord | None:
         row = await self._fetchrow(_GET_RUN, app, run_id)
@@ -722,8 +718,7 @@ class PostgresStore(Store):
         workflow: str | None = None,
         limit: int = 100,
     ) -> Sequence[RunRecord]:
-        sql = self._q(_LIST_RUNS)
-        rows = await self._call(lambda conn: conn.fetch(sql, app, status, workflow, limit))
+        rows = await self._fetch(_LIST_RUNS, app, status, workflow, limit)
         return [_run_record(app, row["run_id"], row) for row in rows]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:

@@ -1,0 +1,387 @@
+"""PostgresStore behaviour beyond the shared contract, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from durable.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    RunIdError,
+    SerializationError,
+    StoreError,
+    StoreUnavailableError,
+)
+from durable.stores.base import LeaseState, NewRun, StepRecord
+
+asyncpg = pytest.importorskip("asyncpg")
+
+from durable.stores.postgres import PostgresStore, from_url  # noqa: E402
+
+pytestmark = pytest.mark.postgres
+
+DSN = os.environ.get("DURABLE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _step(step_id: str, position: int = 0, result: str = '"ok"') -> StepRecord:
+    return StepRecord(
+        step_id, position, step_id.split("#")[0], "completed", result, None, 1, 1.0, 2.0
+    )
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[Any]:
+    """A plain connection for inspecting and sabotaging the database."""
+    try:
+        conn = await asyncpg.connect(DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("DURABLE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL required but unreachable at {DSN}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {DSN}: {exc}")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def schema(admin: Any) -> AsyncIterator[str]:
+    """A fresh schema name, dropped after the test."""
+    name = f"durable_t_{uuid.uuid4().hex[:12]}"
+    yield name
+    await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+async def make_store(schema: str) -> AsyncIterator[Callable[..., PostgresStore]]:
+    """A factory of opened-on-demand stores on the test schema, all closed after the test."""
+    stores: list[PostgresStore] = []
+
+    def make(**options: Any) -> PostgresStore:
+        options.setdefault("schema", schema)
+        store = PostgresStore(DSN, **options)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.close()
+
+
+async def test_schemas_isolate_stores(make_store: Callable[..., PostgresStore], admin: Any) -> None:
+    """Two stores on different schemas of one database never see each other's runs."""
+    other = f"durable_t_{uuid.uuid4().hex[:12]}"
+    try:
+        first, second = make_store(), make_store(schema=other)
+        await first.open()
+        await second.open()
+        claim = await first.claim_run(NewRun("app", "r", "wf", "1"), owner="a", lease_ttl=30)
+        assert claim.acquired
+        assert await second.get_run("app", "r") is None
+        assert await second.list_runs("app") == []
+        other_claim = await second.claim_run(NewRun("app", "r", "wf", "2"), owner="b", lease_ttl=30)
+        assert other_claim.acquired
+        assert other_claim.run.inputs == "2"
+        loaded = await first.get_run("app", "r")
+        assert loaded is not None
+        assert loaded.inputs == "1"
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
+
+
+@pytest.mark.parametrize("name", ["", "1abc", 'x"; DROP TABLE y; --', "a-b", "a" * 64, "é"])
+def test_invalid_schema_names_are_rejected(name: str) -> None:
+    """A schema name that is not a plain identifier raises ConfigurationError before any SQL."""
+    with pytest.raises(ConfigurationError):
+        PostgresStore(DSN, schema=name)
+
+
+async def test_concurrent_opens_migrate_once(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """Stores opened at the same moment on a new schema all succeed and leave one version row."""
+    stores = [make_store(min_size=1, max_size=2) for _ in range(8)]
+    await asyncio.gather(*(store.open() for store in stores))
+    rows = await admin.fetch(f'SELECT version FROM "{schema}".schema_version')
+    assert [row["version"] for row in rows] == [1]
+    again = make_store()
+    await again.open()
+    await again.open()
+    rows = await admin.fetch(f'SELECT version FROM "{schema}".schema_version')
+    assert [row["version"] for row in rows] == [1]
+    claim = await again.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    assert claim.acquired
+
+
+async def test_newer_schema_version_is_refused(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """A schema migrated by a newer library version makes open() fail instead of misbehaving."""
+    await make_store().open()
+    await admin.execute(f'UPDATE "{schema}".schema_version SET version = 99')
+    with pytest.raises(StoreError, match="newer"):
+        await make_store().open()
+
+
+async def test_lease_times_come_from_the_database_clock(
+    make_store: Callable[..., PostgresStore], admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lease expiry follows the server clock even when the local clock is an hour off."""
+    store = make_store()
+    await store.open()
+    monkeypatch.setattr(time, "time", lambda: 1_000_000_000.0 + 3600)
+    before = float(await admin.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    after = float(await admin.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+    assert claim.run.lease_expires_at is not None
+    assert before + 30 <= claim.run.lease_expires_at <= after + 30
+    assert before <= claim.run.created_at <= after
+    # By the server's clock the lease is fresh, whatever the local clock says.
+    stolen = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
+    assert not stolen.acquired
+    short = await store.claim_run(NewRun("app", "s", "wf", "{}"), owner="a", lease_ttl=0.2)
+    await asyncio.sleep(0.3)
+    taken = await store.claim_run(NewRun("app", "s", "wf", "{}"), owner="b", lease_ttl=30)
+    assert taken.acquired
+    assert taken.run.token == short.run.token + 1
+
+
+async def test_nul_characters_are_rejected(make_store: Callable[..., PostgresStore]) -> None:
+    """A NUL in an id raises RunIdError, in JSON text SerializationError; nothing is stored."""
+    store = make_store()
+    with pytest.raises(RunIdError):
+        await store.claim_run(NewRun("app", "r\x00", "wf", "{}"), owner="a", lease_ttl=30)
+    with pytest.raises(SerializationError):
+        await store.claim_run(NewRun("app", "r", "wf", '"\x00"'), owner="a", lease_ttl=30)
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    with pytest.raises(RunIdError):
+        await store.save_step("app", "r", claim.run.token, _step("t\x00"))
+    with pytest.raises(RunIdError):
+        await store.send_signal("app", "r", "n\x00", "1")
+    loaded = await store.load_run("app", "r")
+    assert loaded is not None
+    assert loaded[1] == ()
+
+
+async def test_values_round_trip_exactly(make_store: Callable[..., PostgresStore]) -> None:
+    """JSON text comes back byte-for-byte: no jsonb reformatting, escapes or key reordering."""
+    store = make_store()
+    tricky = '{ "b" : 1,"a":[1.0, 1e3, "\\u0000", "\u2028", "😀", "\\ud800"] }'
+    claim = await store.claim_run(NewRun("app", "r", "wf", tricky), owner="a", lease_ttl=30)
+    saved = await store.save_step("app", "r", claim.run.token, _step("t", result=tricky))
+    assert saved.step.result == tricky
+    loaded = await store.load_run("app", "r")
+    assert loaded is not None
+    assert loaded[0].inputs == tricky
+    assert loaded[1][0].result == tricky
+
+
+async def test_concurrent_claims_from_many_connections_acquire_once(
+    make_store: Callable[..., PostgresStore],
+) -> None:
+    """Many stores racing to claim one run: exactly one acquires, for a new and an expired run."""
+    stores = [make_store(min_size=1, max_size=1) for _ in range(10)]
+    await asyncio.gather(*(store.open() for store in stores))
+    new = NewRun("app", "race", "wf", "{}")
+    claims = await asyncio.gather(
+        *(s.claim_run(new, owner=f"o{i}", lease_ttl=0.2) for i, s in enumerate(stores))
+    )
+    assert sum(c.acquired for c in claims) == 1
+    await asyncio.sleep(0.3)
+    claims = await asyncio.gather(
+        *(s.claim_run(new, owner=f"n{i}", lease_ttl=30) for i, s in enumerate(stores))
+    )
+    winners = [c for c in claims if c.acquired]
+    assert len(winners) == 1
+    assert winners[0].run.token == 2
+    assert winners[0].run.attempts == 2
+
+
+async def test_takeover_returns_steps_committed_while_it_waited(
+    make_store: Callable[..., PostgresStore],
+) -> None:
+    """A step the old owner saves during a takeover is fenced or in the new claim's steps."""
+    old, new = make_store(), make_store()
+    await old.open()
+    await new.open()
+    for i in range(30):
+        run = NewRun("app", f"r{i}", "wf", "{}")
+        first = await old.claim_run(run, owner="old", lease_ttl=30)
+        save = asyncio.create_task(old.save_step("app", run.run_id, first.run.token, _step("t")))
+        await asyncio.sleep(random.random() * 0.002)
+        claim = await new.claim_run(run, owner="new", lease_ttl=30, steal_from="old")
+        assert claim.acquired
+        try:
+            await save
+        except LeaseLostError:
+            assert claim.steps == ()
+        else:
+            assert [s.step_id for s in claim.steps] == ["t"]
+
+
+async def test_retried_writes_return_their_first_attempts_result(
+    make_store: Callable[..., PostgresStore],
+) -> None:
+    """Replaying a committed claim, finish or signal statement with its nonce changes nothing."""
+    store = make_store()
+    await store.open()
+    claim_sql = store._q("SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+    args = ("app", "r", "wf", "{}", None, "a", 30.0, None, False, uuid.uuid4())
+    first = await store._call(lambda conn: conn.fetchrow(claim_sql, *args))
+    second = await store._call(lambda conn: conn.fetchrow(claim_sql, *args))
+    assert first["acquired"]
+    assert second["acquired"]
+    assert second["token"] == first["token"] == 1
+    assert second["attempts"] == 1
+    assert not (
+        await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
+    ).acquired
+
+    from durable.stores import postgres
+
+    finish_args = ("app", "r", 1, "completed", '"out"', None, uuid.uuid4())
+    done = await store._fetchrow(postgres._FINISH, *finish_args)
+    again = await store._fetchrow(postgres._FINISH, *finish_args)
+    assert done["status"] == again["status"] == "completed"
+    with pytest.raises(LeaseLostError):
+        await store.finish_run("app", "r", 1, "completed", output='"out"')
+
+    signal_args = ("app", "r", "go", "1", uuid.uuid4())
+    index = await store._fetchrow(postgres._SEND_SIGNAL, *signal_args)
+    repeat = await store._fetchrow(postgres._SEND_SIGNAL, *signal_args)
+    assert index["idx"] == repeat["idx"] == 0
+    assert await store.send_signal("app", "r", "go", "2") == 1
+
+
+async def test_connection_errors_are_retried_and_others_are_not(
+    make_store: Callable[..., PostgresStore],
+) -> None:
+    """A killed backend is retried on a new connection; a SQL error raises StoreError at once."""
+    store = make_store(retry_delay=0.001)
+    await store.open()
+    calls: list[int] = []
+
+    async def dies_once(conn: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return int(await conn.fetchval("SELECT 42"))
+
+    assert await store._call(dies_once) == 42
+    assert len(calls) == 2
+
+    for bad_sql in ("SELEC 1", "SELECT 1/0"):
+        calls.clear()
+
+        async def fails(conn: Any, sql: str = bad_sql) -> None:
+            calls.append(1)
+            await conn.execute(sql)
+
+        with pytest.raises(StoreError) as info:
+            await store._call(fails)
+        assert not isinstance(info.value, StoreUnavailableError)
+        assert isinstance(info.value.__cause__, asyncpg.PostgresError)
+        assert len(calls) == 1
+
+    calls.clear()
+    dup = store._q("INSERT INTO {s}.steps SELECT * FROM {s}.steps LIMIT 1")
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await store.save_step("app", "r", claim.run.token, _step("t"))
+
+    async def duplicate(conn: Any) -> None:
+        calls.append(1)
+        await conn.execute(dup)
+
+    with pytest.raises(StoreError) as info:
+        await store._call(duplicate)
+    assert isinstance(info.value.__cause__, asyncpg.UniqueViolationError)
+    assert len(calls) == 1
+
+
+async def test_unreachable_server_raises_store_unavailable() -> None:
+    """After its bounded retries a store that cannot connect raises StoreUnavailableError."""
+    store = PostgresStore(
+        "postgresql://postgres@127.0.0.1:1/test", retry_attempts=2, retry_delay=0.001
+    )
+    with pytest.raises(StoreUnavailableError) as info:
+        await store.get_run("app", "r")
+    assert isinstance(info.value.__cause__, OSError)
+    with pytest.raises(StoreUnavailableError):
+        await store.open()
+    await store.close()
+
+
+async def test_operations_survive_backends_being_killed(
+    make_store: Callable[..., PostgresStore], admin: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claim/save/signal/finish cycles all complete without duplicates while backends are killed."""
+    app_name = f"durable-chaos-{uuid.uuid4().hex[:8]}"
+    store = make_store(application_name=app_name, max_size=8, retry_attempts=20, retry_delay=0.005)
+    await store.open()
+    runs, steps_per_run = 40, 5
+    stop = asyncio.Event()
+    killed = 0
+
+    async def killer() -> None:
+        nonlocal killed
+        while not stop.is_set():
+            await asyncio.sleep(random.uniform(0.005, 0.03))
+            killed += await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                app_name,
+            )
+
+    async def cycle(i: int) -> None:
+        run_id = f"r{i}"
+        claim = await store.claim_run(NewRun("app", run_id, "wf", "{}"), owner="w", lease_ttl=60)
+        assert claim.acquired
+        for position in range(steps_per_run):
+            step = _step(f"t#{position}", position, result=str(position))
+            saved = await store.save_step("app", run_id, claim.run.token, step)
+            assert saved.step == step
+            assert await store.renew_lease("app", run_id, claim.run.token, 60) == LeaseState.OWNED
+        assert await store.send_signal("app", run_id, "done", '"x"') == 0
+        finished = await store.finish_run("app", run_id, claim.run.token, "completed", output="1")
+        assert finished.status == "completed"
+
+    caplog.set_level(logging.WARNING, logger="durable.stores.postgres")
+    chaos = asyncio.create_task(killer())
+    try:
+        await asyncio.gather(*(cycle(i) for i in range(runs)))
+    finally:
+        stop.set()
+        await chaos
+
+    assert killed > 0
+    assert any(getattr(r, "action", None) == "postgres_retry" for r in caplog.records)
+    schema = store.schema
+    counts = await admin.fetch(
+        f'SELECT run_id, count(*) AS n FROM "{schema}".steps GROUP BY run_id'
+    )
+    assert {row["run_id"]: row["n"] for row in counts} == {
+        f"r{i}": steps_per_run for i in range(runs)
+    }
+    signals = await admin.fetchval(f'SELECT count(*) FROM "{schema}".signals')
+    assert signals == runs
+    statuses = await admin.fetch(f'SELECT status, attempts, token FROM "{schema}".runs')
+    assert all(tuple(row) == ("completed", 1, 1) for row in statuses)
+    assert len(statuses) == runs
+
+
+def test_from_url_reads_the_schema_parameter() -> None:
+    """from_url accepts postgres URLs, keeps ?schema= for itself and passes the rest on."""
+    store = from_url("postgresql://u@h:5/db?schema=jobs&sslmode=disable")
+    assert store.schema == "jobs"
+    assert store.dsn == "postgresql://u@h:5/db?sslmode=disable"
+    assert from_url("postgres://u@h/db").schema == "durable"
+    assert from_url("postgresql+asyncpg://u@h/db").dsn == "postgresql://u@h/db"
+    with pytest.raises(ConfigurationError):
+        from_url("mysql://u@h/db")
