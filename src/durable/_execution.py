@@ -70,6 +70,10 @@ class Executor:
                 await self.app.store.open()
                 self._opened = True
 
+    async def close(self) -> None:
+        self._opened = False
+        await self.app.store.close()
+
     # -- entry -----------------------------------------------------------------------
 
     async def execute(

@@ -183,8 +183,8 @@ class Workflow:
         await self.close()
 
     async def close(self) -> None:
-        """Close the store. Runs in flight lose their lease renewals."""
-        await self.store.close()
+        """Close the store. Runs in flight lose their lease renewals; a later run reopens it."""
+        await self._executor.close()
 
     # -- decorators --------------------------------------------------------------
 
