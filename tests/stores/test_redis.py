@@ -1,0 +1,331 @@
+"""RedisStore behaviour beyond the shared contract, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from durable.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    RunIdError,
+    SerializationError,
+    StoreUnavailableError,
+)
+from durable.stores.base import NewRun, StepRecord
+
+aioredis = pytest.importorskip("redis.asyncio")
+
+from durable.stores.redis import RedisStore, from_url  # noqa: E402
+
+pytestmark = pytest.mark.redis
+
+URL = os.environ.get("DURABLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _step(step_id: str, position: int = 0, status: str = "completed") -> StepRecord:
+    failed = status == "failed"
+    return StepRecord(
+        step_id,
+        position,
+        step_id,
+        "failed" if failed else "completed",
+        None if failed else '"ok"',
+        '{"type": "E"}' if failed else None,
+        1,
+        1.0,
+        2.0,
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Any]:
+    """A plain client for inspecting keys."""
+    conn = aioredis.Redis.from_url(URL, socket_connect_timeout=5)
+    try:
+        await conn.ping()
+    except (OSError, aioredis.RedisError) as exc:
+        await conn.aclose()
+        if os.environ.get("DURABLE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis required but unreachable at {URL}: {exc}")
+        pytest.skip(f"Redis unreachable at {URL}: {exc}")
+    yield conn
+    await conn.aclose()
+
+
+@pytest.fixture
+async def prefix(client: Any) -> AsyncIterator[str]:
+    """A fresh key prefix whose keys are deleted after the test."""
+    name = f"durable_t_{uuid.uuid4().hex[:12]}"
+    yield name
+    keys = [key async for key in client.scan_iter(match=f"{name}:*")]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+async def make_store(prefix: str) -> AsyncIterator[Callable[..., RedisStore]]:
+    """A factory of stores on the test prefix, all closed after the test."""
+    stores: list[RedisStore] = []
+
+    def make(**options: Any) -> RedisStore:
+        options.setdefault("prefix", prefix)
+        store = RedisStore(URL, **options)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.close()
+
+
+async def _ttls(client: Any, prefix: str) -> dict[str, int]:
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+    return {key.decode().split(":")[1]: await client.pttl(key) for key in keys}
+
+
+async def test_running_runs_never_expire(
+    make_store: Callable[..., RedisStore], client: Any, prefix: str
+) -> None:
+    """No key of a running run carries a TTL, even with finished_ttl set."""
+    store = make_store(finished_ttl=60)
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await store.save_step("app", "r", claim.run.token, _step("t"))
+    await store.send_signal("app", "r", "go", "1")
+    await store.renew_lease("app", "r", claim.run.token, 30)
+    await store.request_cancel("app", "r")
+    ttls = await _ttls(client, prefix)
+    assert set(ttls) == {"run", "steps", "signals", "index"}
+    assert all(ttl == -1 for ttl in ttls.values())
+
+
+async def test_finished_ttl_applies_only_once_finished(
+    make_store: Callable[..., RedisStore], client: Any, prefix: str
+) -> None:
+    """finish_run expires the run's keys after finished_ttl; resuming it removes the expiry."""
+    store = make_store(finished_ttl=60)
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await store.save_step("app", "r", claim.run.token, _step("t"))
+    await store.send_signal("app", "r", "go", "1")
+    await store.finish_run("app", "r", claim.run.token, "failed", error='"boom"')
+    ttls = await _ttls(client, prefix)
+    assert ttls.pop("index") == -1
+    assert set(ttls) == {"run", "steps", "signals"}
+    assert all(0 < ttl <= 60_000 for ttl in ttls.values())
+    resumed = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
+    assert resumed.acquired
+    assert all(ttl == -1 for ttl in (await _ttls(client, prefix)).values())
+
+
+async def test_without_finished_ttl_finished_runs_are_kept(
+    make_store: Callable[..., RedisStore], client: Any, prefix: str
+) -> None:
+    """By default a finished run's keys never expire."""
+    store = make_store()
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await store.save_step("app", "r", claim.run.token, _step("t"))
+    await store.finish_run("app", "r", claim.run.token, "completed", output="1")
+    assert all(ttl == -1 for ttl in (await _ttls(client, prefix)).values())
+
+
+async def test_expired_runs_disappear_from_listing(
+    make_store: Callable[..., RedisStore], client: Any, prefix: str
+) -> None:
+    """Once finished_ttl passes, the run is gone from load_run and list_runs and its index entry."""
+    store = make_store(finished_ttl=0.1)
+    for run_id in ("done", "busy"):
+        claim = await store.claim_run(NewRun("app", run_id, "wf", "{}"), owner="a", lease_ttl=30)
+    await store.finish_run("app", "done", 1, "completed", output="1")
+    await store.send_signal("app", "done", "late", "1")
+    await asyncio.sleep(0.25)
+    assert await store.load_run("app", "done") is None
+    assert await store.read_signal("app", "done", "late", 0) is None
+    assert [run.run_id for run in await store.list_runs("app")] == ["busy"]
+    assert await client.zrange(f"{prefix}:index:app", 0, -1) == [b"busy"]
+    assert claim.acquired
+
+
+async def test_concurrent_claims_acquire_once(make_store: Callable[..., RedisStore]) -> None:
+    """Claims racing from many clients: exactly one acquires, for a new and an expired run."""
+    stores = [make_store() for _ in range(10)]
+    new = NewRun("app", "race", "wf", "{}")
+    claims = await asyncio.gather(
+        *(
+            s.claim_run(new, owner=f"o{i}", lease_ttl=0.1)
+            for i, s in enumerate(stores)
+            for _ in "ab"
+        )
+    )
+    assert sum(c.acquired for c in claims) == 1
+    await asyncio.sleep(0.2)
+    claims = await asyncio.gather(
+        *(s.claim_run(new, owner=f"n{i}", lease_ttl=30) for i, s in enumerate(stores) for _ in "ab")
+    )
+    winners = [c for c in claims if c.acquired]
+    assert len(winners) == 1
+    assert (winners[0].run.token, winners[0].run.attempts) == (2, 2)
+
+
+async def test_concurrent_step_writes_keep_the_first(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    """Writers racing on one step id all get back the single record that was stored first."""
+    stores = [make_store() for _ in range(5)]
+    claim = await stores[0].claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    steps = [StepRecord("t", 0, "t", "completed", str(i), None, 1, 1.0, 2.0) for i in range(20)]
+    saved = await asyncio.gather(
+        *(
+            stores[i % 5].save_step("app", "r", claim.run.token, step)
+            for i, step in enumerate(steps)
+        )
+    )
+    assert len({s.step for s in saved}) == 1
+    loaded = await stores[0].load_run("app", "r")
+    assert loaded is not None
+    assert loaded[1] == (saved[0].step,)
+
+
+async def test_concurrent_signals_get_distinct_indexes(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    """Signals sent at once get the indexes 0..n-1, each readable at its own index."""
+    stores = [make_store() for _ in range(4)]
+    indexes = await asyncio.gather(
+        *(stores[i % 4].send_signal("app", "r", "go", str(i)) for i in range(50))
+    )
+    assert sorted(indexes) == list(range(50))
+    for i, index in enumerate(indexes):
+        assert await stores[0].read_signal("app", "r", "go", index) == str(i)
+
+
+async def test_restart_drops_failed_steps_atomically(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    """Resuming a failed run deletes its failed steps and keeps completed ones, in one claim."""
+    store = make_store()
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await store.save_step("app", "r", claim.run.token, _step("ok", 0))
+    await store.save_step("app", "r", claim.run.token, _step("bad", 1, "failed"))
+    await store.finish_run("app", "r", claim.run.token, "failed", error='"e"')
+    again = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
+    assert again.acquired
+    assert [s.step_id for s in again.steps] == ["ok"]
+    assert again.run.error is None
+
+
+async def test_lease_times_come_from_the_redis_clock(
+    make_store: Callable[..., RedisStore], client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lease expiry follows the server's TIME even when the local clock is an hour off."""
+    store = make_store()
+    await store.open()
+    seconds, micros = await client.time()
+    before = seconds + micros / 1e6
+    monkeypatch.setattr(time, "time", lambda: before + 3600)
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    seconds, micros = await client.time()
+    after = seconds + micros / 1e6
+    assert claim.run.lease_expires_at is not None
+    assert before + 30 <= claim.run.lease_expires_at <= after + 30
+    stolen = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
+    assert not stolen.acquired
+
+
+async def test_keys_are_unambiguous_and_prefixed(
+    make_store: Callable[..., RedisStore], client: Any, prefix: str
+) -> None:
+    """Ids containing the separator never collide, and every key starts with the prefix."""
+    store = make_store()
+    first = await store.claim_run(NewRun("a:1", "x", "wf", "1"), owner="o", lease_ttl=30)
+    second = await store.claim_run(NewRun("a", "1:x", "wf", "2"), owner="o", lease_ttl=30)
+    assert first.acquired
+    assert second.acquired
+    other = make_store(prefix=prefix + "_other")
+    assert await other.get_run("a", "1:x") is None
+    keys = [key async for key in client.scan_iter(match="*")]
+    ours = [key for key in keys if key.startswith(prefix.encode() + b":")]
+    assert len(ours) == 4  # two run hashes and the two apps' indexes
+    assert not any(key.startswith(prefix.encode() + b"_other") for key in keys)
+
+
+async def test_retried_scripts_return_their_first_result(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    """Re-running a claim, finish or signal script with the same nonce changes nothing."""
+    store = make_store()
+    await store.open()
+    k = store._keys
+    claim_keys = [k.run("app", "r"), k.steps("app", "r"), k.signals("app", "r"), k.index("app")]
+    claim_args = ["r", "wf", "{}", "0", "", "a", "30.0", "0", "", "0", "nonce-1"]
+    first = await store._script("claim", claim_keys, claim_args)
+    second = await store._script("claim", claim_keys, claim_args)
+    assert first[0] == second[0] == 1
+    run = await store.get_run("app", "r")
+    assert run is not None
+    assert (run.token, run.attempts) == (1, 1)
+
+    finish_keys = claim_keys[:3]
+    finish_args = ["1", "completed", "1", "42", "0", "", "nonce-2", ""]
+    assert await store._script("finish", finish_keys, finish_args) is not None
+    assert await store._script("finish", finish_keys, finish_args) is not None
+    with pytest.raises(LeaseLostError):
+        await store.finish_run("app", "r", 1, "completed", output="42")
+
+    signal_args = ["go", "1", "nonce-3"]
+    signal_keys = [k.signals("app", "r"), k.run("app", "r")]
+    assert await store._script("send_signal", signal_keys, signal_args) == 0
+    assert await store._script("send_signal", signal_keys, signal_args) == 0
+    assert await store.send_signal("app", "r", "go", "2") == 1
+
+
+async def test_values_round_trip_exactly(make_store: Callable[..., RedisStore]) -> None:
+    """JSON text and ids come back byte-for-byte, including non-ASCII and escapes."""
+    store = make_store()
+    tricky = '{ "b" : 1,"a":[1.0, 1e3, "\\u0000", "\u2028", "😀", "\\ud800"] }'
+    claim = await store.claim_run(NewRun("app", "rün 😀", "wf", tricky), owner="ø", lease_ttl=30)
+    step = StepRecord("t", 0, "t", "completed", tricky, None, 1, 1.1, 1795615736.5646151)
+    saved = await store.save_step("app", "rün 😀", claim.run.token, step)
+    assert saved.step == step
+    loaded = await store.load_run("app", "rün 😀")
+    assert loaded is not None
+    assert loaded[0].inputs == tricky
+    assert loaded[0].owner == "ø"
+    assert loaded[1] == (step,)
+
+
+async def test_nul_characters_are_rejected(make_store: Callable[..., RedisStore]) -> None:
+    """NUL in an id raises RunIdError and in JSON text SerializationError, as on PostgreSQL."""
+    store = make_store()
+    with pytest.raises(RunIdError):
+        await store.claim_run(NewRun("app", "r\x00", "wf", "{}"), owner="a", lease_ttl=30)
+    with pytest.raises(SerializationError):
+        await store.claim_run(NewRun("app", "r", "wf", '"\x00"'), owner="a", lease_ttl=30)
+    with pytest.raises(RunIdError):
+        await store.send_signal("app", "r", "n\x00", "1")
+
+
+async def test_unreachable_server_raises_store_unavailable() -> None:
+    """A store whose server refuses connections raises StoreUnavailableError."""
+    store = RedisStore("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailableError):
+        await store.open()
+    with pytest.raises(StoreUnavailableError):
+        await store.get_run("app", "r")
+    await store.close()
+
+
+def test_options_and_urls_are_validated() -> None:
+    """Bad prefixes, TTLs and URL schemes raise ConfigurationError; good URLs build stores."""
+    with pytest.raises(ConfigurationError):
+        RedisStore(prefix="")
+    with pytest.raises(ConfigurationError):
+        RedisStore(finished_ttl=0)
+    with pytest.raises(ConfigurationError):
+        from_url("http://localhost")
+    assert from_url("rediss://h:1/2").url == "rediss://h:1/2"
