@@ -12,6 +12,9 @@ async def run_pipeline(source: str) -> None:
     data = await fetch(f"https://api.example.com/{source}")
 """
 
+from durable._inspect import ErrorInfo as ErrorInfo
+from durable._inspect import RunInfo as RunInfo
+from durable._inspect import StepInfo as StepInfo
 from durable._task import Task as Task
 from durable._workflow import Workflow as Workflow
 from durable._workflow import WorkflowFunction as WorkflowFunction
@@ -23,9 +26,12 @@ from durable.stores.sqlite import SQLiteStore as SQLiteStore
 
 __all__ = [
     "DurableError",
+    "ErrorInfo",
     "InMemoryStore",
     "NonRetryableError",
+    "RunInfo",
     "SQLiteStore",
+    "StepInfo",
     "Store",
     "Task",
     "Workflow",

@@ -6,17 +6,18 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
-from durable import _serde
+from durable import _inspect, _primitives, _serde
 from durable._context import RunContext, current_run
 from durable._execution import Executor
 from durable._ids import IdTemplate, derived_run_id, validate_run_id
 from durable._task import RetryFilter, Task, ensure_may_continue, make_retry_filter, step_outcome
 from durable.backoff import Backoff, exponential
-from durable.errors import ConfigurationError, SerializationError
-from durable.stores.base import StepRecord, Store
+from durable.errors import ConfigurationError, RunNotFoundError, SerializationError
+from durable.stores.base import RUN_STATUSES, RunStatus, StepRecord, Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -166,6 +167,7 @@ class Workflow:
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
         self._executor = Executor(self)
+        self._waits = _primitives.Waits()
 
     def __repr__(self) -> str:
         return f"<durable Workflow {self.name!r} store={type(self.store).__name__}>"
@@ -402,6 +404,137 @@ class Workflow:
         and logged, not raised here.
         """
         return await self._executor.recover()
+
+    # -- durable waits (inside a workflow) -----------------------------------------
+
+    def sleep(self, seconds: float | timedelta) -> Coroutine[Any, Any, None]:
+        """Sleep durably inside a workflow: ``await wf.sleep(3600)``.
+
+        The wake-up time is recorded as a step on first execution; after a
+        crash the resumed run sleeps only the time that remains, and a sleep
+        already over replays at once. A cancel interrupts it.
+        """
+        ctx = _primitives.context_for("wf.sleep()")
+        duration = _primitives.seconds_of(seconds, "wf.sleep() seconds")
+        step_id, position = ctx.allocate(_primitives.SLEEP_TASK, None)
+        return _primitives.sleep_step(ctx, step_id, position, seconds=duration, until=None)
+
+    def sleep_until(self, when: datetime | float) -> Coroutine[Any, Any, None]:
+        """Sleep durably until ``when`` (a timezone-aware datetime or a Unix timestamp)."""
+        ctx = _primitives.context_for("wf.sleep_until()")
+        until = _primitives.timestamp_of(when)
+        step_id, position = ctx.allocate(_primitives.SLEEP_TASK, None)
+        return _primitives.sleep_step(ctx, step_id, position, seconds=None, until=until)
+
+    def signal(
+        self, name: str, timeout: float | timedelta | None = None
+    ) -> Coroutine[Any, Any, Any]:
+        """Wait durably for the signal ``name`` sent to this run; its payload.
+
+        The k-th wait on a name in a run receives the k-th signal of that name
+        sent with :meth:`send_signal` (from any process, before or after the
+        wait starts). The payload is recorded, so the wait replays. With
+        ``timeout`` (seconds, counted from the first time this wait ran) it
+        raises :class:`~durable.errors.SignalTimeoutError`, which the workflow
+        may catch; a timed-out wait takes no signal.
+        """
+        ctx = _primitives.context_for("wf.signal()")
+        name = _primitives.check_signal_name(name)
+        limit = None if timeout is None else _primitives.seconds_of(timeout, "wf.signal() timeout")
+        deadline_step = None
+        if limit is not None:
+            deadline_step = ctx.allocate(_primitives.DEADLINE_TASK_PREFIX + name, None)
+        step_id, position = ctx.allocate(_primitives.SIGNAL_TASK_PREFIX + name, None)
+        return _primitives.signal_step(
+            ctx, name, step_id, position, limit=limit, deadline_step=deadline_step
+        )
+
+    # -- controlling and inspecting runs (from anywhere) ---------------------------
+
+    async def send_signal(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Deliver the signal ``name`` with a JSON ``payload`` to the run ``run_id``.
+
+        The signal is stored, so it is kept until the run waits for it, even if
+        the run has not started yet or its process is down.
+        """
+        name = _primitives.check_signal_name(name)
+        if not isinstance(run_id, str) or not run_id:
+            raise ConfigurationError(f"run_id must be a non-empty string, got {run_id!r}")
+        text = _primitives.encode_payload(
+            payload, name=name, run_id=run_id, limit=self.max_value_bytes
+        )
+        await self._executor.ensure_open()
+        await self.store.send_signal(self.name, run_id, name, text)
+        self._waits.signal_sent(run_id, name)
+
+    async def complete(self, run_id: str, name: str, payload: Any = None) -> None:
+        """The same as :meth:`send_signal`."""
+        await self.send_signal(run_id, name, payload)
+
+    async def cancel(self, run_id: str) -> None:
+        """Ask the run ``run_id`` to stop.
+
+        A running run (in this process or another) stops at its next step
+        boundary at the latest, a sleep or signal wait at once in this process
+        and within a heartbeat elsewhere; it is then ``cancelled`` and calling
+        it raises :class:`~durable.errors.RunCancelledError` until
+        :meth:`resume`. A failed run becomes cancelled; a completed run is
+        unchanged.
+        """
+        await self._executor.ensure_open()
+        run = await self.store.request_cancel(self.name, run_id)
+        if run is None:
+            raise _not_found(self.name, run_id)
+        self._waits.cancel_requested(run_id)
+
+    async def resume(self, run_id: str) -> Any:
+        """Continue a cancelled (or failed) run from where it stopped; its output.
+
+        Completed steps replay; the workflow must be registered in this
+        process. A completed run returns its output; a running one is awaited.
+        """
+        await self._executor.ensure_open()
+        run = await self.store.get_run(self.name, run_id)
+        if run is None:
+            raise _not_found(self.name, run_id)
+        wf_fn = self._workflows.get(run.workflow)
+        if wf_fn is None:
+            raise ConfigurationError(
+                f"cannot resume run {run_id!r}: its workflow {run.workflow!r} is not "
+                f"registered on app {self.name!r} in this process"
+            )
+        args, kwargs = wf_fn.decode_inputs(run.inputs)
+        return await self._executor.execute(
+            wf_fn, run_id, run.inputs, args, kwargs, parent=run.parent_run_id, resume=True
+        )
+
+    async def get_run(self, run_id: str) -> _inspect.RunInfo:
+        """The run ``run_id`` with its steps; raises RunNotFoundError if there is none."""
+        await self._executor.ensure_open()
+        loaded = await self.store.load_run(self.name, run_id)
+        if loaded is None:
+            raise _not_found(self.name, run_id)
+        return _inspect.run_info(*loaded)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> list[_inspect.RunInfo]:
+        """Runs of this app, newest first, optionally filtered (their ``steps`` left empty)."""
+        if status is not None and status not in RUN_STATUSES:
+            raise ConfigurationError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise ConfigurationError(f"limit must be an int > 0, got {limit!r}")
+        await self._executor.ensure_open()
+        runs = await self.store.list_runs(self.name, status=status, workflow=workflow, limit=limit)
+        return [_inspect.run_info(run) for run in runs]
+
+
+def _not_found(app: str, run_id: str) -> RunNotFoundError:
+    return RunNotFoundError(f"app {app!r} has no run {run_id!r}")
 
 
 def _positive(what: str, value: object) -> None:

@@ -1,0 +1,333 @@
+"""Durable waits inside a workflow: sleeps and signals, each recorded as a step of its run.
+
+A sleep is one step whose result is its wake-up time, stored before the wait
+begins: after a crash the resumed run sleeps only what remains, and a sleep
+whose time has passed replays at once.
+
+A signal wait is one step whose result is the payload it received (and the
+signal's index). Signals of one name are numbered 0, 1, 2, ... in arrival
+order by the store; a wait takes the lowest index no other wait of that name
+in the run has received, so the k-th wait receives the k-th signal and a
+signal sent before anyone waits is kept. A wait that times out takes no
+signal, and its failure is recorded so that replay raises it again. A
+timeout's deadline is itself a step, recorded when the wait starts, so a
+crash does not restart the clock.
+
+Waiting polls the store with a growing delay; a signal sent or a cancel asked
+for through the same app in this process wakes the waiter at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from durable import _serde
+from durable._context import RunContext, current_run
+from durable._task import ensure_may_continue, step_outcome
+from durable.errors import (
+    ConfigurationError,
+    DurableError,
+    ResultTooLargeError,
+    SerializationError,
+    SignalTimeoutError,
+)
+from durable.stores.base import StepRecord
+
+SLEEP_TASK = "durable.sleep"
+SIGNAL_TASK_PREFIX = "durable.signal:"
+DEADLINE_TASK_PREFIX = "durable.signal-deadline:"
+
+# Delay between two reads of the store by a waiting signal.
+_POLL_MIN = 0.02
+_POLL_MAX = 1.0
+# Upper bound between two looks at the run's cancel and lease flags while waiting.
+_FLAG_CHECK_MAX = 1.0
+
+
+def context_for(what: str) -> RunContext:
+    """The run being executed, or a clear error when ``what`` is used outside one."""
+    ctx = current_run.get()
+    if ctx is None:
+        raise DurableError(
+            f"{what} can only be awaited in the body of a @wf.workflow function; it was "
+            "called outside a workflow (or inside a task, whose body is plain code)"
+        )
+    return ctx
+
+
+def seconds_of(value: object, what: str, *, allow_zero: bool = True) -> float:
+    """A finite, non-negative number of seconds from a number or a timedelta."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            f"{what} must be a number of seconds or a timedelta, got {value!r}"
+        )
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ConfigurationError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def timestamp_of(when: object) -> float:
+    """A Unix timestamp from a timezone-aware datetime or a number."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ConfigurationError(
+                f"sleep_until() needs a timezone-aware datetime, got the naive {when!r}; "
+                "e.g. datetime.now(timezone.utc) + timedelta(days=1)"
+            )
+        return when.timestamp()
+    if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
+        raise ConfigurationError(
+            f"sleep_until() needs a timezone-aware datetime or a Unix timestamp, got {when!r}"
+        )
+    return float(when)
+
+
+def check_signal_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"a signal name must be a non-empty string, got {name!r}")
+    return name
+
+
+def encode_payload(payload: object, *, name: str, run_id: str, limit: int) -> str:
+    what = f"the payload of signal {name!r} for run {run_id!r}"
+    try:
+        text = _serde.dumps(payload)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise ResultTooLargeError(f"{what} is {size} bytes of JSON, over the limit of {limit}")
+    return text
+
+
+# -- waking waiters in this process ---------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Waiter:
+    ctx: RunContext
+    signal: str | None
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait(self, seconds: float) -> None:
+        """Return after ``seconds``, or earlier when woken."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self.event.wait()
+        self.event.clear()
+
+
+class Waits:
+    """The sleeps and signal waits in progress in this process, per app."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[_Waiter]] = {}
+        # Signal indexes being waited for right now, per run execution and name.
+        self._claimed: dict[tuple[RunContext, str], set[int]] = {}
+
+    @contextlib.contextmanager
+    def waiting(self, ctx: RunContext, signal: str | None) -> Iterator[_Waiter]:
+        waiter = _Waiter(ctx, signal)
+        self._waiters.setdefault(ctx.run_id, set()).add(waiter)
+        try:
+            yield waiter
+        finally:
+            waiters = self._waiters.get(ctx.run_id)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[ctx.run_id]
+
+    def signal_sent(self, run_id: str, name: str) -> None:
+        for waiter in self._waiters.get(run_id, ()):
+            if waiter.signal == name:
+                waiter.event.set()
+
+    def cancel_requested(self, run_id: str) -> None:
+        for waiter in self._waiters.get(run_id, ()):
+            waiter.ctx.cancel_requested = True
+            waiter.event.set()
+
+    def claim_index(self, ctx: RunContext, name: str) -> int:
+        """The lowest signal index of ``name`` that no wait of this run has taken."""
+        claimed = self._claimed.setdefault((ctx, name), set())
+        task = SIGNAL_TASK_PREFIX + name
+        received = {
+            _decoded(record)["index"]
+            for record in ctx.steps.values()
+            if record.task == task and record.status == "completed" and record.result is not None
+        }
+        index = 0
+        while index in claimed or index in received:
+            index += 1
+        claimed.add(index)
+        return index
+
+    def release_index(self, ctx: RunContext, name: str, index: int) -> None:
+        claimed = self._claimed.get((ctx, name))
+        if claimed is not None:
+            claimed.discard(index)
+            if not claimed:
+                del self._claimed[(ctx, name)]
+
+
+def _decoded(record: StepRecord) -> dict[str, Any]:
+    assert record.result is not None
+    value = _serde.loads(record.result)
+    assert isinstance(value, dict)
+    return value
+
+
+def _flag_check_period(ctx: RunContext) -> float:
+    # The heartbeat refreshes the cancel and lease flags once per interval.
+    return min(ctx.app.heartbeat, _FLAG_CHECK_MAX)
+
+
+# -- sleep ----------------------------------------------------------------------------------
+
+
+async def sleep_step(
+    ctx: RunContext, step_id: str, position: int, *, seconds: float | None, until: float | None
+) -> None:
+    """Sleep until the recorded wake-up time, recording it on first execution."""
+    ensure_may_continue(ctx)
+    record = ctx.recorded(SLEEP_TASK, step_id, position)
+    if record is None:
+        now = time.time()
+        wake_at = now + seconds if seconds is not None else until
+        record = StepRecord(
+            step_id=step_id,
+            position=position,
+            task=SLEEP_TASK,
+            status="completed",
+            result=_serde.dumps({"wake_at": wake_at}),
+            error=None,
+            attempts=1,
+            started_at=now,
+            finished_at=now,
+        )
+        record = await ctx.app._save_step(ctx, record)
+    if record.status != "completed":
+        step_outcome(ctx, record, None)
+    wake_at = float(_decoded(record)["wake_at"])
+    with ctx.app._waits.waiting(ctx, None) as waiter:
+        while True:
+            ensure_may_continue(ctx)
+            remaining = wake_at - time.time()
+            if remaining <= 0:
+                return
+            await waiter.wait(min(remaining, _flag_check_period(ctx)))
+
+
+# -- signals --------------------------------------------------------------------------------
+
+
+async def signal_step(
+    ctx: RunContext,
+    name: str,
+    step_id: str,
+    position: int,
+    *,
+    limit: float | None,
+    deadline_step: tuple[str, int] | None,
+) -> Any:
+    """The payload of the signal this wait receives, waiting for it if need be."""
+    ensure_may_continue(ctx)
+    deadline_record = None
+    if deadline_step is not None:
+        deadline_record = ctx.recorded(DEADLINE_TASK_PREFIX + name, *deadline_step)
+    task = SIGNAL_TASK_PREFIX + name
+    record = ctx.recorded(task, step_id, position)
+    if record is None:
+        deadline: float | None = None
+        if deadline_step is not None and limit is not None:
+            if deadline_record is None:
+                deadline_record = await _record_deadline(ctx, name, *deadline_step, limit)
+            deadline = float(_decoded(deadline_record)["deadline"])
+        record = await _receive(ctx, name, step_id, position, deadline, limit)
+    if record.status == "completed":
+        return _decoded(record)["payload"]
+    return step_outcome(ctx, record, None)
+
+
+async def _record_deadline(
+    ctx: RunContext, name: str, step_id: str, position: int, limit: float
+) -> StepRecord:
+    now = time.time()
+    record = StepRecord(
+        step_id=step_id,
+        position=position,
+        task=DEADLINE_TASK_PREFIX + name,
+        status="completed",
+        result=_serde.dumps({"deadline": now + limit}),
+        error=None,
+        attempts=1,
+        started_at=now,
+        finished_at=now,
+    )
+    return await ctx.app._save_step(ctx, record)
+
+
+async def _receive(
+    ctx: RunContext,
+    name: str,
+    step_id: str,
+    position: int,
+    deadline: float | None,
+    limit: float | None,
+) -> StepRecord:
+    app = ctx.app
+    started = time.time()
+    index = app._waits.claim_index(ctx, name)
+    try:
+        with app._waits.waiting(ctx, name) as waiter:
+            delay = _POLL_MIN
+            while True:
+                ensure_may_continue(ctx)
+                payload = await app.store.read_signal(app.name, ctx.run_id, name, index)
+                now = time.time()
+                if payload is not None:
+                    status: Any = "completed"
+                    result: str | None = f'{{"index":{index},"payload":{payload}}}'
+                    error: str | None = None
+                    break
+                if deadline is not None and now >= deadline:
+                    timed_out = SignalTimeoutError(
+                        f"run {ctx.run_id!r} of workflow {ctx.workflow!r}: no signal "
+                        f"{name!r} arrived within {limit:g}s"
+                    )
+                    status, result, error = "failed", None, _serde.encode_error(timed_out)
+                    break
+                pause = min(delay, _flag_check_period(ctx))
+                if deadline is not None:
+                    pause = min(pause, deadline - now)
+                await waiter.wait(pause)
+                delay = min(delay * 1.5, _POLL_MAX)
+        record = StepRecord(
+            step_id=step_id,
+            position=position,
+            task=SIGNAL_TASK_PREFIX + name,
+            status=status,
+            result=result,
+            error=error,
+            attempts=1,
+            started_at=started,
+            finished_at=now,
+        )
+        stored = await app._save_step(ctx, record)
+        # Later waits of this execution must see this index as taken.
+        ctx.steps[step_id] = stored
+        return stored
+    finally:
+        app._waits.release_index(ctx, name, index)
