@@ -1,0 +1,389 @@
+"""python-durable against the raw database limits, measured side by side in one run.
+
+    python benchmarks/run.py            # everything (PostgreSQL when reachable)
+    python benchmarks/run.py --quick    # fewer rounds and steps
+    python benchmarks/run.py --no-postgres --steps 1000
+
+Every workload runs in a fresh process (``workloads.py``), so replay and cold
+start see a process that really starts cold. The machine is noisy: only the
+ratios within one run mean anything, so each limit is measured by this script,
+in the same run, with the same durability settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = os.path.join(HERE, "workloads.py")
+PYTHON = sys.executable
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@dataclass
+class Row:
+    workload: str
+    measured: str
+    limit: str = ""
+    ratio: str = ""
+    target: str = ""
+    verdict: str = ""
+
+
+def work(name: str, **params: Any) -> dict[str, Any]:
+    """Run one workload in a fresh process; its JSON result."""
+    proc = subprocess.run(
+        [PYTHON, WORKLOADS, name, json.dumps(params)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"workload {name} failed ({proc.returncode}):\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def ratio_row(
+    workload: str, value: float, limit: float, unit: str, max_ratio: float, *, lower: bool = True
+) -> Row:
+    """A row comparing ``value`` with ``limit``; lower is better unless ``lower`` is false."""
+    ratio = value / limit
+    ok = ratio <= max_ratio if lower else ratio >= max_ratio
+    sign = "≤" if lower else "≥"
+    return Row(
+        workload,
+        f"{value:,.1f} {unit}",
+        f"{limit:,.1f} {unit}",
+        f"{ratio:.2f}x",
+        f"{sign} {max_ratio:g}x",
+        verdict(ok),
+    )
+
+
+# -- A ------------------------------------------------------------------------------
+
+
+def bench_sequential(args: argparse.Namespace, tmp: str) -> tuple[list[Row], float]:
+    r = work("seq_sqlite", steps=args.steps, rounds=args.rounds, dir=tmp)
+    rows = [
+        ratio_row(
+            "A seq FULL vs aiosqlite", r["durable_FULL"], r["aiosqlite_FULL"], "µs/step", 1.3
+        ),
+        ratio_row("A seq FULL vs sqlite3", r["durable_FULL"], r["sqlite3_FULL"], "µs/step", 1.6),
+    ]
+    for raw in ("aiosqlite", "sqlite3"):
+        value, limit = r["durable_NORMAL"], r[f"{raw}_NORMAL"]
+        rows.append(
+            Row(
+                f"A seq NORMAL vs {raw}",
+                f"{value:,.1f} µs/step",
+                f"{limit:,.1f} µs/step",
+                f"{value / limit:.2f}x",
+                "(info)",
+            )
+        )
+    return rows, r["aiosqlite_FULL"]
+
+
+# -- B ------------------------------------------------------------------------------
+
+
+def bench_replay(args: argparse.Namespace, tmp: str) -> list[Row]:
+    completed: list[float] = []
+    body: list[float] = []
+    resumed: list[float] = []
+    for i in range(args.rounds):
+        done = os.path.join(tmp, f"replay-done-{i}.db")
+        work("prepare", path=done, steps=args.steps)
+        completed.append(work("replay", path=done, steps=args.steps)["call_us_per_step"])
+        crashed = os.path.join(tmp, f"replay-crash-{i}.db")
+        try:
+            work("prepare", path=crashed, steps=args.steps, crash_at=args.steps - 1)
+        except RuntimeError as exc:
+            if "(17)" not in str(exc):
+                raise
+        else:
+            raise RuntimeError("the crash before the last step did not happen")
+        r = work("replay", path=crashed, steps=args.steps)
+        body.append(r["body_replay_us_per_step"])
+        resumed.append(r["call_us_per_step"])
+    target = 10.0
+
+    def row(name: str, values: list[float], *, judged: bool = True) -> Row:
+        value = statistics.median(values)
+        return Row(
+            name,
+            f"{value:,.2f} µs/step",
+            target=f"≤ {target:g} µs" if judged else "(info)",
+            verdict=verdict(value <= target) if judged else "",
+        )
+
+    return [
+        row("B replay completed run (new process)", completed),
+        row("B forced body replay (crash at last step)", body),
+        row("B  whole resumed call incl. last step", resumed, judged=False),
+    ]
+
+
+# -- C and E ------------------------------------------------------------------------
+
+
+def bench_concurrent(args: argparse.Namespace, tmp: str, ceiling_us: float) -> list[Row]:
+    samples = [
+        work(
+            "concurrent",
+            path=os.path.join(tmp, f"conc-{i}.db"),
+            workflows=args.workflows,
+            steps=10,
+        )
+        for i in range(max(1, args.rounds // 2 + 1))
+    ]
+    rate = statistics.median(s["steps_per_s"] for s in samples)
+    failed = sum(s["failed"] for s in samples)
+    ceiling = 1e6 / ceiling_us
+    row = ratio_row(
+        f"C {args.workflows}x10 concurrent, FULL", rate, ceiling, "steps/s", 3.0, lower=False
+    )
+    failures = Row(
+        "C failed runs",
+        f"{failed} of {args.workflows * len(samples)}",
+        target="0",
+        verdict=verdict(failed == 0),
+    )
+    if failed:
+        failures.measured += f" ({next(s['first_failure'] for s in samples if s['failed'])})"
+    peak = statistics.median(s["peak_rss_kb"] for s in samples) / 1024
+    grown = statistics.median(s["rss_kb"] - s["rss_before_kb"] for s in samples) / 1024
+    memory = Row("E RSS of C (peak; growth during C)", f"{peak:.1f} MB; +{grown:.1f} MB")
+    return [row, failures, memory]
+
+
+def bench_suspended(args: argparse.Namespace, tmp: str) -> Row:
+    r = work("suspended", path=os.path.join(tmp, "idle.db"), runs=args.suspended)
+    if r["per_run_kb"] is None:
+        return Row(
+            f"E per suspended run ({args.suspended})",
+            "n/a (not implemented: no Workflow.signal / Workflow.sleep)",
+        )
+    return Row(
+        f"E per suspended run ({args.suspended} on {r['waits_on']})",
+        f"{r['per_run_kb']:.1f} KB/run",
+        target="(info)",
+    )
+
+
+# -- D ------------------------------------------------------------------------------
+
+
+def _wall(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def _import_us(module: str) -> float:
+    """Cumulative import time of ``module`` in a fresh interpreter (-X importtime)."""
+    proc = subprocess.run(
+        [PYTHON, "-X", "importtime", "-c", f"import {module}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for line in proc.stderr.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[2] == module:
+            return float(parts[1])
+    raise RuntimeError(f"no import time reported for {module}")
+
+
+def bench_cold(args: argparse.Namespace, tmp: str) -> list[Row]:
+    repeats = args.cold_repeats
+    samples: dict[str, list[float]] = {k: [] for k in ("pass", "aio", "durable", "one", "imp")}
+    imp_aio: list[float] = []
+    imp_durable: list[float] = []
+    for i in range(repeats):
+        # Interleaved, so that noise hits all of them alike.
+        samples["pass"].append(_wall([PYTHON, "-c", "pass"]))
+        samples["aio"].append(_wall([PYTHON, "-c", "import aiosqlite"]))
+        samples["durable"].append(_wall([PYTHON, "-c", "import durable"]))
+        path = os.path.join(tmp, f"cold-{i}.db")
+        samples["one"].append(_wall([PYTHON, WORKLOADS, "one_step", json.dumps({"path": path})]))
+        imp_aio.append(_import_us("aiosqlite"))
+        imp_durable.append(_import_us("durable"))
+    med = {k: statistics.median(v) * 1e3 for k, v in samples.items() if v}
+    base = med["pass"]
+    aio, durable = statistics.median(imp_aio) / 1e3, statistics.median(imp_durable) / 1e3
+    heavy = subprocess.run(
+        [
+            PYTHON,
+            "-c",
+            "import sys, durable, durable.stores; "
+            "print(','.join(m for m in ('asyncpg', 'redis', 'pydantic') if m in sys.modules))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    one = work("one_step", path=os.path.join(tmp, "cold-check.db"))
+    heavy_after_run = ",".join(one["heavy"])
+    return [
+        ratio_row("D import durable (-X importtime)", durable, aio, "ms", 1.2),
+        ratio_row(
+            "D import, process wall minus bare python",
+            med["durable"] - base,
+            med["aio"] - base,
+            "ms",
+            1.2,
+        ),
+        Row(
+            "D 1-step workflow process vs import aiosqlite",
+            f"{med['one']:.1f} ms",
+            f"{med['aio']:.1f} ms",
+            f"{med['one'] / med['aio']:.2f}x",
+            "(info)",
+        ),
+        Row(
+            "D asyncpg/redis/pydantic imported",
+            f"{heavy or 'none'}; after a run: {heavy_after_run or 'none'}",
+            target="none",
+            verdict=verdict(not heavy and not heavy_after_run),
+        ),
+    ]
+
+
+# -- PostgreSQL -------------------------------------------------------------------
+
+
+def postgres_reachable(dsn: str) -> str | None:
+    """None when a server answers at ``dsn``, else why not."""
+    code = (
+        "import asyncio, asyncpg, sys\n"
+        "async def main():\n"
+        "    conn = await asyncpg.connect(sys.argv[1], timeout=3)\n"
+        "    await conn.close()\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run([PYTHON, "-c", code, dsn], capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        return None
+    return (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+
+
+def bench_postgres(args: argparse.Namespace) -> list[Row]:
+    dsn = args.pg_dsn
+    why = postgres_reachable(dsn)
+    if why is not None:
+        return [Row("PG (skipped)", f"no server at {dsn}: {why}")]
+    r = work("pg_seq", dsn=dsn, steps=args.steps, rounds=args.rounds)
+    rows = [ratio_row("PG A seq vs asyncpg insert", r["durable"], r["asyncpg"], "µs/step", 1.3)]
+    rates: dict[int, float] = {}
+    failed = 0
+    for pool in args.pg_pools:
+        samples = [
+            work("pg_concurrent", dsn=dsn, pool=pool, workflows=args.workflows, steps=10)
+            for _ in range(max(1, args.rounds // 2))
+        ]
+        rates[pool] = statistics.median(s["steps_per_s"] for s in samples)
+        failed += sum(s["failed"] for s in samples)
+    first = args.pg_pools[0]
+    for pool in args.pg_pools:
+        rows.append(
+            Row(
+                f"PG C {args.workflows}x10, pool {pool}",
+                f"{rates[pool]:,.0f} steps/s",
+                f"{1e6 / r['asyncpg']:,.0f} steps/s",
+                f"{rates[pool] * r['asyncpg'] / 1e6:.2f}x",
+                "scales with pool" if pool != first else "(base)",
+                "" if pool == first else verdict(rates[pool] > rates[first] * 1.1),
+            )
+        )
+    rows.append(Row("PG C failed runs", str(failed), target="0", verdict=verdict(failed == 0)))
+    return rows
+
+
+# -- output -------------------------------------------------------------------------
+
+
+def table(rows: list[Row]) -> str:
+    header = Row("workload", "measured", "raw limit", "ratio", "target", "")
+    cells = [header, *rows]
+    fields = ("workload", "measured", "limit", "ratio", "target", "verdict")
+    widths = {f: max(len(getattr(c, f)) for c in cells) for f in fields}
+    lines = []
+    for i, c in enumerate(cells):
+        lines.append("  ".join(getattr(c, f).ljust(widths[f]) for f in fields).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * widths[f] for f in fields))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
+    parser.add_argument("--steps", type=int, default=500, help="steps of workloads A and B")
+    parser.add_argument("--rounds", type=int, default=None, help="repetitions (median taken)")
+    parser.add_argument("--workflows", type=int, default=200, help="concurrent runs of C")
+    parser.add_argument("--suspended", type=int, default=1000, help="suspended runs of E")
+    parser.add_argument(
+        "--postgres", action=argparse.BooleanOptionalAction, default=True, help="PG workloads"
+    )
+    parser.add_argument(
+        "--pg-dsn", default=os.environ.get("DURABLE_BENCH_POSTGRES_DSN", DEFAULT_DSN)
+    )
+    parser.add_argument(
+        "--pg-pools", type=lambda s: [int(p) for p in s.split(",")], default=[1, 4, 16]
+    )
+    parser.add_argument(
+        "--dir", default=None, help="where the database files go (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 3 if args.quick else 7
+    args.cold_repeats = 5 if args.quick else 15
+    if args.quick:
+        args.steps = min(args.steps, 200)
+
+    import aiosqlite
+
+    print(
+        f"python-durable benchmark: Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, aiosqlite {aiosqlite.__version__}, "
+        f"{os.cpu_count()} CPUs, {args.steps} steps, {args.rounds} rounds (medians)",
+        flush=True,
+    )
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="durable-bench-", dir=args.dir) as tmp:
+        stages: list[tuple[str, Any]] = []
+        seq_rows, ceiling = bench_sequential(args, tmp)
+        rows += seq_rows
+        stages.append(("B", lambda: bench_replay(args, tmp)))
+        stages.append(("C", lambda: bench_concurrent(args, tmp, ceiling)))
+        stages.append(("D", lambda: bench_cold(args, tmp)))
+        stages.append(("E", lambda: [bench_suspended(args, tmp)]))
+        if args.postgres:
+            stages.append(("PG", lambda: bench_postgres(args)))
+        for _, stage in stages:
+            rows += stage()
+    print(table(rows))
+    missed = [r.workload for r in rows if r.verdict == "MISS"]
+    print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(missed) if missed else ""))
+
+
+if __name__ == "__main__":
+    main()

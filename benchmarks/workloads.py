@@ -1,0 +1,375 @@
+"""Benchmark workloads, each run in its own process by ``run.py``.
+
+Usage: ``python benchmarks/workloads.py NAME JSON_PARAMS``. The last line
+printed on stdout is a JSON object with the measurements; timings are taken
+inside the process, after imports and store opening unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+# The step row the raw limits write: about the size of a durable step record.
+_RAW_TABLE = """CREATE TABLE steps (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, result TEXT, finished_at REAL NOT NULL,
+    PRIMARY KEY (run_id, step_id)) WITHOUT ROWID"""
+_RAW_INSERT = "INSERT INTO steps (run_id, step_id, result, finished_at) VALUES (?, ?, ?, ?)"
+_PG_TABLE = """CREATE TABLE steps (
+    run_id text NOT NULL, step_id text NOT NULL, result text, finished_at double precision,
+    PRIMARY KEY (run_id, step_id))"""
+_PG_INSERT = "INSERT INTO steps (run_id, step_id, result, finished_at) VALUES ($1, $2, $3, $4)"
+
+
+def _rss_kb(field: str = "VmRSS") -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _heavy_modules() -> list[str]:
+    return [m for m in ("asyncpg", "redis", "pydantic") if m in sys.modules]
+
+
+# -- raw limits ------------------------------------------------------------------
+
+
+def raw_sqlite3(path: str, n: int, sync: str) -> float:
+    """µs per single-row INSERT committed on its own, stdlib sqlite3."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL").fetchone()
+    db.execute(f"PRAGMA synchronous = {sync}")
+    db.execute(_RAW_TABLE)
+    t0 = time.perf_counter()
+    for i in range(n):
+        db.execute(_RAW_INSERT, ("run-1", f"step#{i}", str(i), time.time()))
+    elapsed = time.perf_counter() - t0
+    db.close()
+    return elapsed / n * 1e6
+
+
+async def raw_aiosqlite(path: str, n: int, sync: str) -> float:
+    """µs per single-row INSERT committed on its own (autocommit: one thread hop)."""
+    import aiosqlite
+
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute(f"PRAGMA synchronous = {sync}")
+        await db.execute(_RAW_TABLE)
+        t0 = time.perf_counter()
+        for i in range(n):
+            await db.execute(_RAW_INSERT, ("run-1", f"step#{i}", str(i), time.time()))
+        elapsed = time.perf_counter() - t0
+    return elapsed / n * 1e6
+
+
+# -- durable workflows -------------------------------------------------------------
+
+
+class Bench:
+    """One app with the benchmark's tasks and workflows, on a given store."""
+
+    def __init__(self, store: Any) -> None:
+        from durable import Workflow
+
+        self.wf = wf = Workflow("bench", db=store)
+        self.crash_at: int | None = None
+        self.body_started = 0.0
+        self.last_called = 0.0
+
+        @wf.task
+        async def step(i: int) -> int:
+            if i == self.crash_at:
+                os._exit(17)
+            return i
+
+        @wf.workflow(id="seq-{n}")
+        async def sequential(n: int) -> int:
+            self.body_started = time.perf_counter()
+            total = 0
+            for i in range(n):
+                if i == n - 1:
+                    self.last_called = time.perf_counter()
+                total += await step(i)
+            return total
+
+        @wf.workflow(id="conc-{k}")
+        async def concurrent(k: int, steps: int) -> int:
+            total = 0
+            for i in range(steps):
+                total += await step(i)
+            return total
+
+        self.sequential = sequential
+        self.concurrent = concurrent
+
+
+def _sqlite_store(path: str, sync: str = "FULL") -> Any:
+    from durable import SQLiteStore
+
+    return SQLiteStore(path, synchronous=sync)  # type: ignore[arg-type]
+
+
+async def durable_sequential(store: Any, n: int) -> float:
+    """µs per step of one first execution of an n-step workflow (claim and finish included)."""
+    bench = Bench(store)
+    async with bench.wf:
+        t0 = time.perf_counter()
+        await bench.sequential(n=n)
+        elapsed = time.perf_counter() - t0
+    return elapsed / n * 1e6
+
+
+async def _median_rounds(
+    rounds: int, measures: dict[str, Callable[[int], Awaitable[float]]]
+) -> dict[str, float]:
+    # Interleaved rounds, so that a slow phase of the machine hits every series.
+    samples: dict[str, list[float]] = {name: [] for name in measures}
+    for r in range(rounds):
+        for name, measure in measures.items():
+            gc.collect()
+            samples[name].append(await measure(r))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+# -- workloads -----------------------------------------------------------------------
+
+
+async def seq_sqlite(params: dict[str, Any]) -> dict[str, Any]:
+    """A: raw commits and durable steps, FULL and NORMAL, interleaved rounds."""
+    n, rounds = params["steps"], params["rounds"]
+    with tempfile.TemporaryDirectory(dir=params.get("dir")) as tmp:
+
+        def fresh(kind: str, r: int) -> str:
+            return os.path.join(tmp, f"{kind}-{r}.db")
+
+        def series(sync: str) -> dict[str, Callable[[int], Awaitable[float]]]:
+            async def sqlite3_(r: int) -> float:
+                return raw_sqlite3(fresh(f"s3{sync}", r), n, sync)
+
+            async def aiosqlite_(r: int) -> float:
+                return await raw_aiosqlite(fresh(f"aio{sync}", r), n, sync)
+
+            async def durable_(r: int) -> float:
+                return await durable_sequential(_sqlite_store(fresh(f"d{sync}", r), sync), n)
+
+            return {
+                f"sqlite3_{sync}": sqlite3_,
+                f"aiosqlite_{sync}": aiosqlite_,
+                f"durable_{sync}": durable_,
+            }
+
+        return await _median_rounds(rounds, {**series("FULL"), **series("NORMAL")})
+
+
+async def prepare(params: dict[str, Any]) -> dict[str, Any]:
+    """Run the sequential workflow to completion, or until a crash at ``crash_at``."""
+    bench = Bench(_sqlite_store(params["path"]))
+    bench.crash_at = params.get("crash_at")
+    async with bench.wf:
+        await bench.sequential(n=params["steps"])
+    return {}
+
+
+async def replay(params: dict[str, Any]) -> dict[str, Any]:
+    """B: call a prepared run id again in a fresh process."""
+    n = params["steps"]
+    bench = Bench(_sqlite_store(params["path"]))
+    async with bench.wf:
+        t0 = time.perf_counter()
+        await bench.sequential(n=n)
+        elapsed = time.perf_counter() - t0
+    out: dict[str, Any] = {"call_us_per_step": elapsed / n * 1e6}
+    if bench.body_started:
+        # The body ran (a resumed run): the span up to the last call is pure replay.
+        out["body_replay_us_per_step"] = (bench.last_called - bench.body_started) / (n - 1) * 1e6
+    return out
+
+
+async def _concurrent(bench: Bench, workflows: int, steps: int) -> dict[str, Any]:
+    rss_before = _rss_kb()
+    t0 = time.perf_counter()
+    results = await asyncio.gather(
+        *(bench.concurrent(k=k, steps=steps) for k in range(workflows)),
+        return_exceptions=True,
+    )
+    elapsed = time.perf_counter() - t0
+    failures = [r for r in results if isinstance(r, BaseException)]
+    return {
+        "steps_per_s": workflows * steps / elapsed,
+        "failed": len(failures),
+        "first_failure": repr(failures[0]) if failures else None,
+        "rss_kb": _rss_kb(),
+        "rss_before_kb": rss_before,
+        "peak_rss_kb": _rss_kb("VmHWM"),
+    }
+
+
+async def concurrent(params: dict[str, Any]) -> dict[str, Any]:
+    """C: many workflows started together on one SQLite store."""
+    bench = Bench(_sqlite_store(params["path"], params.get("sync", "FULL")))
+    async with bench.wf:
+        return await _concurrent(bench, params["workflows"], params["steps"])
+
+
+async def one_step(params: dict[str, Any]) -> dict[str, Any]:
+    """D: a whole process running a 1-step workflow (timed from outside)."""
+    from durable import SQLiteStore, Workflow
+
+    wf = Workflow("cold", db=SQLiteStore(params["path"]))
+
+    @wf.task
+    async def hello() -> str:
+        return "hi"
+
+    @wf.workflow(id="one")
+    async def main() -> str:
+        return await hello()
+
+    async with wf:
+        await main()
+    return {"heavy": _heavy_modules()}
+
+
+async def suspended(params: dict[str, Any]) -> dict[str, Any]:
+    """E: RSS per run suspended on a signal (or a sleep) in this process."""
+    from durable import Workflow
+
+    wf = Workflow("idle", db=_sqlite_store(params["path"], "NORMAL"))
+    waits_on: str | None = None
+    if hasattr(wf, "signal"):
+        waits_on = "signal"
+    elif hasattr(wf, "sleep"):
+        waits_on = "sleep"
+    if waits_on is None:
+        return {"per_run_kb": None}
+
+    @wf.workflow(id="idle-{k}")
+    async def idle(k: int) -> None:
+        if waits_on == "signal":
+            await wf.signal("go")  # type: ignore[attr-defined]
+        else:
+            await wf.sleep(3600)  # type: ignore[attr-defined]
+
+    count = params["runs"]
+    async with wf:
+        gc.collect()
+        before = _rss_kb()
+        tasks = [asyncio.ensure_future(idle(k=k)) for k in range(count)]
+        # Suspended means: every run claimed and parked on its wait.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            running = await wf.store.list_runs("idle", status="running", limit=count + 1)
+            if len(running) >= count:
+                break
+        await asyncio.sleep(0.5)
+        gc.collect()
+        after = _rss_kb()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"per_run_kb": (after - before) / count, "waits_on": waits_on}
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+
+
+async def _pg_schema(dsn: str, schema: str, *, drop: bool) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if not drop:
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+
+
+async def raw_asyncpg(dsn: str, schema: str, n: int) -> float:
+    """µs per single-row INSERT in its own transaction (autocommit), one connection."""
+    import asyncpg
+
+    await _pg_schema(dsn, schema, drop=False)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        await conn.execute(_PG_TABLE)
+        t0 = time.perf_counter()
+        for i in range(n):
+            await conn.execute(_PG_INSERT, "run-1", f"step#{i}", str(i), time.time())
+        elapsed = time.perf_counter() - t0
+    finally:
+        await conn.close()
+        await _pg_schema(dsn, schema, drop=True)
+    return elapsed / n * 1e6
+
+
+def _pg_store(dsn: str, schema: str, pool: int = 10) -> Any:
+    from durable.stores.postgres import PostgresStore
+
+    return PostgresStore(dsn, schema=schema, min_size=1, max_size=pool)
+
+
+async def pg_seq(params: dict[str, Any]) -> dict[str, Any]:
+    """Postgres A: raw asyncpg inserts and durable steps, interleaved rounds."""
+    dsn, n = params["dsn"], params["steps"]
+    schema = f"durable_bench_{os.getpid()}"
+
+    async def raw(r: int) -> float:
+        return await raw_asyncpg(dsn, f"{schema}_raw", n)
+
+    async def durable_(r: int) -> float:
+        await _pg_schema(dsn, schema, drop=True)
+        try:
+            return await durable_sequential(_pg_store(dsn, schema), n)
+        finally:
+            await _pg_schema(dsn, schema, drop=True)
+
+    return await _median_rounds(params["rounds"], {"asyncpg": raw, "durable": durable_})
+
+
+async def pg_concurrent(params: dict[str, Any]) -> dict[str, Any]:
+    """Postgres C: many workflows started together, on a pool of the given size."""
+    dsn = params["dsn"]
+    schema = f"durable_bench_{os.getpid()}"
+    await _pg_schema(dsn, schema, drop=True)
+    try:
+        bench = Bench(_pg_store(dsn, schema, params["pool"]))
+        async with bench.wf:
+            return await _concurrent(bench, params["workflows"], params["steps"])
+    finally:
+        await _pg_schema(dsn, schema, drop=True)
+
+
+WORKLOADS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+    "seq_sqlite": seq_sqlite,
+    "prepare": prepare,
+    "replay": replay,
+    "concurrent": concurrent,
+    "one_step": one_step,
+    "suspended": suspended,
+    "pg_seq": pg_seq,
+    "pg_concurrent": pg_concurrent,
+}
+
+
+def main() -> None:
+    name, raw_params = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "{}"
+    result = asyncio.run(WORKLOADS[name](json.loads(raw_params)))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
