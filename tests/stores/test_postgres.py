@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests import _services
 
 from durable.errors import (
     ConfigurationError,
@@ -23,13 +23,19 @@ from durable.errors import (
 )
 from durable.stores.base import LeaseState, NewRun, StepRecord
 
-asyncpg = pytest.importorskip("asyncpg")
-
-from durable.stores.postgres import PostgresStore, from_url  # noqa: E402
+if TYPE_CHECKING:
+    from durable.stores.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
 
-DSN = os.environ.get("DURABLE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+def _asyncpg() -> Any:
+    return _services.import_driver("asyncpg")
+
+
+def _postgres() -> Any:
+    """The store module, or a skip (a failure under DURABLE_REQUIRE_SERVICES=1)."""
+    return _services.import_driver("durable.stores.postgres")
 
 
 def _step(step_id: str, position: int = 0, result: str = '"ok"') -> StepRecord:
@@ -39,34 +45,35 @@ def _step(step_id: str, position: int = 0, result: str = '"ok"') -> StepRecord:
 
 
 @pytest.fixture
-async def admin() -> AsyncIterator[Any]:
+async def dsn() -> str:
+    """The test server's DSN."""
+    return await _services.postgres_dsn()
+
+
+@pytest.fixture
+async def admin(dsn: str) -> AsyncIterator[Any]:
     """A plain connection for inspecting and sabotaging the database."""
-    try:
-        conn = await asyncpg.connect(DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("DURABLE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL required but unreachable at {DSN}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {DSN}: {exc}")
+    conn = await _asyncpg().connect(dsn, timeout=5)
     yield conn
     await conn.close()
 
 
 @pytest.fixture
-async def schema(admin: Any) -> AsyncIterator[str]:
+async def schema(dsn: str) -> AsyncIterator[str]:
     """A fresh schema name, dropped after the test."""
-    name = f"durable_t_{uuid.uuid4().hex[:12]}"
+    name = _services.unique_name("pg")
     yield name
-    await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    await _services.drop_postgres_schema(dsn, name)
 
 
 @pytest.fixture
-async def make_store(schema: str) -> AsyncIterator[Callable[..., PostgresStore]]:
+async def make_store(dsn: str, schema: str) -> AsyncIterator[Callable[..., PostgresStore]]:
     """A factory of opened-on-demand stores on the test schema, all closed after the test."""
     stores: list[PostgresStore] = []
 
     def make(**options: Any) -> PostgresStore:
         options.setdefault("schema", schema)
-        store = PostgresStore(DSN, **options)
+        store: PostgresStore = _postgres().PostgresStore(dsn, **options)
         stores.append(store)
         return store
 
@@ -75,9 +82,9 @@ async def make_store(schema: str) -> AsyncIterator[Callable[..., PostgresStore]]
         await store.close()
 
 
-async def test_schemas_isolate_stores(make_store: Callable[..., PostgresStore], admin: Any) -> None:
+async def test_schemas_isolate_stores(make_store: Callable[..., PostgresStore], dsn: str) -> None:
     """Two stores on different schemas of one database never see each other's runs."""
-    other = f"durable_t_{uuid.uuid4().hex[:12]}"
+    other = _services.unique_name("pg")
     try:
         first, second = make_store(), make_store(schema=other)
         await first.open()
@@ -93,14 +100,14 @@ async def test_schemas_isolate_stores(make_store: Callable[..., PostgresStore], 
         assert loaded is not None
         assert loaded.inputs == "1"
     finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
+        await _services.drop_postgres_schema(dsn, other)
 
 
 @pytest.mark.parametrize("name", ["", "1abc", 'x"; DROP TABLE y; --', "a-b", "a" * 64, "é"])
 def test_invalid_schema_names_are_rejected(name: str) -> None:
     """A schema name that is not a plain identifier raises ConfigurationError before any SQL."""
     with pytest.raises(ConfigurationError):
-        PostgresStore(DSN, schema=name)
+        _postgres().PostgresStore("postgresql://localhost/db", schema=name)
 
 
 async def test_concurrent_opens_migrate_once(
@@ -244,8 +251,7 @@ async def test_retried_writes_return_their_first_attempts_result(
         await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
     ).acquired
 
-    from durable.stores import postgres
-
+    postgres = _postgres()
     finish_args = ("app", "r", 1, "completed", '"out"', None, uuid.uuid4())
     done = await store._fetchrow(postgres._FINISH, *finish_args)
     again = await store._fetchrow(postgres._FINISH, *finish_args)
@@ -287,7 +293,7 @@ async def test_connection_errors_are_retried_and_others_are_not(
         with pytest.raises(StoreError) as info:
             await store._call(fails)
         assert not isinstance(info.value, StoreUnavailableError)
-        assert isinstance(info.value.__cause__, asyncpg.PostgresError)
+        assert isinstance(info.value.__cause__, _asyncpg().PostgresError)
         assert len(calls) == 1
 
     calls.clear()
@@ -301,13 +307,13 @@ async def test_connection_errors_are_retried_and_others_are_not(
 
     with pytest.raises(StoreError) as info:
         await store._call(duplicate)
-    assert isinstance(info.value.__cause__, asyncpg.UniqueViolationError)
+    assert isinstance(info.value.__cause__, _asyncpg().UniqueViolationError)
     assert len(calls) == 1
 
 
 async def test_unreachable_server_raises_store_unavailable() -> None:
     """After its bounded retries a store that cannot connect raises StoreUnavailableError."""
-    store = PostgresStore(
+    store = _postgres().PostgresStore(
         "postgresql://postgres@127.0.0.1:1/test", retry_attempts=2, retry_delay=0.001
     )
     with pytest.raises(StoreUnavailableError) as info:
@@ -378,6 +384,7 @@ async def test_operations_survive_backends_being_killed(
 
 def test_from_url_reads_the_schema_parameter() -> None:
     """from_url accepts postgres URLs, keeps ?schema= for itself and passes the rest on."""
+    from_url = _postgres().from_url
     store = from_url("postgresql://u@h:5/db?schema=jobs&sslmode=disable")
     assert store.schema == "jobs"
     assert store.dsn == "postgresql://u@h:5/db?sslmode=disable"

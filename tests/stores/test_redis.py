@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests import _services
 
 from durable.errors import (
     ConfigurationError,
@@ -20,13 +19,15 @@ from durable.errors import (
 )
 from durable.stores.base import NewRun, StepRecord
 
-aioredis = pytest.importorskip("redis.asyncio")
-
-from durable.stores.redis import RedisStore, from_url  # noqa: E402
+if TYPE_CHECKING:
+    from durable.stores.redis import RedisStore
 
 pytestmark = pytest.mark.redis
 
-URL = os.environ.get("DURABLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+def _redis_store() -> Any:
+    """The store module, or a skip (a failure under DURABLE_REQUIRE_SERVICES=1)."""
+    return _services.import_driver("durable.stores.redis")
 
 
 def _step(step_id: str, position: int = 0, status: str = "completed") -> StepRecord:
@@ -45,38 +46,35 @@ def _step(step_id: str, position: int = 0, status: str = "completed") -> StepRec
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[Any]:
+async def url() -> str:
+    """The test server's URL."""
+    return await _services.redis_url()
+
+
+@pytest.fixture
+async def client(url: str) -> AsyncIterator[Any]:
     """A plain client for inspecting keys."""
-    conn = aioredis.Redis.from_url(URL, socket_connect_timeout=5)
-    try:
-        await conn.ping()
-    except (OSError, aioredis.RedisError) as exc:
-        await conn.aclose()
-        if os.environ.get("DURABLE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis required but unreachable at {URL}: {exc}")
-        pytest.skip(f"Redis unreachable at {URL}: {exc}")
+    conn = _services.import_driver("redis.asyncio").Redis.from_url(url)
     yield conn
     await conn.aclose()
 
 
 @pytest.fixture
-async def prefix(client: Any) -> AsyncIterator[str]:
+async def prefix(url: str) -> AsyncIterator[str]:
     """A fresh key prefix whose keys are deleted after the test."""
-    name = f"durable_t_{uuid.uuid4().hex[:12]}"
+    name = _services.unique_name("redis")
     yield name
-    keys = [key async for key in client.scan_iter(match=f"{name}:*")]
-    if keys:
-        await client.delete(*keys)
+    await _services.delete_redis_prefix(url, name)
 
 
 @pytest.fixture
-async def make_store(prefix: str) -> AsyncIterator[Callable[..., RedisStore]]:
+async def make_store(url: str, prefix: str) -> AsyncIterator[Callable[..., RedisStore]]:
     """A factory of stores on the test prefix, all closed after the test."""
     stores: list[RedisStore] = []
 
     def make(**options: Any) -> RedisStore:
         options.setdefault("prefix", prefix)
-        store = RedisStore(URL, **options)
+        store: RedisStore = _redis_store().RedisStore(url, **options)
         stores.append(store)
         return store
 
@@ -312,7 +310,7 @@ async def test_nul_characters_are_rejected(make_store: Callable[..., RedisStore]
 
 async def test_unreachable_server_raises_store_unavailable() -> None:
     """A store whose server refuses connections raises StoreUnavailableError."""
-    store = RedisStore("redis://127.0.0.1:1/0")
+    store = _redis_store().RedisStore("redis://127.0.0.1:1/0")
     with pytest.raises(StoreUnavailableError):
         await store.open()
     with pytest.raises(StoreUnavailableError):
@@ -322,6 +320,7 @@ async def test_unreachable_server_raises_store_unavailable() -> None:
 
 def test_options_and_urls_are_validated() -> None:
     """Bad prefixes, TTLs and URL schemes raise ConfigurationError; good URLs build stores."""
+    RedisStore, from_url = _redis_store().RedisStore, _redis_store().from_url
     with pytest.raises(ConfigurationError):
         RedisStore(prefix="")
     with pytest.raises(ConfigurationError):
