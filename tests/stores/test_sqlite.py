@@ -1,0 +1,487 @@
+"""SQLiteStore behaviour beyond the shared contract: the file, its settings and its failures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durable.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    StoreCorruptedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from durable.stores.base import NewRun, StepRecord
+from durable.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+
+APP = "sqlite-app"
+
+
+def _step(step_id: str, position: int = 0, **changes: Any) -> StepRecord:
+    fields: dict[str, Any] = {
+        "step_id": step_id,
+        "position": position,
+        "task": "t",
+        "status": "completed",
+        "result": '"ok"',
+        "error": None,
+        "attempts": 1,
+        "started_at": 1.0,
+        "finished_at": 2.0,
+    }
+    fields.update(changes)
+    return StepRecord(**fields)
+
+
+def _new(run_id: str = "run-1") -> NewRun:
+    return NewRun(APP, run_id, "wf", '{"n": 1}')
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sql(path: Path, query: str, *params: Any) -> list[Any]:
+    """Run one query on a fresh connection of our own, as another process would."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(query, params).fetchall()
+    finally:
+        db.close()
+
+
+@pytest.fixture
+async def make_store(tmp_path: Path) -> AsyncIterator[Callable[..., SQLiteStore]]:
+    """A factory of stores on ``tmp_path/durable.db`` (by default), all closed after the test."""
+    stores: list[SQLiteStore] = []
+
+    def make(path: Path | None = None, **options: Any) -> SQLiteStore:
+        store = SQLiteStore(path or tmp_path / "durable.db", **options)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.close()
+
+
+async def _pragma(store: SQLiteStore, name: str) -> Any:
+    # The connection's own settings are visible only on that connection.
+    def read(db: sqlite3.Connection) -> Any:
+        return db.execute(f"PRAGMA {name}").fetchone()[0]
+
+    return await store._call(read)
+
+
+# -- the file and its settings -------------------------------------------------
+
+
+@pytest.mark.parametrize(("synchronous", "level"), [("FULL", 2), ("NORMAL", 1)])
+async def test_pragmas_are_set(
+    make_store: Callable[..., SQLiteStore], synchronous: str, level: int
+) -> None:
+    """The connection runs in WAL mode with the chosen synchronous level and busy timeout."""
+    store = make_store(synchronous=synchronous, busy_timeout=7.5)
+    await store.open()
+    assert await _pragma(store, "journal_mode") == "wal"
+    assert await _pragma(store, "synchronous") == level
+    assert await _pragma(store, "busy_timeout") == 7500
+
+
+async def test_new_file_is_private(make_store: Callable[..., SQLiteStore], tmp_path: Path) -> None:
+    """A database file the store creates is readable and writable by its owner only."""
+    store = make_store()
+    await store.claim_run(_new(), owner="o", lease_ttl=60)
+    assert stat.S_IMODE((tmp_path / "durable.db").stat().st_mode) == 0o600
+
+
+async def test_existing_file_mode_is_kept(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """An existing database file keeps the permissions its owner gave it."""
+    path = tmp_path / "shared.db"
+    path.touch()
+    path.chmod(0o640)
+    await make_store(path).open()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+async def test_schema_version_is_recorded_once(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """The schema version is stored in durable_schema, once, however often the file is opened."""
+    for _ in range(3):
+        store = make_store()
+        await store.open()
+        await store.close()
+    path = tmp_path / "durable.db"
+    assert _sql(path, "SELECT version FROM durable_schema") == [(SCHEMA_VERSION,)]
+    tables = {row[0] for row in _sql(path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"durable_runs", "durable_steps", "durable_signals", "durable_schema"} <= tables
+
+
+async def test_newer_schema_version_is_refused(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """A file written by a newer schema version raises StoreError naming the file."""
+    path = tmp_path / "durable.db"
+    await make_store(path).open()
+    await make_store(path).close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE durable_schema SET version = ?", (SCHEMA_VERSION + 1,))
+    db.close()
+    with pytest.raises(StoreError, match="newer") as info:
+        await make_store(path).open()
+    assert str(path) in str(info.value)
+    assert not isinstance(info.value, StoreCorruptedError)
+
+
+async def test_empty_file_is_initialised(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """An existing empty file is a fresh database, not a corrupted one."""
+    path = tmp_path / "empty.db"
+    path.touch()
+    store = make_store(path)
+    assert (await store.claim_run(_new(), owner="o", lease_ttl=60)).acquired
+
+
+async def test_open_is_idempotent_and_safe_concurrently(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    """Many simultaneous open() calls start one connection thread, and close() is idempotent."""
+    store = make_store()
+    before = threading.active_count()
+    await asyncio.gather(*(store.open() for _ in range(20)))
+    assert threading.active_count() == before + 1
+    await store.open()
+    assert threading.active_count() == before + 1
+    await store.close()
+    await store.close()
+    assert (await store.claim_run(_new(), owner="o", lease_ttl=60)).acquired
+
+
+async def test_operations_open_the_store_lazily(make_store: Callable[..., SQLiteStore]) -> None:
+    """The first operation opens a store that was never opened explicitly."""
+    store = make_store()
+    assert await store.get_run(APP, "nope") is None
+    assert (await store.claim_run(_new(), owner="o", lease_ttl=60)).acquired
+
+
+# -- corrupted files ------------------------------------------------------------------
+
+
+def _valid_database(path: Path) -> None:
+    """A closed store file several pages long."""
+
+    async def fill() -> None:
+        async with SQLiteStore(path) as store:
+            for i in range(20):
+                await store.claim_run(
+                    NewRun(APP, f"run-{i}", "wf", '"' + "x" * 5000 + '"'), owner="o", lease_ttl=60
+                )
+
+    asyncio.run(fill())
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(8192))
+
+
+def _text(path: Path) -> None:
+    path.write_text("name,amount\nalice,12\n")
+
+
+def _magic_then_garbage(path: Path) -> None:
+    path.write_bytes(b"SQLite format 3\x00" + os.urandom(8176))
+
+
+def _header_only(path: Path) -> None:
+    _valid_database(path)
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _truncated(path: Path) -> None:
+    _valid_database(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _pages_overwritten(path: Path) -> None:
+    _valid_database(path)
+    data = path.read_bytes()
+    page_size = int.from_bytes(data[16:18], "big")
+    path.write_bytes(data[:page_size] + os.urandom(len(data) - page_size))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_garbage, _text, _magic_then_garbage, _header_only, _truncated, _pages_overwritten],
+)
+async def test_damaged_file_is_refused_untouched(
+    tmp_path: Path, damage: Callable[[Path], None]
+) -> None:
+    """A file that is not a usable SQLite database raises StoreCorruptedError, unmodified."""
+    path = tmp_path / "damaged.db"
+    await asyncio.to_thread(damage, path)
+    digest = _digest(path)
+    store = SQLiteStore(path)
+    started = time.monotonic()
+    with pytest.raises(StoreCorruptedError) as info:
+        await store.open()
+    assert time.monotonic() - started < 5
+    assert str(path) in str(info.value)
+    assert _digest(path) == digest
+    await store.close()
+
+
+# -- locking ------------------------------------------------------------------------
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO durable_signals VALUES ('other', 'r', 'n', 0, '1')")
+    return holder
+
+
+async def test_lock_held_shorter_than_busy_timeout_is_waited_for(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """A write transaction held by another connection for a second delays writes, no error."""
+    store = make_store(busy_timeout=10)
+    await store.open()
+    holder = _hold_write_lock(tmp_path / "durable.db")
+    try:
+        loop = asyncio.get_running_loop()
+        loop.call_later(1.0, holder.execute, "COMMIT")
+        started = time.monotonic()
+        got = await store.claim_run(_new(), owner="o", lease_ttl=60)
+        saved = await store.save_step(APP, "run-1", got.run.token, _step("a"))
+        assert time.monotonic() - started >= 0.8
+        assert got.acquired
+        assert saved.step == _step("a")
+    finally:
+        holder.close()
+
+
+async def test_lock_held_longer_than_busy_timeout_is_unavailable(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """Past busy_timeout, a locked database raises StoreUnavailableError naming the file."""
+    store = make_store(busy_timeout=0.2)
+    await store.open()
+    holder = _hold_write_lock(tmp_path / "durable.db")
+    try:
+        with pytest.raises(StoreUnavailableError, match="locked") as info:
+            await store.claim_run(_new(), owner="o", lease_ttl=60)
+        assert str(tmp_path / "durable.db") in str(info.value)
+    finally:
+        holder.close()
+    assert (await store.claim_run(_new(), owner="o", lease_ttl=60)).acquired
+
+
+async def test_two_stores_on_one_file_race_for_a_run(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    """Two connections to one file claiming the same runs at once acquire each exactly once."""
+    first, second = make_store(), make_store()
+    claims = await asyncio.gather(
+        *(
+            store.claim_run(_new(f"run-{i}"), owner=f"o{n}", lease_ttl=60)
+            for i in range(20)
+            for n, store in enumerate((first, second))
+        )
+    )
+    for i in range(20):
+        assert sum(c.acquired for c in claims if c.run.run_id == f"run-{i}") == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "error", "words"),
+    [
+        (5, "database is locked", StoreUnavailableError, "locked"),
+        (13, "database or disk is full", StoreUnavailableError, "disk is full"),
+        (8, "attempt to write a readonly database", StoreUnavailableError, "writing"),
+        (11, "database disk image is malformed", StoreCorruptedError, "damaged"),
+        (26, "file is not a database", StoreCorruptedError, "damaged"),
+        (1, "no such table: x", StoreError, "no such table"),
+    ],
+)
+def test_sqlite_errors_are_translated(
+    code: int, message: str, error: type[StoreError], words: str
+) -> None:
+    """Each kind of sqlite3 error becomes the matching durable error, naming the file."""
+    exc = sqlite3.OperationalError(message)
+    exc.sqlite_errorcode = code
+    translated = SQLiteStore("/data/jobs.db")._translate(exc)
+    assert type(translated) is error
+    assert "/data/jobs.db" in str(translated)
+    assert words in str(translated)
+
+
+# -- group commit -------------------------------------------------------------------
+
+
+async def test_concurrent_saves_are_all_durable(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """100 simultaneous save_step calls all return, and all rows are on disk for others."""
+    store = make_store()
+    runs = [await store.claim_run(_new(f"run-{i}"), owner="o", lease_ttl=60) for i in range(10)]
+    saved = await asyncio.gather(
+        *(
+            store.save_step(APP, run.run.run_id, run.run.token, _step(f"s{j}", j))
+            for run in runs
+            for j in range(10)
+        )
+    )
+    assert len(saved) == 100
+    assert _sql(tmp_path / "durable.db", "SELECT count(*) FROM durable_steps") == [(100,)]
+
+
+async def test_one_bad_save_fails_only_its_caller(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """In a batch of saves, a fenced or unstorable step fails alone; the others are stored."""
+    store = make_store()
+    got = await store.claim_run(_new(), owner="o", lease_ttl=60)
+    token = got.run.token
+
+    def save(i: int) -> Any:
+        if i == 10:
+            return store.save_step(APP, "run-1", token + 1, _step("fenced", i))
+        if i == 20:
+            return store.save_step(APP, "run-1", token, _step("huge", i, attempts=2**70))
+        return store.save_step(APP, "run-1", token, _step(f"s{i}", i))
+
+    results = await asyncio.gather(*(save(i) for i in range(30)), return_exceptions=True)
+    assert isinstance(results[10], LeaseLostError)
+    assert isinstance(results[20], OverflowError)
+    good = [r for i, r in enumerate(results) if i not in (10, 20)]
+    assert not any(isinstance(r, BaseException) for r in good)
+    rows = _sql(tmp_path / "durable.db", "SELECT step_id FROM durable_steps ORDER BY position")
+    assert [r[0] for r in rows] == [f"s{i}" for i in range(30) if i not in (10, 20)]
+
+
+async def test_close_waits_for_pending_saves(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """Saves in flight when close() is called still complete and are on disk."""
+    store = make_store()
+    got = await store.claim_run(_new(), owner="o", lease_ttl=60)
+    saves = [
+        asyncio.ensure_future(store.save_step(APP, "run-1", got.run.token, _step(f"s{i}", i)))
+        for i in range(50)
+    ]
+    await asyncio.sleep(0)
+    await store.close()
+    await asyncio.gather(*saves)
+    assert _sql(tmp_path / "durable.db", "SELECT count(*) FROM durable_steps") == [(50,)]
+
+
+# -- process exit ---------------------------------------------------------------------
+
+_NEVER_CLOSED = textwrap.dedent(
+    """
+    import asyncio, sys
+    from durable.stores.base import NewRun, StepRecord
+    from durable.stores.sqlite import SQLiteStore
+
+    async def main():
+        store = SQLiteStore(sys.argv[1])
+        got = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="o", lease_ttl=60)
+        step = StepRecord("s", 0, "t", "completed", '"kept"', None, 1, 1.0, 2.0)
+        await store.save_step("app", "r", got.run.token, step)
+        print("saved", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_never_closed_store_lets_the_process_exit(tmp_path: Path) -> None:
+    """A program that never closes its store still exits promptly, its commits kept."""
+    path = tmp_path / "durable.db"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", _NEVER_CLOSED, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "saved"
+    assert elapsed < 5
+    assert _sql(path, "SELECT result FROM durable_steps") == [('"kept"',)]
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "synchronous"),
+    [
+        ("sqlite:///jobs.db", "jobs.db", "FULL"),
+        ("sqlite:///data/jobs.db", "data/jobs.db", "FULL"),
+        ("sqlite:////var/lib/app/jobs.db", "/var/lib/app/jobs.db", "FULL"),
+        ("SQLITE:///jobs.db?synchronous=normal", "jobs.db", "NORMAL"),
+        ("sqlite:///my%20jobs.db?busy_timeout=2.5", "my jobs.db", "FULL"),
+    ],
+)
+def test_from_url(url: str, path: str, synchronous: str) -> None:
+    """sqlite:/// URLs name a relative path, sqlite://// an absolute one, options in the query."""
+    store = SQLiteStore.from_url(url)
+    assert store.path == path
+    assert f"synchronous={synchronous!r}" in repr(store)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://host/jobs.db",
+        "sqlite://",
+        "sqlite:///",
+        "postgresql://localhost/db",
+        "sqlite:///jobs.db?journal=off",
+        "sqlite:///jobs.db?synchronous=OFF",
+        "sqlite:///jobs.db?busy_timeout=soon",
+    ],
+)
+def test_from_url_rejects_bad_urls(url: str) -> None:
+    """Malformed SQLite URLs raise ConfigurationError."""
+    with pytest.raises(ConfigurationError):
+        SQLiteStore.from_url(url)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"synchronous": "OFF"}, {"busy_timeout": -1}, {"busy_timeout": float("inf")}],
+)
+def test_bad_options_are_rejected(options: dict[str, Any]) -> None:
+    """Unknown synchronous levels and negative or infinite busy timeouts are refused."""
+    with pytest.raises(ConfigurationError):
+        SQLiteStore("jobs.db", **options)
+
+
+def test_empty_path_is_rejected() -> None:
+    """An empty path (SQLite's private temporary database) is refused."""
+    with pytest.raises(ConfigurationError):
+        SQLiteStore("")
