@@ -2,11 +2,11 @@
 
 Usage, in a test module of your project::
 
-    import pytest
+    import pytest_asyncio
     from durable.testing import StoreContract
 
     class TestMyStore(StoreContract):
-        @pytest.fixture
+        @pytest_asyncio.fixture
         async def store(self):
             async with MyStore(...) as store:   # opened, and empty for each test
                 yield store
