@@ -7,6 +7,7 @@ run sees the same RunContext object; step ids are allocated when a task is
 
 from __future__ import annotations
 
+import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -68,6 +69,10 @@ class RunContext:
             if not isinstance(explicit, str) or not explicit:
                 raise ConfigurationError(
                     f"task {task!r}: step_id must be a non-empty string, got {explicit!r}"
+                )
+            if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in explicit):
+                raise ConfigurationError(
+                    f"task {task!r}: step_id {explicit[:80]!r} contains a control character"
                 )
             step_id = f"{task}:{explicit}"
             if step_id in self._explicit_ids:

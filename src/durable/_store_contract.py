@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durable.errors import LeaseLostError
+from durable.errors import LeaseLostError, RunIdError, SerializationError
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -430,6 +430,25 @@ class StoreContract:
     """
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
+
+    # -- text every store refuses ------------------------------------------
+
+    async def test_nul_in_ids_is_rejected_without_writing(self, store: Store) -> None:
+        """A NUL character in a run id, step id or JSON text is a typed error; nothing is stored."""
+        with pytest.raises(RunIdError):
+            await claim(store, run_id="bad\x00id")
+        assert list(await store.list_runs(APP)) == []
+        got = await claim(store)
+        with pytest.raises(RunIdError):
+            await store.save_step(APP, "run-1", got.run.token, make_step("a\x00b", 0))
+        with pytest.raises(SerializationError):
+            await store.save_step(
+                APP,
+                "run-1",
+                got.run.token,
+                dataclasses.replace(make_step("a", 0), result='"raw\x00nul"'),
+            )
+        assert await stored_steps(store) == []
 
     # -- claim_run ---------------------------------------------------------
 

@@ -18,8 +18,13 @@ process that lost its lease (a "zombie") from overwriting the new owner's work.
 Lease expiry is computed from the store's clock (the database server's clock
 for networked stores), so processes on different machines agree on it.
 
-``durable.testing.store_contract`` holds the test suite every store must pass;
+``durable.testing.StoreContract`` is the test suite every store must pass;
 run it against your own subclass.
+
+Every store rejects a NUL character in ids and names
+(:class:`~durable.errors.RunIdError`) and in JSON text
+(:class:`~durable.errors.SerializationError`), because PostgreSQL text cannot
+hold one: a workflow that works on one store then works on all of them.
 """
 
 from __future__ import annotations
@@ -168,9 +173,10 @@ class Store(ABC):
           and owner, clear the error, add an attempt; acquired.
         - ``cancelled``: like ``failed`` when ``resume`` is true (also clearing
           ``cancel_requested``); otherwise not acquired.
-        - ``running``: acquired (new token, owner and lease, one more attempt,
-          steps kept) when its lease has expired by the store's clock or its
-          owner equals ``steal_from``; otherwise not acquired.
+        - ``running``: acquired (new token, owner and lease, one more attempt;
+          steps, ``cancel_requested`` and ``error`` kept) when its lease has
+          expired by the store's clock or its owner equals ``steal_from``;
+          otherwise not acquired.
 
         Stored inputs are never replaced. The returned steps are all of the
         run's steps after the change, ordered by position.
@@ -197,7 +203,8 @@ class Store(ABC):
         """Let anyone take over at once: expire the lease if ``token`` owns the run.
 
         Used when an execution is interrupted (its task cancelled) without an
-        outcome. Status stays ``running``; a lost token is ignored silently.
+        outcome. Status stays ``running``, the owner is cleared (so no
+        ``steal_from`` matches it any more); a lost token is ignored silently.
         """
 
     @abstractmethod
@@ -246,7 +253,11 @@ class Store(ABC):
         workflow: str | None = None,
         limit: int = 100,
     ) -> Sequence[RunRecord]:
-        """Runs of the app, newest first, filtered by status and workflow name."""
+        """Runs of the app, newest first, filtered by status and workflow name.
+
+        Runs created at the same instant come in no particular order; ``limit``
+        is at least 1.
+        """
 
     @abstractmethod
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:

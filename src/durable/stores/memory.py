@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from durable.errors import LeaseLostError
+from durable.stores._checks import check_json, check_names
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -50,6 +51,8 @@ class InMemoryStore(Store):
         steal_from: str | None = None,
         resume: bool = False,
     ) -> Claim:
+        check_names(app=new.app, run_id=new.run_id, workflow=new.workflow)
+        check_json(inputs=new.inputs)
         key = (new.app, new.run_id)
         now = self._now()
         run = self._runs.get(key)
@@ -109,6 +112,8 @@ class InMemoryStore(Store):
         return run
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
+        check_names(step_id=step.step_id, task_name=step.task)
+        check_json(step_result=step.result, step_error=step.error)
         run = self._owned(app, run_id, token)
         steps = self._steps.setdefault((app, run_id), {})
         stored = steps.setdefault(step.step_id, step)
@@ -147,6 +152,7 @@ class InMemoryStore(Store):
         output: str | None = None,
         error: str | None = None,
     ) -> RunRecord:
+        check_json(output=output, error=error)
         run = self._owned(app, run_id, token)
         run = dataclasses.replace(
             run,
@@ -201,6 +207,8 @@ class InMemoryStore(Store):
         return runs[:limit]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
+        check_names(app=app, run_id=run_id, signal_name=name)
+        check_json(signal_payload=payload)
         queue = self._signals.setdefault((app, run_id, name), [])
         queue.append(payload)
         return len(queue) - 1
