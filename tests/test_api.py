@@ -210,3 +210,20 @@ def test_decorated_functions_keep_name_doc_and_signature() -> None:
     assert flow.__name__ == "flow"
     assert str(inspect.signature(flow)) == str(inspect.signature(flow.fn))
     assert list(inspect.signature(flow).parameters) == ["n"]
+
+
+@pytest.mark.parametrize("step_id", ["", "tab\there", "nul\x00"])
+async def test_bad_step_ids_name_the_task(step_id: str) -> None:
+    """An empty step_id or one with control characters is rejected, naming the task."""
+    wf = Workflow("api", db=InMemoryStore())
+
+    @wf.task
+    async def work() -> int:
+        return 1
+
+    @wf.workflow(id="steps")
+    async def flow() -> int:
+        return await work(step_id=step_id)
+
+    with pytest.raises(ConfigurationError, match="task 'work': step_id"):
+        await flow()
