@@ -133,6 +133,7 @@ class Executor:
     ) -> Any:
         store = self.app.store
         steal_from: str | None = None
+        takeover_tried = False
         adopting = False
         while True:
             if adopting:
@@ -159,13 +160,21 @@ class Executor:
                         adopting = True
                         continue
                 if run.status == "running":
-                    run = await self._await_other_owner(run, backoff_first=steal_from is not None)
+                    run = await self._await_other_owner(run, backoff_first=takeover_tried)
             if run.status == "running":
                 # Its owner is gone or its lease looks expired: try to take over.
-                steal_from = run.owner
+                # Only a provably gone owner is named; an expiry judged by our
+                # clock is left to the store's clock, or a client whose clock runs
+                # ahead would take the run from a live owner.
+                steal_from = run.owner if self._owner_gone(run.owner) else None
+                takeover_tried = True
                 adopting = False
                 continue
             return _outcome(wf_fn, run)
+
+    def _owner_gone(self, owner: str | None) -> bool:
+        """True when ``owner`` can never write again: dead, or an earlier execution here."""
+        return owner is not None and (owner == self.owner or owner_is_dead(owner))
 
     async def _await_other_owner(self, run: RunRecord, *, backoff_first: bool) -> RunRecord:
         """Wait until the run finishes or may be taken over; the latest record.

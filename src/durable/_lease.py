@@ -23,15 +23,20 @@ logger = logging.getLogger("durable.lease")
 _HOST = socket.gethostname()
 
 
-def _process_start(pid: int) -> str:
-    """Start time of ``pid`` in clock ticks since boot, "" when unknown."""
+def _proc_stat(pid: int) -> list[bytes]:
+    """The fields of /proc/<pid>/stat after the command name, [] when unknown."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return ""
+        return []
     # The command name (field 2) may contain spaces and parentheses: split after it.
-    fields = stat[stat.rfind(b")") + 2 :].split()
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def _process_start(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks since boot, "" when unknown."""
+    fields = _proc_stat(pid)
     return fields[19].decode() if len(fields) > 19 else ""
 
 
@@ -57,8 +62,13 @@ def owner_is_dead(owner: str) -> bool:
         return True
     except PermissionError:
         return False  # exists, owned by another user
+    fields = _proc_stat(pid)
+    # A killed process that its parent has not reaped yet still answers
+    # kill(pid, 0), but as a zombie ("Z") or dying ("X") it never runs again.
+    if fields and fields[0] in (b"Z", b"X"):
+        return True
     start = parts[2]
-    current = _process_start(pid)
+    current = fields[19].decode() if len(fields) > 19 else ""
     return bool(start and current and start != current)
 
 

@@ -325,4 +325,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--once"]:
+        # One run in this very process, for tests that must be its parent.
+        asyncio.run(child_main(json.loads(sys.argv[2]), None))
+    else:
+        main()
