@@ -251,17 +251,17 @@ async def test_retried_writes_return_their_first_attempts_result(
         await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
     ).acquired
 
-    postgres = _postgres()
+    statements = _services.import_driver("durable.stores._postgres_sql")
     finish_args = ("app", "r", 1, "completed", '"out"', None, uuid.uuid4())
-    done = await store._fetchrow(postgres._FINISH, *finish_args)
-    again = await store._fetchrow(postgres._FINISH, *finish_args)
+    done = await store._fetchrow(statements.FINISH, *finish_args)
+    again = await store._fetchrow(statements.FINISH, *finish_args)
     assert done["status"] == again["status"] == "completed"
     with pytest.raises(LeaseLostError):
         await store.finish_run("app", "r", 1, "completed", output='"out"')
 
     signal_args = ("app", "r", "go", "1", uuid.uuid4())
-    index = await store._fetchrow(postgres._SEND_SIGNAL, *signal_args)
-    repeat = await store._fetchrow(postgres._SEND_SIGNAL, *signal_args)
+    index = await store._fetchrow(statements.SEND_SIGNAL, *signal_args)
+    repeat = await store._fetchrow(statements.SEND_SIGNAL, *signal_args)
     assert index["idx"] == repeat["idx"] == 0
     assert await store.send_signal("app", "r", "go", "2") == 1
 

@@ -1,0 +1,312 @@
+"""The SQL of :class:`~durable.stores.postgres.PostgresStore`: schema, migrations, statements.
+
+Templates name the schema ``{s}``; :func:`render` substitutes the validated,
+quoted schema name, the only text ever formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import re
+
+from durable.errors import ConfigurationError
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+RUN_FIELDS = (
+    "workflow",
+    "status",
+    "inputs",
+    "output",
+    "error",
+    "owner",
+    "token",
+    "lease_expires_at",
+    "attempts",
+    "cancel_requested",
+    "parent_run_id",
+    "created_at",
+    "updated_at",
+)
+RUN_COLUMNS = ", ".join(RUN_FIELDS)
+# Steps travel as rows, one per step beside the run's columns: plain column
+# types need no per-connection type introspection, unlike arrays.
+STEP_COLUMNS = (
+    "s.step_id, s.position, s.task, s.status AS step_status, s.result,"
+    " s.error AS step_error, s.attempts AS step_attempts, s.started_at, s.finished_at"
+)
+
+# Each entry upgrades the schema by one version; never edit a released entry.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE {s}.runs (
+        app text NOT NULL,
+        run_id text NOT NULL,
+        workflow text NOT NULL,
+        status text NOT NULL
+            CHECK (status IN ('running', 'completed', 'failed', 'cancelled')),
+        inputs text NOT NULL,
+        output text,
+        error text,
+        owner text,
+        token bigint NOT NULL,
+        lease_expires_at double precision,
+        attempts integer NOT NULL,
+        cancel_requested boolean NOT NULL,
+        parent_run_id text,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        claim_nonce uuid,
+        finish_nonce uuid,
+        PRIMARY KEY (app, run_id)
+    );
+    CREATE INDEX runs_newest ON {s}.runs (app, created_at DESC, seq DESC);
+    CREATE TABLE {s}.steps (
+        app text NOT NULL,
+        run_id text NOT NULL,
+        step_id text NOT NULL,
+        position integer NOT NULL,
+        task text NOT NULL,
+        status text NOT NULL CHECK (status IN ('completed', 'failed')),
+        result text,
+        error text,
+        attempts integer NOT NULL,
+        started_at double precision NOT NULL,
+        finished_at double precision NOT NULL,
+        PRIMARY KEY (app, run_id, step_id)
+    );
+    CREATE TABLE {s}.signal_counters (
+        app text NOT NULL,
+        run_id text NOT NULL,
+        name text NOT NULL,
+        next bigint NOT NULL,
+        PRIMARY KEY (app, run_id, name)
+    );
+    CREATE TABLE {s}.signals (
+        app text NOT NULL,
+        run_id text NOT NULL,
+        name text NOT NULL,
+        idx bigint NOT NULL,
+        payload text NOT NULL,
+        nonce uuid NOT NULL,
+        PRIMARY KEY (app, run_id, name, idx)
+    );
+    -- A function rather than a statement: after waiting for the run's row lock
+    -- its later statements take a fresh snapshot, so the steps it returns
+    -- include any step committed by the previous owner while it waited.
+    CREATE FUNCTION {s}.claim_run(
+        p_app text, p_run_id text, p_workflow text, p_inputs text, p_parent text,
+        p_owner text, p_ttl double precision, p_steal_from text, p_resume boolean,
+        p_nonce uuid
+    ) RETURNS TABLE (
+        acquired boolean,
+        workflow text, status text, inputs text, output text, error text, owner text,
+        token bigint, lease_expires_at double precision, attempts integer,
+        cancel_requested boolean, parent_run_id text, created_at double precision,
+        updated_at double precision,
+        step_id text, "position" integer, task text, step_status text, result text,
+        step_error text, step_attempts integer, started_at double precision,
+        finished_at double precision
+    ) LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        cur {s}.runs%ROWTYPE;
+        now_t double precision := extract(epoch FROM clock_timestamp());
+        restart boolean := false;
+        won boolean;
+    BEGIN
+        INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, owner, token,
+            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
+            updated_at, claim_nonce)
+        VALUES (p_app, p_run_id, p_workflow, 'running', p_inputs, p_owner, 1,
+            now_t + p_ttl, 1, false, p_parent, now_t, now_t, p_nonce)
+        ON CONFLICT (app, run_id) DO NOTHING
+        RETURNING * INTO cur;
+        IF FOUND THEN
+            won := true;
+        ELSE
+            SELECT * INTO cur FROM {s}.runs r
+            WHERE r.app = p_app AND r.run_id = p_run_id FOR UPDATE;
+            now_t := extract(epoch FROM clock_timestamp());
+            IF cur.claim_nonce = p_nonce AND cur.status = 'running' THEN
+                -- A retry of a call whose first attempt committed: it is ours.
+                won := true;
+                UPDATE {s}.runs r SET lease_expires_at = now_t + p_ttl, updated_at = now_t
+                WHERE r.app = p_app AND r.run_id = p_run_id
+                RETURNING * INTO cur;
+            ELSIF cur.workflow <> p_workflow THEN
+                won := false;
+            ELSE
+                restart := cur.status = 'failed' OR (cur.status = 'cancelled' AND p_resume);
+                won := restart OR (cur.status = 'running' AND (
+                    coalesce(cur.lease_expires_at <= now_t, false)
+                    OR coalesce(cur.owner = p_steal_from, false)));
+                IF restart THEN
+                    DELETE FROM {s}.steps s
+                    WHERE s.app = p_app AND s.run_id = p_run_id AND s.status = 'failed';
+                END IF;
+                IF won THEN
+                    UPDATE {s}.runs r SET
+                        status = 'running',
+                        error = CASE WHEN restart THEN NULL ELSE r.error END,
+                        owner = p_owner,
+                        token = r.token + 1,
+                        lease_expires_at = now_t + p_ttl,
+                        attempts = r.attempts + 1,
+                        cancel_requested = CASE WHEN restart THEN false
+                                                ELSE r.cancel_requested END,
+                        updated_at = now_t,
+                        claim_nonce = p_nonce,
+                        finish_nonce = NULL
+                    WHERE r.app = p_app AND r.run_id = p_run_id
+                    RETURNING * INTO cur;
+                END IF;
+            END IF;
+        END IF;
+        RETURN QUERY
+            SELECT won, cur.workflow, cur.status, cur.inputs, cur.output, cur.error,
+                   cur.owner, cur.token, cur.lease_expires_at, cur.attempts,
+                   cur.cancel_requested, cur.parent_run_id, cur.created_at, cur.updated_at,
+                   {step_columns}
+            FROM (SELECT 1) AS one
+            LEFT JOIN {s}.steps s ON s.app = p_app AND s.run_id = p_run_id
+            ORDER BY s.position, s.step_id;
+    END
+    $fn$;
+    """,
+)
+
+VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS {s}.schema_version (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        version integer NOT NULL
+    )
+"""
+
+CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+
+# FOR SHARE makes the token check and the insert one atomic step: a concurrent
+# claim_run waits for this statement, or this statement re-checks the token
+# on the claim's committed row version.
+SAVE_STEP = """
+    WITH run AS (
+        SELECT cancel_requested FROM {s}.runs
+        WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
+        FOR SHARE
+    ), ins AS (
+        INSERT INTO {s}.steps (app, run_id, step_id, position, task, status, result,
+                               error, attempts, started_at, finished_at)
+        SELECT $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM run
+        ON CONFLICT (app, run_id, step_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT run.cancel_requested, EXISTS (SELECT 1 FROM ins) AS inserted,
+           s.position, s.task, s.status, s.result, s.error, s.attempts,
+           s.started_at, s.finished_at
+    FROM run LEFT JOIN {s}.steps s ON s.app = $1 AND s.run_id = $2 AND s.step_id = $4
+"""
+
+GET_STEP = """
+    SELECT position, task, status, result, error, attempts, started_at, finished_at
+    FROM {s}.steps WHERE app = $1 AND run_id = $2 AND step_id = $3
+"""
+
+RENEW = """
+    UPDATE {s}.runs SET lease_expires_at = extract(epoch FROM now()) + $4,
+                        updated_at = extract(epoch FROM now())
+    WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
+    RETURNING cancel_requested
+"""
+
+RELEASE = """
+    UPDATE {s}.runs SET owner = NULL, lease_expires_at = extract(epoch FROM now()),
+                        updated_at = extract(epoch FROM now())
+    WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
+"""
+
+# The second branch recognises a retried call whose first attempt committed.
+FINISH = """
+    WITH u AS (
+        UPDATE {s}.runs SET status = $4, output = $5, error = $6, owner = NULL,
+                            lease_expires_at = NULL, updated_at = extract(epoch FROM now()),
+                            finish_nonce = $7
+        WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
+        RETURNING {run_columns}
+    )
+    SELECT {run_columns} FROM u
+    UNION ALL
+    SELECT {run_columns} FROM {s}.runs
+    WHERE app = $1 AND run_id = $2 AND token = $3 AND finish_nonce = $7
+      AND NOT EXISTS (SELECT 1 FROM u)
+"""
+
+CANCEL = """
+    UPDATE {s}.runs SET
+        cancel_requested = cancel_requested OR status = 'running',
+        status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
+        updated_at = CASE WHEN status IN ('running', 'failed')
+                          THEN extract(epoch FROM now()) ELSE updated_at END
+    WHERE app = $1 AND run_id = $2
+    RETURNING {run_columns}
+"""
+
+GET_RUN = "SELECT {run_columns} FROM {s}.runs WHERE app = $1 AND run_id = $2"
+
+LOAD_RUN = """
+    SELECT {run_columns_r}, {step_columns}
+    FROM {s}.runs r LEFT JOIN {s}.steps s ON s.app = r.app AND s.run_id = r.run_id
+    WHERE r.app = $1 AND r.run_id = $2
+    ORDER BY s.position, s.step_id
+"""
+
+LIST_RUNS = """
+    SELECT {run_columns}, run_id FROM {s}.runs
+    WHERE app = $1 AND ($2::text IS NULL OR status = $2)
+      AND ($3::text IS NULL OR workflow = $3)
+    ORDER BY created_at DESC, seq DESC
+    LIMIT $4
+"""
+
+# The counter row serialises concurrent senders, so indexes follow commit
+# order; ``prev`` recognises a retried call whose first attempt committed.
+SEND_SIGNAL = """
+    WITH prev AS (
+        SELECT idx FROM {s}.signals
+        WHERE app = $1 AND run_id = $2 AND name = $3 AND nonce = $5
+    ), counter AS (
+        INSERT INTO {s}.signal_counters AS c (app, run_id, name, next)
+        SELECT $1, $2, $3, 1 WHERE NOT EXISTS (SELECT 1 FROM prev)
+        ON CONFLICT (app, run_id, name) DO UPDATE SET next = c.next + 1
+        RETURNING c.next - 1 AS idx
+    ), ins AS (
+        INSERT INTO {s}.signals (app, run_id, name, idx, payload, nonce)
+        SELECT $1, $2, $3, idx, $4, $5 FROM counter
+        RETURNING idx
+    )
+    SELECT idx FROM ins UNION ALL SELECT idx FROM prev
+"""
+
+READ_SIGNAL = """
+    SELECT payload FROM {s}.signals
+    WHERE app = $1 AND run_id = $2 AND name = $3 AND idx = $4
+"""
+
+
+def quote_schema(schema: str) -> str:
+    if not IDENTIFIER.fullmatch(schema):
+        raise ConfigurationError(
+            f"invalid PostgreSQL schema name {schema!r}: use letters, digits and"
+            " underscores, starting with a letter or underscore, at most 63 characters"
+        )
+    return f'"{schema}"'
+
+
+def render(template: str, quoted_schema: str) -> str:
+    # The only text ever formatted into SQL is a schema name that
+    # quote_schema validated and quoted; values always travel as parameters.
+    return (
+        template.replace("{run_columns}", RUN_COLUMNS)
+        .replace("{run_columns_r}", ", ".join(f"r.{name}" for name in RUN_FIELDS))
+        .replace("{step_columns}", STEP_COLUMNS)
+        .replace("{s}", quoted_schema)
+    )
