@@ -206,9 +206,8 @@ async def child_main(cmd: dict[str, Any], barrier: int | None) -> None:
     if "lease_ttl" in cmd:
         options = {"lease_ttl": cmd["lease_ttl"], "heartbeat": cmd["heartbeat"]}
     wf = Workflow(cmd.get("app", "torture"), db=store, **options)
-    run_id: str = cmd["run_id"]
 
-    async def body(label: str, value: int) -> int:
+    async def body(run_id: str, label: str, value: int) -> int:
         os.write(journal, f"S {pid} {run_id} {label}\n".encode())
         os.fsync(journal)
         if label == kill_in_body:
@@ -223,36 +222,43 @@ async def child_main(cmd: dict[str, Any], barrier: int | None) -> None:
         return value * 3 + 1
 
     @wf.task
-    async def first(label: str, value: int) -> int:
-        return await body(label, value)
+    async def first(run_id: str, label: str, value: int) -> int:
+        return await body(run_id, label, value)
 
     @wf.task
-    async def item(label: str, value: int) -> int:
-        return await body(label, value)
+    async def item(run_id: str, label: str, value: int) -> int:
+        return await body(run_id, label, value)
 
     @wf.task
-    async def fan(label: str, value: int) -> int:
-        return await body(label, value)
+    async def fan(run_id: str, label: str, value: int) -> int:
+        return await body(run_id, label, value)
 
     @wf.task
-    async def last(label: str, value: int) -> int:
-        return await body(label, value)
+    async def last(run_id: str, label: str, value: int) -> int:
+        return await body(run_id, label, value)
 
     @wf.workflow(id="{run_id}")
     async def pipeline(run_id: str, n_items: int, fan_out: int) -> dict[str, Any]:
-        total = await first("first", 1)
+        total = await first(run_id, "first", 1)
         for i in range(n_items):
-            total += await item(f"item:i{i}", i, step_id=f"i{i}")
-        calls = [fan("fan" if k == 0 else f"fan#{k}", k) for k in range(fan_out)]
+            total += await item(run_id, f"item:i{i}", i, step_id=f"i{i}")
+        calls = [fan(run_id, "fan" if k == 0 else f"fan#{k}", k) for k in range(fan_out)]
         parts = list(await asyncio.gather(*calls))
-        return {"total": await last("last", total + sum(parts)), "parts": parts}
+        return {"total": await last(run_id, "last", total + sum(parts)), "parts": parts}
 
     async with wf:
         if barrier is not None:
             # Every racer has its store open before any of them starts the run.
             os.read(barrier, 1)
+        if cmd.get("recover"):
+            recovered = await wf.recover()
+            emit(f"result {pid} {json.dumps(sorted(recovered))}")
+            os.close(journal)
+            return
         try:
-            output = await pipeline(run_id=run_id, n_items=cmd["n_items"], fan_out=cmd["fan"])
+            output = await pipeline(
+                run_id=cmd["run_id"], n_items=cmd["n_items"], fan_out=cmd["fan"]
+            )
         except Exception as exc:
             emit(f"error {pid} {type(exc).__name__} {exc}")
         else:
