@@ -342,8 +342,14 @@ class SQLiteStore(Store):
                 thread.daemon = True
             try:
                 await conn
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
+            except BaseException as exc:
+                # aiosqlite queues its thread's stop without waiting for it: wait
+                # here, or the thread may report to an event loop closed by then.
+                if isinstance(thread, threading.Thread) and thread.ident is not None:
+                    thread.join(5)
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc) from exc
+                raise
             # aiosqlite has no public way to run a function on its connection
             # thread; ``_execute`` is what its own methods use (0.17 to 0.22 at
             # least). Running a whole transaction there in one hop is what keeps
