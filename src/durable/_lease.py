@@ -102,6 +102,10 @@ class Heartbeat:
         while self._runs:
             await asyncio.sleep(self._interval)
             for ctx in list(self._runs):
+                if ctx not in self._runs:
+                    # Discarded while an earlier renewal was awaited: its run may
+                    # have been released since, and renewing would re-lease it.
+                    continue
                 try:
                     state = await self._renew(ctx)
                 except Exception:
