@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -446,3 +449,54 @@ async def test_explicit_run_id_with_run(wf: Workflow) -> None:
     assert journal.entries == ["step"]
     assert await wf.store.get_run(wf.name, "my-own-id") is not None
     assert await wf.store.get_run(wf.name, "templated-2") is None
+
+
+_TEARDOWN_SCRIPT = """
+import asyncio
+from durable import Workflow
+from durable.stores.memory import InMemoryStore
+
+wf = Workflow("teardown", db=InMemoryStore())
+runs = []
+
+@wf.task
+async def work() -> str:
+    runs.append("work")
+    if len(runs) == 1:
+        await asyncio.Event().wait()
+    return "done"
+
+@wf.workflow(id="torn-down")
+async def flow() -> str:
+    return await work()
+
+async def main() -> None:
+    for attempt in range(20):
+        runs.clear()
+        first = asyncio.ensure_future(flow.run(f"torn-down-{attempt}"))
+        while not runs:
+            await asyncio.sleep(0)
+        execution = next(
+            t for t in asyncio.all_tasks() if t.get_name() == f"durable-run:torn-down-{attempt}"
+        )
+        execution.cancel()
+        while not execution.done():
+            await asyncio.sleep(0)
+        # Often its done-callbacks are still pending here: the call must not spin.
+        assert await flow.run(f"torn-down-{attempt}") == "done"
+        first.cancel()
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+def test_call_during_teardown_of_a_cancelled_execution_starts_anew(tmp_path: Path) -> None:
+    """A call that finds a cancelled execution not yet forgotten starts a new one, not a spin."""
+    script = tmp_path / "teardown.py"
+    script.write_text(_TEARDOWN_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

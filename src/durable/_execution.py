@@ -91,6 +91,11 @@ class Executor:
         await self.ensure_open()
         while True:
             execution = self._active.get(run_id)
+            if execution is not None and execution.task.cancelled():
+                # Cancelled, but its done-callback has not run yet: awaiting it
+                # again would raise at once and spin this loop.
+                self._forget(run_id, execution, None)
+                execution = None
             if execution is None:
                 new = NewRun(self.app.name, run_id, wf_fn.name, inputs, parent)
                 task = asyncio.get_running_loop().create_task(
@@ -247,6 +252,9 @@ class Executor:
                 what = f"workflow {wf_fn.name!r} (run {run.run_id!r})"
                 output = _serde.encode(value, what=what, limit=self.app.max_value_bytes)
             except asyncio.CancelledError:
+                # Stop renewing first: a renewal after the release would lease the
+                # run again and keep the next caller out until the lease expires.
+                heartbeat.discard(ctx)
                 await _shielded(store.release_run(self.app.name, run.run_id, ctx.token))
                 raise
             except _Adopt:
