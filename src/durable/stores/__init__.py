@@ -6,11 +6,23 @@ from typing import TYPE_CHECKING, Any
 
 from durable.stores.base import (
     Claim as Claim,
+)
+from durable.stores.base import (
     LeaseState as LeaseState,
+)
+from durable.stores.base import (
     NewRun as NewRun,
+)
+from durable.stores.base import (
     RunRecord as RunRecord,
+)
+from durable.stores.base import (
     SavedStep as SavedStep,
+)
+from durable.stores.base import (
     StepRecord as StepRecord,
+)
+from durable.stores.base import (
     Store as Store,
 )
 from durable.stores.memory import InMemoryStore as InMemoryStore

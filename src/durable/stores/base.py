@@ -132,6 +132,10 @@ class Store(ABC):
     """Persistence backend for runs, steps and signals.
 
     Subclasses implement the abstract methods; each must be atomic on its own.
+    A store that retries an operation internally (after a lost connection,
+    say) must make the retry invisible: a claim, finish or signal whose first
+    attempt committed must answer as that attempt would have, never report a
+    lost lease, a missed claim or a duplicate signal because of the retry.
     Stores are used as async context managers or opened lazily by the engine
     on first use (``open`` must be idempotent).
     """
