@@ -24,6 +24,15 @@ async def wait_until_waiting(wf: Workflow, run_id: str, tasks: int) -> None:
     raise AssertionError(f"run {run_id!r} never reached {tasks} steps")
 
 
+async def wait_for_journal(journal: Journal) -> None:
+    """Poll until the journal has an entry."""
+    for _ in range(500):
+        if journal.entries:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the journal stayed empty")
+
+
 @pytest.mark.parametrize("payload", [0, False, "", None, [], {}, {"ok": [1, 2.5, "x"]}])
 async def test_any_json_payload_is_delivered_and_replayed(wf: Workflow, payload: Any) -> None:
     """Falsy and nested payloads arrive unchanged and replay without a new signal."""
@@ -62,19 +71,22 @@ async def test_signal_sent_before_the_wait_is_kept(wf: Workflow) -> None:
     assert await flow("o1") == "o1: yes"
 
 
-async def test_signal_sent_while_waiting_wakes_the_run_promptly(wf: Workflow) -> None:
+async def test_signal_sent_while_waiting_wakes_the_run_promptly(
+    make_app: Callable[..., Workflow],
+) -> None:
     """A signal sent through the same app wakes the waiting run without a poll delay."""
+    wf = make_app()
 
     @wf.workflow(id="prompt")
     async def flow() -> Any:
         return await wf.signal("go")
 
     call = asyncio.ensure_future(flow())
-    await asyncio.sleep(1.3)  # the poll delay has grown to its maximum by now
+    await asyncio.sleep(0.6)  # the poll delay has grown past 0.3s by now
     sent = time.monotonic()
     await wf.send_signal("prompt", "go", 42)
     assert await call == 42
-    assert time.monotonic() - sent < 0.3
+    assert time.monotonic() - sent < 0.1
 
 
 async def test_signal_from_another_app_instance_is_polled(
@@ -151,8 +163,7 @@ async def test_timeout_raises_a_catchable_error_and_takes_no_signal(wf: Workflow
         return await wf.signal("approve")
 
     call = asyncio.ensure_future(flow())
-    while not journal.entries:
-        await asyncio.sleep(0.01)
+    await wait_for_journal(journal)
     await wf.send_signal("remind", "approve", "late yes")
     assert await asyncio.wait_for(call, 5) == "late yes"
     assert journal.entries == ["remind"]
@@ -164,13 +175,12 @@ async def test_timeout_raises_a_catchable_error_and_takes_no_signal(wf: Workflow
 async def test_timed_out_wait_replays_its_timeout(wf: Workflow) -> None:
     """A run interrupted after a timeout takes the except branch again on resume, signal or not."""
     journal = Journal()
-    block = {"armed": True}
+    release = asyncio.Event()
 
     @wf.task
     async def finish(branch: str) -> str:
         journal(branch)
-        while block["armed"]:
-            await asyncio.sleep(0.01)
+        await release.wait()
         return branch
 
     @wf.workflow(id="replay-timeout")
@@ -182,13 +192,12 @@ async def test_timed_out_wait_replays_its_timeout(wf: Workflow) -> None:
         return await finish("approved")
 
     call = asyncio.ensure_future(flow())
-    while not journal.entries:
-        await asyncio.sleep(0.01)
+    await wait_for_journal(journal)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
     await wf.send_signal("replay-timeout", "approve", "too late")
-    block["armed"] = False
+    release.set()
     assert await flow() == "timed out"
     assert journal.entries == ["timed out", "timed out"]
 

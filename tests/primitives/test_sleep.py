@@ -74,7 +74,7 @@ async def test_completed_sleep_replays_instantly(wf: Workflow) -> None:
 
 
 async def test_interrupted_sleep_resumes_for_the_remaining_time(wf: Workflow) -> None:
-    """A run interrupted mid-sleep, when resumed, wakes at the recorded time, not a full sleep later."""
+    """A run interrupted mid-sleep and resumed wakes at the recorded time, not a full sleep on."""
     journal = Journal()
 
     @wf.task
@@ -144,7 +144,7 @@ async def test_sleep_rejects_bad_arguments(wf: Workflow) -> None:
         elif kind == "text":
             await wf.sleep("5")  # type: ignore[arg-type]
         else:
-            await wf.sleep_until(datetime(2030, 1, 1))  # noqa: DTZ001
+            await wf.sleep_until(datetime(2030, 1, 1))
 
     for kind in ("negative", "inf", "text"):
         with pytest.raises(ConfigurationError, match="seconds"):
@@ -164,7 +164,7 @@ async def test_sleep_outside_a_workflow_is_an_error(wf: Workflow) -> None:
     async def flow() -> None:
         await sleepy()
 
-    with pytest.raises(DurableError, match="inside a workflow|outside a workflow"):
+    with pytest.raises(DurableError, match="outside a workflow"):
         await wf.sleep(0.01)
     with pytest.raises(DurableError, match="outside a workflow"):
         await flow()

@@ -1,0 +1,169 @@
+"""Cancellation: wf.cancel stops a run at its next step boundary; wf.resume continues it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tests._journal import Journal
+
+from durable import Workflow
+from durable.errors import RunCancelledError, RunNotFoundError
+
+
+async def wait_for_journal(journal: Journal, entries: int) -> None:
+    for _ in range(500):
+        if len(journal) >= entries:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"journal never reached {entries} entries: {journal.entries}")
+
+
+async def test_cancel_interrupts_a_signal_wait_and_resume_continues(wf: Workflow) -> None:
+    """A run waiting for a signal stops at once when cancelled; resume replays and finishes it."""
+    journal = Journal()
+
+    @wf.task
+    async def prepare() -> str:
+        journal("prepare")
+        return "prepared"
+
+    @wf.task
+    async def ship(decision: str) -> str:
+        journal("ship")
+        return f"shipped after {decision}"
+
+    @wf.workflow(id="order-{n}")
+    async def order(n: int) -> str:
+        await prepare()
+        decision: str = await wf.signal("approve")
+        return await ship(decision)
+
+    call = asyncio.ensure_future(order(1))
+    await wait_for_journal(journal, 1)
+    await asyncio.sleep(0.05)
+    cancelled = time.monotonic()
+    await wf.cancel("order-1")
+    with pytest.raises(RunCancelledError):
+        await call
+    assert time.monotonic() - cancelled < 0.2
+    assert (await wf.get_run("order-1")).status == "cancelled"
+    with pytest.raises(RunCancelledError, match="resume"):
+        await order(1)
+
+    await wf.send_signal("order-1", "approve", "yes")
+    assert await wf.resume("order-1") == "shipped after yes"
+    assert journal.entries == ["prepare", "ship"]
+    assert (await wf.get_run("order-1")).status == "completed"
+    assert await order(1) == "shipped after yes"
+
+
+async def test_cancel_stops_at_the_next_step_boundary(wf: Workflow) -> None:
+    """A task already running finishes and is recorded, but the next step never starts."""
+    journal = Journal()
+    release = asyncio.Event()
+
+    @wf.task
+    async def first() -> None:
+        journal("first started")
+        await release.wait()
+        journal("first done")
+
+    @wf.task
+    async def second() -> None:
+        journal("second")
+
+    @wf.workflow(id="boundary")
+    async def flow() -> str:
+        await first()
+        await second()
+        return "done"
+
+    call = asyncio.ensure_future(flow())
+    await wait_for_journal(journal, 1)
+    await wf.cancel("boundary")
+    release.set()
+    with pytest.raises(RunCancelledError):
+        await call
+    assert journal.entries == ["first started", "first done"]
+    info = await wf.get_run("boundary")
+    assert info.status == "cancelled"
+    assert [s.task for s in info.steps] == ["first"]
+
+    assert await wf.resume("boundary") == "done"
+    assert journal.entries == ["first started", "first done", "second"]
+
+
+async def test_cancel_interrupts_a_sleep(wf: Workflow) -> None:
+    """A long durable sleep is cut short by a cancel in the same process."""
+
+    @wf.workflow(id="long-nap")
+    async def flow() -> None:
+        await wf.sleep(60)
+
+    call = asyncio.ensure_future(flow())
+    await asyncio.sleep(0.05)
+    await wf.cancel("long-nap")
+    with pytest.raises(RunCancelledError):
+        await asyncio.wait_for(call, 1)
+    assert (await wf.get_run("long-nap")).status == "cancelled"
+
+
+async def test_cancel_from_another_app_instance_reaches_the_run(
+    make_app: Callable[..., Workflow],
+) -> None:
+    """A cancel sent through another app on the same store (another process) stops a waiting run."""
+    wf = make_app(lease_ttl=1.5, heartbeat=0.05)
+    remote = make_app()
+
+    @wf.workflow(id="remote-cancel")
+    async def flow() -> Any:
+        await wf.sleep(60)
+
+    call = asyncio.ensure_future(flow())
+    await asyncio.sleep(0.1)
+    await remote.cancel("remote-cancel")
+    with pytest.raises(RunCancelledError):
+        await asyncio.wait_for(call, 2)
+    assert (await remote.get_run("remote-cancel")).status == "cancelled"
+
+
+async def test_cancel_of_finished_runs(wf: Workflow) -> None:
+    """Cancelling a completed run changes nothing; a failed run becomes cancelled until resumed."""
+    fail = {"armed": True}
+
+    @wf.task
+    async def work() -> str:
+        if fail["armed"]:
+            raise RuntimeError("broken")
+        return "fixed"
+
+    @wf.workflow(id="finished-{kind}")
+    async def flow(kind: str) -> str:
+        if kind == "ok":
+            return "ok"
+        return await work()
+
+    assert await flow("ok") == "ok"
+    await wf.cancel("finished-ok")
+    assert (await wf.get_run("finished-ok")).status == "completed"
+    assert await flow("ok") == "ok"
+
+    with pytest.raises(RuntimeError):
+        await flow("bad")
+    await wf.cancel("finished-bad")
+    assert (await wf.get_run("finished-bad")).status == "cancelled"
+    fail["armed"] = False
+    with pytest.raises(RunCancelledError):
+        await flow("bad")
+    assert await wf.resume("finished-bad") == "fixed"
+
+
+async def test_unknown_run_ids_are_reported(wf: Workflow) -> None:
+    """cancel, resume and get_run name the missing run id in RunNotFoundError."""
+    for operation in (wf.cancel, wf.resume, wf.get_run):
+        with pytest.raises(RunNotFoundError, match="'ghost'"):
+            await operation("ghost")
