@@ -54,23 +54,41 @@ class ForkServer:
                 self.lines.append(line)
                 kind, _, rest = line.partition(" ")
                 if kind == "spawned":
-                    self._spawned.append([int(p) for p in rest.split()])
+                    pids = [int(p) for p in rest.split()]
+                    for pid in pids:
+                        self._fresh(pid)
+                    self._spawned.append(pids)
                 elif kind == "exit":
                     pid, code = rest.split()
                     self.exits[int(pid)] = int(code)
                 elif kind == "result":
                     pid, payload = rest.split(" ", 1)
+                    self._fresh(int(pid))
                     self.results[int(pid)] = json.loads(payload)
                 elif kind == "error":
                     pid, message = rest.split(" ", 1)
+                    self._fresh(int(pid))
                     self.errors[int(pid)] = message
                 elif kind == "mark":
                     pid, text = rest.split(" ", 1)
+                    self._fresh(int(pid))
                     self.marks[int(pid)].append(text)
                 self._cond.notify_all()
         with self._cond:
             self.lines.append("<eof>")
             self._cond.notify_all()
+
+    def _fresh(self, pid: int) -> None:
+        """Forget an earlier child that had this pid: pids are reused after many forks.
+
+        A child's lines all come before its exit is reported, so anything about
+        a pid already reported dead belongs to a new child.
+        """
+        if pid in self.exits:
+            del self.exits[pid]
+            self.results.pop(pid, None)
+            self.errors.pop(pid, None)
+            self.marks.pop(pid, None)
 
     def _wait(self, ready: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
         deadline = time.monotonic() + timeout
