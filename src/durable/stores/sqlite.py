@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import sqlite3
@@ -273,8 +274,10 @@ class SQLiteStore(Store):
         self._run: Callable[..., Awaitable[Any]] | None = None
         self._db: sqlite3.Connection | None = None  # used on the connection thread only
         self._open_lock = asyncio.Lock()
+        self._submit: Callable[[tuple[asyncio.Future[Any], Callable[[], Any]]], None] | None = None
         self._pending: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # The batch on the connection thread now; saves queue in _pending meanwhile.
+        self._in_flight: asyncio.Future[list[_SaveOutcome]] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -354,14 +357,20 @@ class SQLiteStore(Store):
             # thread; ``_execute`` is what its own methods use (0.17 to 0.22 at
             # least). Running a whole transaction there in one hop is what keeps
             # transactions from interleaving and makes a checkpoint one hop.
+            # Batches of steps go straight onto the thread's work queue (the
+            # (future, function) pairs ``_execute`` itself enqueues), so that a
+            # checkpoint costs no task and no extra pass of the event loop.
             run = getattr(conn, "_execute", None)
-            if not callable(run):
+            queue = getattr(conn, "_tx", None)
+            submit = getattr(queue, "put_nowait", None)
+            if not callable(run) or not callable(submit):
                 await conn.close()
                 raise StoreError(
                     f"this aiosqlite version ({aiosqlite.__version__}) is not supported "
-                    "by SQLiteStore: Connection._execute is missing"
+                    "by SQLiteStore: Connection._execute or Connection._tx is missing"
                 )
             self._run = run
+            self._submit = submit
             self._conn = conn
 
     async def close(self) -> None:
@@ -369,10 +378,11 @@ class SQLiteStore(Store):
             conn = self._conn
             if conn is None:
                 return
-            while self._flusher is not None:
-                await asyncio.wait({self._flusher})
+            while self._in_flight is not None:
+                await asyncio.wait({self._in_flight})
             self._conn = None
             self._run = None
+            self._submit = None
             self._db = None
             try:
                 await conn.close()
@@ -598,13 +608,10 @@ class SQLiteStore(Store):
             step.started_at,
             step.finished_at,
         )
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[_SaveOutcome] = loop.create_future()
+        future: asyncio.Future[_SaveOutcome] = asyncio.get_running_loop().create_future()
         self._pending.append((params, step, future))
-        if self._flusher is None:
-            # The flush runs in its own task, not in a caller: a caller that is
-            # cancelled must not strand the outcome of the others in its batch.
-            self._flusher = loop.create_task(self._flush())
+        if self._in_flight is None:
+            self._send_batch()
         outcome = await future
         if isinstance(outcome, SavedStep):
             return outcome
@@ -614,36 +621,47 @@ class SQLiteStore(Store):
             raise self._translate(outcome) from outcome
         raise outcome
 
-    async def _flush(self) -> None:
-        """Commit everything queued, batch after batch, until the queue is empty.
+    def _send_batch(self) -> None:
+        """Put every queued save on the connection thread as one transaction.
 
-        While one batch is on the connection thread, new saves queue up and
-        form the next batch, so the batch size follows the load by itself.
+        While that batch commits, new saves queue up and form the next batch
+        (sent by ``_batch_done``), so the batch size follows the load by itself.
+        The batch belongs to no caller: a cancelled caller cannot strand the
+        outcome of the others.
         """
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                run = self._run
-                try:
-                    if run is None:
-                        raise StoreError(f"SQLite database {self._path!r} is closed")
-                    outcomes: list[_SaveOutcome] = await run(
-                        _save_batch_sync, self._db, [(params, step) for params, step, _ in batch]
-                    )
-                except asyncio.CancelledError:
-                    for _, _, future in batch:
-                        future.cancel()
-                    raise
-                except Exception as exc:
-                    outcomes = [exc] * len(batch)
-                for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
-        finally:
-            self._flusher = None
-            for _, _, future in self._pending:
-                future.cancel()
-            self._pending = []
+        batch, self._pending = self._pending, []
+        submit, db = self._submit, self._db
+        if submit is None or db is None:
+            closed = StoreError(f"SQLite database {self._path!r} is closed")
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(closed)
+            return
+        done: asyncio.Future[list[_SaveOutcome]] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(functools.partial(self._batch_done, batch))
+        self._in_flight = done
+        submit((done, functools.partial(_save_batch_sync, db, [b[:2] for b in batch])))
+
+    def _batch_done(
+        self,
+        batch: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]],
+        done: asyncio.Future[list[_SaveOutcome]],
+    ) -> None:
+        outcomes: list[_SaveOutcome]
+        if done.cancelled():
+            outcomes = [StoreError(f"SQLite database {self._path!r}: save interrupted")] * len(
+                batch
+            )
+        elif (exc := done.exception()) is not None:
+            outcomes = [exc if isinstance(exc, Exception) else StoreError(repr(exc))] * len(batch)
+        else:
+            outcomes = done.result()
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        self._in_flight = None
+        if self._pending:
+            self._send_batch()
 
 
 # -- functions run on the connection thread ------------------------------------
