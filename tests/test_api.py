@@ -19,7 +19,7 @@ from durable.errors import ConfigurationError, DurableError, RunIdError
 def test_all_is_sorted_and_complete() -> None:
     """durable.__all__ is sorted and names every public attribute."""
     assert durable.__all__ == sorted(durable.__all__)
-    public = {name for name in vars(durable) if not name.startswith("_")}
+    public = {name for name in dir(durable) if not name.startswith("_")}
     modules = {name for name in public if inspect.ismodule(getattr(durable, name))}
     assert public - modules == set(durable.__all__)
 

@@ -12,9 +12,8 @@ async def run_pipeline(source: str) -> None:
     data = await fetch(f"https://api.example.com/{source}")
 """
 
-from durable._inspect import ErrorInfo as ErrorInfo
-from durable._inspect import RunInfo as RunInfo
-from durable._inspect import StepInfo as StepInfo
+import typing as _typing
+
 from durable._task import Task as Task
 from durable._workflow import Workflow as Workflow
 from durable._workflow import WorkflowFunction as WorkflowFunction
@@ -23,6 +22,11 @@ from durable.errors import NonRetryableError as NonRetryableError
 from durable.stores.base import Store as Store
 from durable.stores.memory import InMemoryStore as InMemoryStore
 from durable.stores.sqlite import SQLiteStore as SQLiteStore
+
+if _typing.TYPE_CHECKING:
+    from durable._inspect import ErrorInfo as ErrorInfo
+    from durable._inspect import RunInfo as RunInfo
+    from durable._inspect import StepInfo as StepInfo
 
 __all__ = [
     "DurableError",
@@ -37,3 +41,20 @@ __all__ = [
     "Workflow",
     "WorkflowFunction",
 ]
+
+# Loaded on first use: only programs that inspect runs pay for these classes.
+_LAZY = ("ErrorInfo", "RunInfo", "StepInfo")
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name in _LAZY:
+        from durable import _inspect
+
+        value = getattr(_inspect, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import string
 import unicodedata
@@ -88,5 +87,7 @@ class IdTemplate:
 
 def derived_run_id(workflow: str, inputs_json: str) -> str:
     """A stable run id from the workflow name and its JSON-encoded arguments."""
+    import hashlib  # on first use: most workflows have an id template
+
     digest = hashlib.sha256(inputs_json.encode("utf-8")).hexdigest()[:20]
     return f"{workflow}-{digest}"

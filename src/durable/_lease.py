@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import socket
-import uuid
 from collections.abc import Awaitable, Callable
 
 from durable._context import RunContext
@@ -42,7 +41,7 @@ def _process_start(pid: int) -> str:
 
 def new_owner_id() -> str:
     pid = os.getpid()
-    return f"{_HOST}/{pid}/{_process_start(pid)}/{uuid.uuid4().hex[:12]}"
+    return f"{_HOST}/{pid}/{_process_start(pid)}/{os.urandom(6).hex()}"
 
 
 def owner_is_dead(owner: str) -> bool:

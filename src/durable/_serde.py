@@ -33,9 +33,13 @@ def _default(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# One encoder for the process: json.dumps builds a new one per call when given options.
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value: object) -> str:
     """Encode ``value`` as compact JSON; raises TypeError/ValueError as json does."""
-    return json.dumps(value, default=_default, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def encode(value: object, *, what: str, limit: int | None = None) -> str:

@@ -8,9 +8,9 @@ import os
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
 
-from durable import _inspect, _primitives, _serde
+from durable import _primitives, _serde
 from durable._context import RunContext, current_run
 from durable._execution import Executor
 from durable._ids import IdTemplate, derived_run_id, validate_run_id
@@ -18,6 +18,9 @@ from durable._task import RetryFilter, Task, ensure_may_continue, make_retry_fil
 from durable.backoff import Backoff, exponential
 from durable.errors import ConfigurationError, RunNotFoundError, SerializationError
 from durable.stores.base import RUN_STATUSES, RunStatus, StepRecord, Store
+
+if TYPE_CHECKING:
+    from durable import _inspect
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -366,9 +369,7 @@ class Workflow:
         arguments = wf_fn.bind(args, kwargs)
         inputs = wf_fn.encode_inputs(arguments)
         run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
-        output: R = await self._executor.execute(
-            wf_fn, run_id, inputs, args, kwargs, parent=None
-        )
+        output: R = await self._executor.execute(wf_fn, run_id, inputs, args, kwargs, parent=None)
         return output
 
     async def _run_child(
@@ -514,6 +515,8 @@ class Workflow:
         loaded = await self.store.load_run(self.name, run_id)
         if loaded is None:
             raise _not_found(self.name, run_id)
+        from durable import _inspect
+
         return _inspect.run_info(*loaded)
 
     async def list_runs(
@@ -530,6 +533,8 @@ class Workflow:
             raise ConfigurationError(f"limit must be an int > 0, got {limit!r}")
         await self._executor.ensure_open()
         runs = await self.store.list_runs(self.name, status=status, workflow=workflow, limit=limit)
+        from durable import _inspect
+
         return [_inspect.run_info(run) for run in runs]
 
 

@@ -14,7 +14,6 @@ together do not retry in lockstep.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +47,8 @@ def _check_jitter(jitter: float) -> float:
 def _jittered(wait: float, jitter: float) -> float:
     if not jitter:
         return wait
+    import random  # on first use: jitter is opt-in
+
     return wait * (1 - jitter * random.random())
 
 
