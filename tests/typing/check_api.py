@@ -6,9 +6,7 @@ the misuse next to it is reported.
 
 from __future__ import annotations
 
-from typing import Any
-
-from typing_extensions import assert_type
+from typing import Any, assert_type
 
 from durable import Workflow
 from durable.backoff import constant, exponential, linear

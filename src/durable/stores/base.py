@@ -187,9 +187,7 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def save_step(
-        self, app: str, run_id: str, token: int, step: StepRecord
-    ) -> SavedStep:
+    async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
         """Store a step unless one with that id exists (first writer wins).
 
         Raises :class:`~durable.errors.LeaseLostError` when the run is not
@@ -197,9 +195,7 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def renew_lease(
-        self, app: str, run_id: str, token: int, lease_ttl: float
-    ) -> LeaseState:
+    async def renew_lease(self, app: str, run_id: str, token: int, lease_ttl: float) -> LeaseState:
         """Extend the lease to now + ``lease_ttl`` if ``token`` still owns the run."""
 
     @abstractmethod
