@@ -119,9 +119,7 @@ class InMemoryStore(Store):
         stored = steps.setdefault(step.step_id, step)
         return SavedStep(stored, run.cancel_requested)
 
-    async def renew_lease(
-        self, app: str, run_id: str, token: int, lease_ttl: float
-    ) -> LeaseState:
+    async def renew_lease(self, app: str, run_id: str, token: int, lease_ttl: float) -> LeaseState:
         try:
             run = self._owned(app, run_id, token)
         except LeaseLostError:
