@@ -485,3 +485,56 @@ def test_empty_path_is_rejected() -> None:
     """An empty path (SQLite's private temporary database) is refused."""
     with pytest.raises(ConfigurationError):
         SQLiteStore("")
+
+
+_SIMULTANEOUS_OPEN = """
+import asyncio, os, sys, time
+from durable.stores.sqlite import SQLiteStore
+from durable.stores.base import NewRun
+
+root = sys.argv[1]
+failures = []
+for trial in range(40):
+    path = os.path.join(root, f"{trial}.db")
+    start = time.time() + 0.05
+    children = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            while time.time() < start:
+                pass
+
+            async def claim() -> None:
+                store = SQLiteStore(path)
+                try:
+                    await store.claim_run(
+                        NewRun("app", "run", "wf", "{}"), owner=str(os.getpid()), lease_ttl=30
+                    )
+                finally:
+                    await store.close()
+
+            try:
+                asyncio.run(claim())
+            except Exception as exc:
+                print(f"trial {trial}: {exc}", flush=True)
+                os._exit(1)
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        failures.append(os.waitpid(pid, 0)[1])
+print(sum(1 for status in failures if status), "failures")
+"""
+
+
+def test_processes_opening_a_new_file_together_all_succeed(tmp_path: Path) -> None:
+    """Four processes opening one new file at the same instant all open it (40 rounds)."""
+    script = tmp_path / "simultaneous.py"
+    script.write_text(_SIMULTANEOUS_OPEN)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 failures", result.stdout

@@ -426,17 +426,35 @@ class SQLiteStore(Store):
         if self._path != ":memory:":
             self._prepare_file()
         db = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.002
         try:
-            # Read before any write: a damaged page 1 fails here, untouched.
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            db.execute("PRAGMA journal_mode = WAL").fetchone()
-            db.execute(_SYNCHRONOUS_PRAGMAS[self._synchronous])
-            self._ensure_schema(db)
+            while True:
+                try:
+                    self._initialize(db)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL and creating the schema can
+                    # answer SQLITE_BUSY at once, without the busy handler, when
+                    # several processes open the same new file together.
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                    if db.in_transaction:
+                        db.rollback()
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
         except BaseException:
             db.close()
             raise
         self._db = db
         return db
+
+    def _initialize(self, db: sqlite3.Connection) -> None:
+        # Read before any write: a damaged page 1 fails here, untouched.
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        db.execute("PRAGMA journal_mode = WAL").fetchone()
+        db.execute(_SYNCHRONOUS_PRAGMAS[self._synchronous])
+        self._ensure_schema(db)
 
     def _prepare_file(self) -> None:
         """Create a missing file as 0600; refuse a file that is not SQLite, unmodified."""
@@ -685,6 +703,11 @@ def _rollback(db: sqlite3.Connection) -> None:
     # Some errors (a full disk, an I/O error) already rolled the transaction back.
     if db.in_transaction:
         db.execute("ROLLBACK")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (isinstance(code, int) and code & 0xFF in (_BUSY, _LOCKED)) or "locked" in str(exc)
 
 
 def _schema_version(db: sqlite3.Connection) -> int | None:
