@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from tests._journal import Journal
+from tests.primitives._waiting import wait_for_run
 
 from durable import Workflow
 from durable.errors import RunCancelledError, RunNotFoundError
@@ -43,8 +44,7 @@ async def test_cancel_interrupts_a_signal_wait_and_resume_continues(wf: Workflow
         return await ship(decision)
 
     call = asyncio.ensure_future(order(1))
-    await wait_for_journal(journal, 1)
-    await asyncio.sleep(0.05)
+    await wait_for_run(wf, "order-1", steps=1)
     cancelled = time.monotonic()
     await wf.cancel("order-1")
     with pytest.raises(RunCancelledError):
@@ -105,7 +105,7 @@ async def test_cancel_interrupts_a_sleep(wf: Workflow) -> None:
         await wf.sleep(60)
 
     call = asyncio.ensure_future(flow())
-    await asyncio.sleep(0.05)
+    await wait_for_run(wf, "long-nap", steps=1)
     await wf.cancel("long-nap")
     with pytest.raises(RunCancelledError):
         await asyncio.wait_for(call, 1)
@@ -124,7 +124,7 @@ async def test_cancel_from_another_app_instance_reaches_the_run(
         await wf.sleep(60)
 
     call = asyncio.ensure_future(flow())
-    await asyncio.sleep(0.1)
+    await wait_for_run(wf, "remote-cancel", steps=1)
     await remote.cancel("remote-cancel")
     with pytest.raises(RunCancelledError):
         await asyncio.wait_for(call, 2)

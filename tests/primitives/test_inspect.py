@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from tests.primitives._waiting import wait_for_run
 
 from durable import RunInfo, StepInfo, Workflow
 from durable.errors import ConfigurationError
@@ -97,7 +98,7 @@ async def test_running_run_has_no_finish_time(wf: Workflow) -> None:
         return await wf.signal("go")
 
     call = asyncio.ensure_future(flow())
-    await asyncio.sleep(0.05)
+    await wait_for_run(wf, "waiting")
     info = await wf.get_run("waiting")
     assert info.status == "running"
     assert info.owner is not None

@@ -9,19 +9,10 @@ from typing import Any
 
 import pytest
 from tests._journal import Journal
+from tests.primitives._waiting import wait_for_run
 
 from durable import DurableError, Workflow
 from durable.errors import ConfigurationError, SerializationError, SignalTimeoutError
-
-
-async def wait_until_waiting(wf: Workflow, run_id: str, tasks: int) -> None:
-    """Poll until the run exists with at least ``tasks`` recorded steps."""
-    for _ in range(500):
-        loaded = await wf.store.load_run(wf.name, run_id)
-        if loaded is not None and len(loaded[1]) >= tasks:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"run {run_id!r} never reached {tasks} steps")
 
 
 async def wait_for_journal(journal: Journal) -> None:
@@ -82,6 +73,7 @@ async def test_signal_sent_while_waiting_wakes_the_run_promptly(
         return await wf.signal("go")
 
     call = asyncio.ensure_future(flow())
+    await wait_for_run(wf, "prompt")
     await asyncio.sleep(0.6)  # the poll delay has grown past 0.3s by now
     sent = time.monotonic()
     await wf.send_signal("prompt", "go", 42)
@@ -101,8 +93,7 @@ async def test_signal_from_another_app_instance_is_polled(
         return await wf.signal("go")
 
     call = asyncio.ensure_future(flow())
-    await wait_until_waiting(wf, "remote", 0)
-    await asyncio.sleep(0.05)
+    await wait_for_run(wf, "remote")
     await sender.send_signal("remote", "go", {"from": "elsewhere"})
     assert await asyncio.wait_for(call, 5) == {"from": "elsewhere"}
 
@@ -140,7 +131,7 @@ async def test_concurrent_waits_on_one_name_take_distinct_signals(wf: Workflow) 
         return list(await asyncio.gather(wf.signal("vote"), wf.signal("vote")))
 
     call = asyncio.ensure_future(flow())
-    await asyncio.sleep(0.05)
+    await wait_for_run(wf, "gathered")
     await wf.send_signal("gathered", "vote", 1)
     await wf.send_signal("gathered", "vote", 2)
     assert sorted(await asyncio.wait_for(call, 5)) == [1, 2]
@@ -229,7 +220,7 @@ async def test_timeout_deadline_survives_an_interruption(wf: Workflow) -> None:
         return "approved"
 
     call = asyncio.ensure_future(flow())
-    await wait_until_waiting(wf, "deadline", 1)
+    await wait_for_run(wf, "deadline", steps=1)
     await asyncio.sleep(0.35)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
