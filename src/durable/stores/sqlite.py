@@ -470,6 +470,20 @@ class SQLiteStore(Store):
         else:
             os.close(fd)
             return
+        # Another process may be writing the first page of a file it just
+        # created: judge the header again a little later before calling it
+        # damaged. A file that really is damaged stays so.
+        for attempt in range(_HEADER_CHECKS):
+            try:
+                self._check_header()
+                return
+            except StoreCorruptedError:
+                if attempt == _HEADER_CHECKS - 1:
+                    raise
+                time.sleep(0.01)
+
+    def _check_header(self) -> None:
+        path = self._path
         try:
             with open(path, "rb") as f:
                 header = f.read(100)
@@ -703,6 +717,9 @@ def _rollback(db: sqlite3.Connection) -> None:
     # Some errors (a full disk, an I/O error) already rolled the transaction back.
     if db.in_transaction:
         db.execute("ROLLBACK")
+
+
+_HEADER_CHECKS = 10
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
