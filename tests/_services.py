@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+if TYPE_CHECKING:
+    from durable.stores.base import Store
 
 POSTGRES_DSN_ENV = "DURABLE_TEST_POSTGRES_DSN"
 REDIS_URL_ENV = "DURABLE_TEST_REDIS_URL"
@@ -117,3 +122,46 @@ async def delete_redis_prefix(url: str, prefix: str) -> None:
             await client.unlink(*batch)
     finally:
         await client.aclose()
+
+
+# Every store kind the suites run against; the markers let `-m "not postgres"` deselect.
+STORE_KINDS = (
+    pytest.param("memory"),
+    pytest.param("sqlite"),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def new_store(kind: str, tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]:
+    """A fresh, unopened store of ``kind`` private to one test, and its cleanup."""
+    from durable.stores.memory import InMemoryStore
+    from durable.stores.sqlite import SQLiteStore
+
+    if kind == "memory":
+        return InMemoryStore(), _nothing
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "durable.db"), _nothing
+    if kind == "postgres":
+        dsn = await postgres_dsn()
+        module = import_driver("durable.stores.postgres")
+        schema = unique_name("pg")
+
+        async def drop_schema() -> None:
+            await drop_postgres_schema(dsn, schema)
+
+        return module.PostgresStore(dsn=dsn, schema=schema), drop_schema
+    if kind == "redis":
+        url = await redis_url()
+        module = import_driver("durable.stores.redis")
+        prefix = unique_name("redis")
+
+        async def delete_keys() -> None:
+            await delete_redis_prefix(url, prefix)
+
+        return module.RedisStore(url=url, prefix=prefix), delete_keys
+    raise AssertionError(f"unknown store kind {kind!r}")

@@ -1,4 +1,4 @@
-"""Fixtures shared by the engine tests: an app on a real SQLite file (and in memory)."""
+"""Fixtures shared by every suite: a store of each kind, and apps on it."""
 
 from __future__ import annotations
 
@@ -7,18 +7,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests import _services
 
 from durable import Workflow
-from durable.stores.memory import InMemoryStore
-from durable.stores.sqlite import SQLiteStore
+from durable.stores.base import Store
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def make_app(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Callable[..., Workflow]]:
-    """A factory of apps sharing one store (a real SQLite file, or memory)."""
-    store = SQLiteStore(tmp_path / "durable.db") if request.param == "sqlite" else InMemoryStore()
+@pytest.fixture(params=_services.STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An opened store of each kind (memory, SQLite, PostgreSQL, Redis), private to the test."""
+    instance, cleanup = await _services.new_store(request.param, tmp_path)
+    try:
+        await instance.open()
+        yield instance
+    finally:
+        await instance.close()
+        await cleanup()
+
+
+@pytest.fixture
+async def make_app(store: Store) -> AsyncIterator[Callable[..., Workflow]]:
+    """A factory of apps sharing the test's store; every app is closed afterwards."""
     apps: list[Workflow] = []
 
     def make(name: str = "test-app", **options: Any) -> Workflow:
@@ -27,10 +36,11 @@ async def make_app(
         return app
 
     yield make
-    await store.close()
+    for app in apps:
+        await app.close()
 
 
 @pytest.fixture
 def wf(make_app: Callable[..., Workflow]) -> Workflow:
-    """An app named 'test-app' on the parametrized store."""
+    """An app named 'test-app' on the test's store."""
     return make_app()
