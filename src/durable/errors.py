@@ -4,6 +4,7 @@ The hierarchy::
 
     DurableError
     ├── ConfigurationError          bad decorator options, bad ``db=``, bad template
+    ├── NotInWorkflowError          a workflow-only call made outside a workflow body
     ├── RunIdError                  a run id that is empty, too long or has control chars
     ├── SerializationError          a value that cannot be stored as JSON (non-retryable)
     │   └── ResultTooLargeError     a result over the store's size limit (non-retryable)
@@ -40,6 +41,10 @@ class NonRetryableError(Exception):
 
 class ConfigurationError(DurableError, ValueError):
     """A decorator option, store URL or id template is invalid."""
+
+
+class NotInWorkflowError(DurableError, NonRetryableError, RuntimeError):
+    """This can only be awaited in the body of a @wf.workflow function."""
 
 
 class RunIdError(DurableError, ValueError):
