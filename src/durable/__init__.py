@@ -20,13 +20,13 @@ from durable._workflow import WorkflowFunction as WorkflowFunction
 from durable.errors import DurableError as DurableError
 from durable.errors import NonRetryableError as NonRetryableError
 from durable.stores.base import Store as Store
-from durable.stores.memory import InMemoryStore as InMemoryStore
 from durable.stores.sqlite import SQLiteStore as SQLiteStore
 
 if _typing.TYPE_CHECKING:
     from durable._inspect import ErrorInfo as ErrorInfo
     from durable._inspect import RunInfo as RunInfo
     from durable._inspect import StepInfo as StepInfo
+    from durable.stores.memory import InMemoryStore as InMemoryStore
 
 __all__ = [
     "DurableError",
@@ -42,15 +42,17 @@ __all__ = [
     "WorkflowFunction",
 ]
 
-# Loaded on first use: only programs that inspect runs pay for these classes.
-_LAZY = ("ErrorInfo", "RunInfo", "StepInfo")
+# Loaded on first use: only programs that inspect runs pay for these classes,
+# and only tests for the in-memory store.
+_LAZY = ("ErrorInfo", "InMemoryStore", "RunInfo", "StepInfo")
 
 
 def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
-        from durable import _inspect
+        import importlib
 
-        value = getattr(_inspect, name)
+        where = "durable.stores.memory" if name == "InMemoryStore" else "durable._inspect"
+        value = getattr(importlib.import_module(where), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

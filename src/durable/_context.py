@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import unicodedata
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from durable.errors import ConfigurationError, NonDeterminismError
@@ -19,25 +18,50 @@ if TYPE_CHECKING:
     from durable._workflow import Workflow
 
 
-@dataclass(eq=False, slots=True)
 class RunContext:
     """Everything a task call needs to know about the run it belongs to."""
 
-    app: Workflow
-    run_id: str
-    workflow: str
-    token: int
-    steps: dict[str, StepRecord]
-    # Positions below this bound are contiguous in the record, so the call
-    # order there must match; past the first gap (a failed step cleared for a
-    # re-run, or steps lost in a crash) the code may legitimately differ.
-    checked_positions: int
-    by_position: dict[int, StepRecord]
-    cancel_requested: bool = False
-    lease_lost: bool = False
-    _next_position: int = 0
-    _auto_counts: dict[str, int] = field(default_factory=dict)
-    _explicit_ids: set[str] = field(default_factory=set)
+    # A plain slotted class: a dataclass would cost import time for no gain.
+    __slots__ = (
+        "_auto_counts",
+        "_explicit_ids",
+        "_next_position",
+        "app",
+        "by_position",
+        "cancel_requested",
+        "checked_positions",
+        "lease_lost",
+        "run_id",
+        "steps",
+        "token",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        app: Workflow,
+        run_id: str,
+        workflow: str,
+        token: int,
+        steps: dict[str, StepRecord],
+        checked_positions: int,
+        by_position: dict[int, StepRecord],
+    ) -> None:
+        self.app = app
+        self.run_id = run_id
+        self.workflow = workflow
+        self.token = token
+        self.steps = steps
+        # Positions below this bound are contiguous in the record, so the call
+        # order there must match; past the first gap (a failed step cleared for a
+        # re-run, or steps lost in a crash) the code may legitimately differ.
+        self.checked_positions = checked_positions
+        self.by_position = by_position
+        self.cancel_requested = False
+        self.lease_lost = False
+        self._next_position = 0
+        self._auto_counts: dict[str, int] = {}
+        self._explicit_ids: set[str] = set()
 
     @classmethod
     def start(

@@ -15,7 +15,6 @@ import contextlib
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from durable import _serde
@@ -44,21 +43,23 @@ class _Adopt(Exception):
     """Internal: this execution lost the run; wait for the new owner's outcome."""
 
 
-@dataclass(eq=False)
 class _Execution:
-    workflow: str
-    task: asyncio.Task[Any]
-    waiters: int = 0
+    __slots__ = ("task", "waiters", "workflow")
+
+    def __init__(self, workflow: str, task: asyncio.Task[Any]) -> None:
+        self.workflow = workflow
+        self.task = task
+        self.waiters = 0
 
 
-@dataclass(eq=False)
 class Executor:
-    app: Workflow
-    owner: str = field(default_factory=new_owner_id)
-    _active: dict[str, _Execution] = field(default_factory=dict)
-    _open_lock: asyncio.Lock | None = None
-    _opened: bool = False
-    _heartbeat: Heartbeat | None = None
+    def __init__(self, app: Workflow) -> None:
+        self.app = app
+        self.owner = new_owner_id()
+        self._active: dict[str, _Execution] = {}
+        self._open_lock: asyncio.Lock | None = None
+        self._opened = False
+        self._heartbeat: Heartbeat | None = None
 
     async def ensure_open(self) -> None:
         if self._opened:

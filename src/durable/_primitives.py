@@ -24,7 +24,6 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +32,7 @@ from durable._context import RunContext, current_run
 from durable._task import ensure_may_continue, step_outcome
 from durable.errors import (
     ConfigurationError,
-    DurableError,
+    NotInWorkflowError,
     ResultTooLargeError,
     SerializationError,
     SignalTimeoutError,
@@ -55,7 +54,7 @@ def context_for(what: str) -> RunContext:
     """The run being executed, or a clear error when ``what`` is used outside one."""
     ctx = current_run.get()
     if ctx is None:
-        raise DurableError(
+        raise NotInWorkflowError(
             f"{what} can only be awaited in the body of a @wf.workflow function; it was "
             "called outside a workflow (or inside a task, whose body is plain code)"
         )
@@ -113,11 +112,13 @@ def encode_payload(payload: object, *, name: str, run_id: str, limit: int) -> st
 # -- waking waiters in this process ---------------------------------------------------------
 
 
-@dataclass(eq=False)
 class _Waiter:
-    ctx: RunContext
-    signal: str | None
-    event: asyncio.Event = field(default_factory=asyncio.Event)
+    __slots__ = ("ctx", "event", "signal")
+
+    def __init__(self, ctx: RunContext, signal: str | None) -> None:
+        self.ctx = ctx
+        self.signal = signal
+        self.event = asyncio.Event()
 
     async def wait(self, seconds: float) -> None:
         """Return after ``seconds``, or earlier when woken."""

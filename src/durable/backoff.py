@@ -14,7 +14,6 @@ together do not retry in lockstep.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = ["Backoff", "constant", "exponential", "linear"]
@@ -57,8 +56,42 @@ def _check_retry(retry: int) -> None:
         raise ValueError(f"retry numbers start at 1, got {retry!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Exponential:
+class _Policy:
+    """An immutable backoff policy, equal to another with the same parameters.
+
+    Plain slotted classes rather than dataclasses: ``import durable`` stays cheap.
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __init__(self, *values: float | None) -> None:
+        for name, value in zip(self._fields, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Policy)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({fields})"
+
+
+class _Exponential(_Policy):
+    __slots__ = ("base", "jitter", "max")
+    _fields = ("base", "max", "jitter")
     base: float
     max: float
     jitter: float
@@ -70,8 +103,9 @@ class _Exponential:
         return _jittered(wait, self.jitter)
 
 
-@dataclass(frozen=True, slots=True)
-class _Linear:
+class _Linear(_Policy):
+    __slots__ = ("jitter", "max", "start", "step")
+    _fields = ("start", "step", "max", "jitter")
     start: float
     step: float
     max: float | None
@@ -85,8 +119,9 @@ class _Linear:
         return _jittered(wait, self.jitter)
 
 
-@dataclass(frozen=True, slots=True)
-class _Constant:
+class _Constant(_Policy):
+    __slots__ = ("jitter", "seconds")
+    _fields = ("seconds", "jitter")
     seconds: float
     jitter: float
 

@@ -25,10 +25,10 @@ from durable.stores.base import (
 from durable.stores.base import (
     Store as Store,
 )
-from durable.stores.memory import InMemoryStore as InMemoryStore
 from durable.stores.sqlite import SQLiteStore as SQLiteStore
 
 if TYPE_CHECKING:
+    from durable.stores.memory import InMemoryStore as InMemoryStore
     from durable.stores.postgres import PostgresStore as PostgresStore
     from durable.stores.redis import RedisStore as RedisStore
 
@@ -48,7 +48,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The drivers are optional extras: import them only when asked for.
+    # The drivers are optional extras: import them only when asked for; the
+    # in-memory store is for tests.
+    if name == "InMemoryStore":
+        from durable.stores.memory import InMemoryStore
+
+        return InMemoryStore
     if name == "PostgresStore":
         from durable.stores.postgres import PostgresStore
 
