@@ -206,6 +206,45 @@ SAVE_STEP = """
     FROM run LEFT JOIN {s}.steps s ON s.app = $1 AND s.run_id = $2 AND s.step_id = $4
 """
 
+# Several saves in one statement (group commit), one result row per input row
+# in input order. Every value travels as text (text[] needs no per-connection
+# type introspection) and is cast here; floats arrive as their shortest repr,
+# which float8 input reads back exactly. The batch never holds two rows for
+# one step id. Runs are locked as in SAVE_STEP, and the token is compared with
+# the locked, current row version.
+SAVE_STEPS = """
+    WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::text[])
+            WITH ORDINALITY AS i(app, run_id, token, step_id, position, task, status,
+                                 result, error, attempts, started_at, finished_at, n)
+    ), run AS (
+        SELECT r.app, r.run_id, r.token, r.cancel_requested FROM {s}.runs r
+        WHERE (r.app, r.run_id) IN (SELECT app, run_id FROM input) AND r.status = 'running'
+        FOR SHARE OF r
+    ), owned AS (
+        SELECT i.*, run.cancel_requested FROM input i
+        JOIN run ON run.app = i.app AND run.run_id = i.run_id AND run.token = i.token::bigint
+    ), ins AS (
+        INSERT INTO {s}.steps (app, run_id, step_id, position, task, status, result,
+                               error, attempts, started_at, finished_at)
+        SELECT app, run_id, step_id, position::integer, task, status, result, error,
+               attempts::integer, started_at::double precision, finished_at::double precision
+        FROM owned
+        ON CONFLICT (app, run_id, step_id) DO NOTHING
+        RETURNING app, run_id, step_id
+    )
+    SELECT o.n IS NOT NULL AS owned, o.cancel_requested, ins.step_id IS NOT NULL AS inserted,
+           s.position, s.task, s.status, s.result, s.error, s.attempts,
+           s.started_at, s.finished_at
+    FROM input i
+    LEFT JOIN owned o ON o.n = i.n
+    LEFT JOIN ins ON ins.app = i.app AND ins.run_id = i.run_id AND ins.step_id = i.step_id
+    LEFT JOIN {s}.steps s ON s.app = i.app AND s.run_id = i.run_id AND s.step_id = i.step_id
+    ORDER BY i.n
+"""
+
 GET_STEP = """
     SELECT position, task, status, result, error, attempts, started_at, finished_at
     FROM {s}.steps WHERE app = $1 AND run_id = $2 AND step_id = $3

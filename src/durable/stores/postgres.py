@@ -12,7 +12,6 @@ together do not race. Install the driver with ``pip install python-durable[postg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import uuid
@@ -31,6 +30,7 @@ from durable.errors import (
 )
 from durable.stores import _postgres_sql as statements
 from durable.stores._checks import check_json, check_names
+from durable.stores._postgres_pool import ConnectionPool
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _Op = Callable[[Any], Awaitable[_T]]
+# The parameters of one step save, in SAVE_STEP's order.
+_StepParams = tuple[str, str, int, str, int, str, str, str | None, str | None, int, float, float]
+_SaveOutcome = SavedStep | None | Exception
 
 _MAX_RETRY_DELAY = 1.0
 
@@ -88,12 +91,6 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
-async def _no_reset(connection: Any) -> None:
-    # Sessions never change state (no SET, LISTEN, cursors or session-level
-    # advisory locks), so skip asyncpg's reset query: one round trip per call.
-    return None
-
-
 def _run_record(app: str, run_id: str, row: Any) -> RunRecord:
     return RunRecord(
         app=app,
@@ -130,6 +127,11 @@ def _step_records(rows: Sequence[Any]) -> tuple[StepRecord, ...]:
         for row in rows
         if row["step_id"] is not None
     )
+
+
+def _as_text(value: str | float) -> str:
+    # repr, not str: the shortest text that reads back as the same float.
+    return value if isinstance(value, str) else repr(value)
 
 
 def _stored_step(step_id: str, row: Any) -> StepRecord:
@@ -180,9 +182,14 @@ class PostgresStore(Store):
         self._connect_timeout = connect_timeout
         self._retry_attempts = retry_attempts
         self._retry_delay = retry_delay
-        self._pool: Any = None
+        self._pool: ConnectionPool | None = None
         self._open_lock = asyncio.Lock()
         self._sql: dict[str, str] = {}
+        # Group commit: saves arriving while every connection is writing wait
+        # here and go out together, as one statement, when a writer is free.
+        self._writers = 0
+        self._pending: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        self._batches: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r})"
@@ -201,24 +208,29 @@ class PostgresStore(Store):
         except Exception as exc:
             raise _translate(exc) from exc
 
-    async def _open_pool(self) -> Any:
+    async def _connect(self) -> Any:
+        return await asyncpg.connect(
+            self.dsn,
+            timeout=self._connect_timeout,
+            server_settings={
+                "application_name": self._application_name,
+                # The claim function relies on a fresh snapshot per statement.
+                "default_transaction_isolation": "read committed",
+            },
+        )
+
+    async def _open_pool(self) -> ConnectionPool:
         async with self._open_lock:
             if self._pool is not None:
                 return self._pool
-            pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=self._min_size,
-                max_size=self._max_size,
-                timeout=self._connect_timeout,
-                server_settings={
-                    "application_name": self._application_name,
-                    # The claim function relies on a fresh snapshot per statement.
-                    "default_transaction_isolation": "read committed",
-                },
-                reset=_no_reset,
-            )
+            pool = ConnectionPool(self._connect, min_size=self._min_size, max_size=self._max_size)
             try:
-                await self._migrate(pool)
+                await pool.open()
+                conn = await pool.acquire()
+                try:
+                    await self._migrate(conn)
+                finally:
+                    pool.release(conn)
             except BaseException:
                 await pool.close()
                 raise
@@ -226,13 +238,16 @@ class PostgresStore(Store):
             return pool
 
     async def close(self) -> None:
+        # Saves already queued still complete (each batch on a connection).
+        while self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
         async with self._open_lock:
             pool, self._pool = self._pool, None
             if pool is not None:
                 await pool.close()
 
-    async def _migrate(self, pool: Any) -> None:
-        async with pool.acquire() as conn, conn.transaction():
+    async def _migrate(self, conn: Any) -> None:
+        async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
             await conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
             await conn.execute(self._q(statements.VERSION_TABLE))
@@ -267,16 +282,18 @@ class PostgresStore(Store):
         while True:
             try:
                 pool = self._pool or await self._open_pool()
-                async with pool.acquire() as conn:
-                    try:
-                        return await op(conn)
-                    except Exception as exc:
-                        if _is_connection_error(exc):
-                            # Make the pool replace it rather than hand it out
-                            # again; a proxy already detached by the pool raises.
-                            with contextlib.suppress(asyncpg.InterfaceError):
-                                conn.terminate()
-                        raise
+                conn = await pool.acquire()
+                try:
+                    result = await op(conn)
+                except BaseException as exc:
+                    # A broken connection, or one left mid-query by a
+                    # cancellation, is dropped: the pool opens a new one.
+                    if not isinstance(exc, Exception) or _is_connection_error(exc):
+                        conn.terminate()
+                    pool.release(conn)
+                    raise
+                pool.release(conn)
+                return result
             except DurableError:
                 raise
             except Exception as exc:
@@ -343,8 +360,7 @@ class PostgresStore(Store):
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
         check_names(step_id=step.step_id, task_name=step.task)
         check_json(step_result=step.result, step_error=step.error)
-        row = await self._fetchrow(
-            statements.SAVE_STEP,
+        params: _StepParams = (
             app,
             run_id,
             token,
@@ -358,14 +374,106 @@ class PostgresStore(Store):
             step.started_at,
             step.finished_at,
         )
-        if row is None:
+        outcome: _SaveOutcome
+        if self._writers < self._max_size:
+            # A connection is free (nothing waits in _pending then): write at
+            # once, as this caller, so a lone save costs no task and no batch.
+            self._writers += 1
+            try:
+                outcome = await self._save_one(params, step)
+            finally:
+                self._writers -= 1
+                if self._pending:
+                    self._send_batch()
+        else:
+            future: asyncio.Future[_SaveOutcome] = asyncio.get_running_loop().create_future()
+            self._pending.append((params, step, future))
+            outcome = await future
+        if isinstance(outcome, SavedStep):
+            return outcome
+        if outcome is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+        raise outcome
+
+    def _send_batch(self) -> None:
+        """Write every queued save, as one statement, in a task of its own.
+
+        The batch belongs to no caller, so a cancelled caller cannot strand the
+        others' outcomes. A second save of a step id already in the batch
+        waits for the next one: within one statement it could not see the first.
+        """
+        batch: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        later: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        keys: set[tuple[str, str, str]] = set()
+        for item in self._pending:
+            key = (item[0][0], item[0][1], item[0][3])
+            (later if key in keys else batch).append(item)
+            keys.add(key)
+        self._pending = later
+        self._writers += 1
+        task = asyncio.get_running_loop().create_task(self._write_batch(batch))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _write_batch(
+        self, batch: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]]
+    ) -> None:
+        outcomes: list[_SaveOutcome] = [StoreError("PostgreSQL: step save interrupted")] * len(
+            batch
+        )
+        try:
+            outcomes = await self._save_many([(params, step) for params, step, _ in batch])
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        finally:
+            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+            self._writers -= 1
+            if self._pending:
+                self._send_batch()
+
+    async def _save_one(self, params: _StepParams, step: StepRecord) -> _SaveOutcome:
+        sql = self._q(statements.SAVE_STEP)
+        row = await self._call(lambda conn: conn.fetchrow(sql, *params))
+        if row is None:
+            return None
+        return await self._saved(params, step, row)
+
+    async def _save_many(self, items: list[tuple[_StepParams, StepRecord]]) -> list[_SaveOutcome]:
+        if len(items) == 1:
+            return [await self._save_one(*items[0])]
+        sql = self._q(statements.SAVE_STEPS)
+        columns = [
+            [None if value is None else _as_text(value) for value in column]
+            for column in zip(*(params for params, _ in items), strict=True)
+        ]
+        try:
+            rows = await self._call(lambda conn: conn.fetch(sql, *columns))
+        except StoreUnavailableError:
+            raise
+        except StoreError:
+            # One save broke the statement (nothing was written): save each
+            # alone, so that only its own caller sees the error.
+            outcomes: list[_SaveOutcome] = []
+            for params, step in items:
+                try:
+                    outcomes.append(await self._save_one(params, step))
+                except Exception as exc:
+                    outcomes.append(exc)
+            return outcomes
+        return [
+            await self._saved(params, step, row) if row["owned"] else None
+            for (params, step), row in zip(items, rows, strict=True)
+        ]
+
+    async def _saved(self, params: _StepParams, step: StepRecord, row: Any) -> SavedStep:
         if row["inserted"]:
             return SavedStep(step, row["cancel_requested"])
         if row["task"] is not None:
             return SavedStep(_stored_step(step.step_id, row), row["cancel_requested"])
         # Another writer committed this step after our statement's snapshot.
-        stored = await self._fetchrow(statements.GET_STEP, app, run_id, step.step_id)
+        stored = await self._fetchrow(statements.GET_STEP, params[0], params[1], step.step_id)
         return SavedStep(_stored_step(step.step_id, stored), row["cancel_requested"])
 
     async def renew_lease(self, app: str, run_id: str, token: int, lease_ttl: float) -> LeaseState:

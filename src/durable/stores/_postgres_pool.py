@@ -1,0 +1,121 @@
+"""A small connection pool for :class:`~durable.stores.postgres.PostgresStore`.
+
+Taking an idle connection and giving it back cost no await and no task, where
+``asyncpg.Pool`` spends a task and several event-loop turns on each
+acquire/release pair: with a step costing one round trip, that overhead was a
+sizeable part of it. Sessions never change state (no SET, LISTEN, cursors or
+session-level locks), so a returned connection needs no reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from durable.errors import StoreError
+
+Connect = Callable[[], Awaitable[Any]]
+
+
+class ConnectionPool:
+    """Up to ``max_size`` connections; callers beyond that wait in FIFO order."""
+
+    def __init__(self, connect: Connect, *, min_size: int, max_size: int) -> None:
+        if max_size < 1 or min_size > max_size:
+            raise ValueError("need 1 <= max_size and min_size <= max_size")
+        self._connect = connect
+        self._min_size = min_size
+        self._max_size = max_size
+        self._idle: list[Any] = []
+        # Connections open, being opened, or in use; never above max_size.
+        self._size = 0
+        # A waiter receives a connection, or None: a free slot to open one in.
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._closed = False
+        self._drained: asyncio.Future[None] | None = None
+
+    async def open(self) -> None:
+        while self._size < self._min_size:
+            self._size += 1
+            self._idle.append(await self._open_slot())
+
+    async def _open_slot(self) -> Any:
+        """Open a connection in a slot already counted in ``_size``."""
+        try:
+            return await self._connect()
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def _free_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._size -= 1
+        if self._size == 0 and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def acquire(self) -> Any:
+        if self._closed:
+            raise StoreError("the PostgreSQL store is closed")
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+            self._free_slot()
+        if self._size < self._max_size:
+            self._size += 1
+            return await self._open_slot()
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            conn = await waiter
+        except asyncio.CancelledError:
+            # Handed a connection or a slot just as the wait was cancelled:
+            # pass it on rather than lose it.
+            if waiter.done() and not waiter.cancelled():
+                handed = waiter.result()
+                if handed is None:
+                    self._free_slot()
+                else:
+                    self.release(handed)
+            raise
+        if conn is None:
+            return await self._open_slot()
+        return conn
+
+    def release(self, conn: Any) -> None:
+        """Give a connection back; a closed or broken one frees its slot."""
+        if self._closed or conn.is_closed():
+            if not conn.is_closed():
+                conn.terminate()
+            self._free_slot()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    async def close(self) -> None:
+        """Close idle connections, then wait for the ones in use to come back."""
+        self._closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(StoreError("the PostgreSQL store is closed"))
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                await conn.close(timeout=5)
+            except Exception:
+                conn.terminate()
+            self._free_slot()
+        if self._size > 0:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
