@@ -188,6 +188,23 @@ CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 # FOR SHARE makes the token check and the insert one atomic step: a concurrent
 # claim_run waits for this statement, or this statement re-checks the token
 # on the claim's committed row version.
+#
+# The common case, a new step by the owner, returns one row (the locked run's
+# cancel flag) and nothing else to decode. No row means nothing was written:
+# SAVE_STEP, run next, tells a lost lease from a step that already exists.
+INSERT_STEP = """
+    WITH run AS (
+        SELECT cancel_requested FROM {s}.runs
+        WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
+        FOR SHARE
+    )
+    INSERT INTO {s}.steps (app, run_id, step_id, position, task, status, result,
+                           error, attempts, started_at, finished_at)
+    SELECT $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM run
+    ON CONFLICT (app, run_id, step_id) DO NOTHING
+    RETURNING (SELECT cancel_requested FROM run)
+"""
+
 SAVE_STEP = """
     WITH run AS (
         SELECT cancel_requested FROM {s}.runs

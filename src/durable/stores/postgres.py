@@ -434,6 +434,10 @@ class PostgresStore(Store):
                 self._send_batch()
 
     async def _save_one(self, params: _StepParams, step: StepRecord) -> _SaveOutcome:
+        sql = self._q(statements.INSERT_STEP)
+        cancel_requested = await self._call(lambda conn: conn.fetchval(sql, *params))
+        if cancel_requested is not None:
+            return SavedStep(step, cancel_requested)
         sql = self._q(statements.SAVE_STEP)
         row = await self._call(lambda conn: conn.fetchrow(sql, *params))
         if row is None:
