@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from durable import _serde
+from durable import _backoff_clock, _serde
 from durable._context import RunContext, current_run
 from durable._task import ensure_may_continue, step_outcome
 from durable.errors import (
@@ -222,6 +222,9 @@ async def sleep_step(
     if record.status != "completed":
         step_outcome(ctx, record, None)
     wake_at = float(_decoded(record)["wake_at"])
+    if _backoff_clock.skipped_sleeps is not None:
+        _backoff_clock.skipped_sleeps.append(max(0.0, wake_at - time.time()))
+        return
     with ctx.app._waits.waiting(ctx, None) as waiter:
         while True:
             ensure_may_continue(ctx)

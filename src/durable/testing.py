@@ -2,6 +2,7 @@
 
 - :class:`InMemoryStore`: a store for tests (``Workflow("app", db=InMemoryStore())``).
 - :func:`no_backoff`: retries happen at once; the waits they would have made are recorded.
+- :func:`skip_sleeps`: durable sleeps end at once; the time they had left is recorded.
 - ``StoreContract``: the test suite every Store must pass; subclass it with a
   ``store`` fixture to check your own Store (needs pytest and pytest-asyncio).
 """
@@ -18,7 +19,7 @@ from durable.stores.memory import InMemoryStore as InMemoryStore
 if TYPE_CHECKING:
     from durable._store_contract import StoreContract as StoreContract
 
-__all__ = ["InMemoryStore", "StoreContract", "no_backoff"]
+__all__ = ["InMemoryStore", "StoreContract", "no_backoff", "skip_sleeps"]
 
 
 @contextmanager
@@ -38,6 +39,26 @@ def no_backoff() -> Iterator[list[float]]:
         yield waits
     finally:
         _backoff_clock.recorded_waits = previous
+
+
+@contextmanager
+def skip_sleeps() -> Iterator[list[float]]:
+    """End durable sleeps (``wf.sleep``, ``wf.sleep_until``) at once inside the block.
+
+    Yields the list of seconds each skipped sleep had left, so a test of a
+    "wait a day, then remind" workflow runs instantly and can check the wait::
+
+        with skip_sleeps() as slept:
+            await reminder_flow(user_id=7)
+        assert slept == [86400.0]   # approximately: the time left when it was reached
+    """
+    previous = _backoff_clock.skipped_sleeps
+    slept: list[float] = []
+    _backoff_clock.skipped_sleeps = slept
+    try:
+        yield slept
+    finally:
+        _backoff_clock.skipped_sleeps = previous
 
 
 def __getattr__(name: str) -> Any:

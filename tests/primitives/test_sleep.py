@@ -11,6 +11,7 @@ from tests._journal import Journal
 
 from durable import DurableError, Workflow
 from durable.errors import ConfigurationError
+from durable.testing import skip_sleeps
 
 
 async def wait_for_step(wf: Workflow, run_id: str, task: str) -> None:
@@ -186,3 +187,26 @@ async def test_sleeps_in_gather_get_stable_step_ids(wf: Workflow) -> None:
         ("durable.sleep#1", 1),
         ("durable.sleep#2", 2),
     ]
+
+
+async def test_skip_sleeps_ends_long_sleeps_at_once(wf: Workflow) -> None:
+    """Inside skip_sleeps() a day-long sleep is recorded but ends at once; the wait is reported."""
+    journal = Journal()
+
+    @wf.task
+    async def remind(user: int) -> str:
+        journal(f"remind {user}")
+        return f"reminded {user}"
+
+    @wf.workflow(id="remind-{user}")
+    async def reminder(user: int) -> str:
+        await wf.sleep(timedelta(days=1))
+        return await remind(user)
+
+    with skip_sleeps() as slept:
+        assert await reminder(7) == "reminded 7"
+    assert len(slept) == 1
+    assert 86_000 < slept[0] <= 86_400
+    assert journal.entries == ["remind 7"]
+    info = await wf.get_run("remind-7")
+    assert [s.task for s in info.steps] == ["durable.sleep", "remind"]
