@@ -21,7 +21,7 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from durable.stores.base import LeaseState, NewRun, StepRecord
+from durable.stores.base import LeaseState, NewRun, SavedStep, StepRecord
 
 if TYPE_CHECKING:
     from durable.stores.postgres import PostgresStore
@@ -392,3 +392,75 @@ def test_from_url_reads_the_schema_parameter() -> None:
     assert from_url("postgresql+asyncpg://u@h/db").dsn == "postgresql://u@h/db"
     with pytest.raises(ConfigurationError):
         from_url("mysql://u@h/db")
+
+
+def _stored(outcome: object) -> StepRecord:
+    assert isinstance(outcome, SavedStep), outcome
+    return outcome.step
+
+
+async def test_saves_waiting_for_a_connection_share_one_statement(
+    make_store: Callable[..., PostgresStore],
+) -> None:
+    """Saves beyond the pool size go out together, each with its own first-writer-wins outcome."""
+    store = make_store(min_size=1, max_size=1)
+    mine = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    other = await store.claim_run(NewRun("app", "o", "wf", "{}"), owner="a", lease_ttl=30)
+    token = mine.run.token
+    await store.save_step("app", "r", token, _step("old", result='"first"'))
+    outcomes = await asyncio.gather(
+        *(store.save_step("app", "r", token, _step(f"t#{i}", i, str(i))) for i in range(20)),
+        store.save_step("app", "r", token, _step("dup", result='"a"')),
+        store.save_step("app", "r", token, _step("dup", result='"b"')),
+        store.save_step("app", "r", token, _step("old", result='"second"')),
+        store.save_step("app", "o", other.run.token + 1, _step("fenced")),
+        store.save_step("app", "r", token, StepRecord("bad", 0, "t", "bogus", "1", None, 1, 1, 2)),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    *new, dup_a, dup_b, old, fenced, bad = outcomes
+    assert [_stored(saved) for saved in new] == [_step(f"t#{i}", i, str(i)) for i in range(20)]
+    assert _stored(dup_a).result == _stored(dup_b).result == '"a"'
+    assert _stored(old).result == '"first"'
+    assert isinstance(fenced, LeaseLostError)
+    assert isinstance(bad, StoreError)
+    loaded = await store.load_run("app", "r")
+    assert loaded is not None
+    assert len(loaded[1]) == 22
+    assert await store.load_run("app", "o") == (other.run, ())
+
+
+async def test_a_repeated_batch_returns_what_its_first_run_wrote(
+    make_store: Callable[..., PostgresStore],
+) -> None:
+    """A batch statement run again (a retry after a lost connection) reports the same records."""
+    store = make_store()
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    token = claim.run.token
+    steps = [
+        StepRecord(f"t#{i}", i, "t", "completed", str(i), None, 1, time.time(), time.time())
+        for i in range(5)
+    ]
+    items = [
+        (
+            (
+                "app",
+                "r",
+                token,
+                s.step_id,
+                s.position,
+                s.task,
+                s.status,
+                s.result,
+                s.error,
+                s.attempts,
+                s.started_at,
+                s.finished_at,
+            ),
+            s,
+        )
+        for s in steps
+    ]
+    first = await store._save_many(items)
+    again = await store._save_many(items)
+    assert [_stored(saved) for saved in first] == steps
+    assert [_stored(saved) for saved in again] == steps

@@ -444,7 +444,9 @@ class PostgresStore(Store):
             return None
         return await self._saved(params, step, row)
 
-    async def _save_many(self, items: list[tuple[_StepParams, StepRecord]]) -> list[_SaveOutcome]:
+    async def _save_many(
+        self, items: Sequence[tuple[_StepParams, StepRecord]]
+    ) -> list[_SaveOutcome]:
         if len(items) == 1:
             return [await self._save_one(*items[0])]
         sql = self._q(statements.SAVE_STEPS)
