@@ -7,7 +7,6 @@ run sees the same RunContext object; step ids are allocated when a task is
 
 from __future__ import annotations
 
-import unicodedata
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -94,6 +93,8 @@ class RunContext:
                 raise ConfigurationError(
                     f"task {task!r}: step_id must be a non-empty string, got {explicit!r}"
                 )
+            import unicodedata  # on first use: import durable stays cheap
+
             if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in explicit):
                 raise ConfigurationError(
                     f"task {task!r}: step_id {explicit[:80]!r} contains a control character"

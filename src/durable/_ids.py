@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import string
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +25,8 @@ def validate_run_id(run_id: object, *, workflow: str) -> str:
             f"workflow {workflow!r}: run id is {len(run_id)} characters long, "
             f"over the limit of {MAX_RUN_ID_LENGTH}"
         )
+    import unicodedata  # on first use: import durable stays cheap
+
     for ch in run_id:
         if unicodedata.category(ch) == "Cc":
             raise RunIdError(

@@ -11,15 +11,17 @@ imported here: models are recognised by their ``model_dump`` and
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import traceback
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durable.errors import ResultTooLargeError, SerializationError
+
+if TYPE_CHECKING:
+    import json
 
 _NONE_TYPE = type(None)
 
@@ -33,13 +35,22 @@ def _default(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# One encoder for the process: json.dumps builds a new one per call when given options.
-_ENCODER = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+# One encoder for the process (json.dumps builds a new one per call when given
+# options), made on first use like the json module itself: import stays cheap.
+_encoder: json.JSONEncoder | None = None
+
+
+def _new_encoder() -> json.JSONEncoder:
+    global _encoder
+    import json
+
+    _encoder = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+    return _encoder
 
 
 def dumps(value: object) -> str:
     """Encode ``value`` as compact JSON; raises TypeError/ValueError as json does."""
-    return _ENCODER.encode(value)
+    return (_encoder or _new_encoder()).encode(value)
 
 
 def encode(value: object, *, what: str, limit: int | None = None) -> str:
@@ -64,6 +75,8 @@ def encode(value: object, *, what: str, limit: int | None = None) -> str:
 
 
 def loads(text: str) -> Any:
+    import json  # a dictionary lookup once imported
+
     return json.loads(text)
 
 
@@ -142,7 +155,7 @@ def encode_error(exc: BaseException) -> str:
     """A JSON document describing ``exc``: type path, message, args, traceback."""
     cls = type(exc)
     try:
-        args = json.loads(dumps(list(exc.args)))
+        args = loads(dumps(list(exc.args)))
     except (TypeError, ValueError, RecursionError):
         args = None
     return dumps(
@@ -159,7 +172,7 @@ def encode_error(exc: BaseException) -> str:
 
 def describe_error(text: str) -> tuple[str, str]:
     """(type path, message) of an encoded error."""
-    doc = json.loads(text)
+    doc = loads(text)
     return str(doc.get("type", "")), str(doc.get("message", ""))
 
 
@@ -169,7 +182,7 @@ def rebuild_error(text: str) -> BaseException | None:
     Only classes of modules already imported are considered, so a stored type
     name can never cause an import (and its side effects).
     """
-    doc = json.loads(text)
+    doc = loads(text)
     module = sys.modules.get(str(doc.get("module", "")))
     qualname = str(doc.get("qualname", ""))
     args = doc.get("args")
