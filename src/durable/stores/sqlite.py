@@ -6,12 +6,15 @@ each call costs one hop between the event loop and that thread. Concurrent
 ``save_step`` calls are grouped into one transaction (group commit): the
 fsync of a commit is paid once for the whole group, and each caller resumes
 only after the commit holding its own row succeeded.
+
+The SQL and the functions that run on the connection thread live in
+``_sqlite_sql``; this module holds the connection, the file checks and the
+batching.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import math
 import os
@@ -19,8 +22,8 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, Final, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
@@ -32,6 +35,41 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores._checks import check_json, check_names
+from durable.stores._sqlite_sql import (
+    _BUSY,
+    _CANTOPEN,
+    _CORRUPT,
+    _FULL,
+    _GET_SQL,
+    _HEADER_CHECKS,
+    _IOERR,
+    _LIST_SQL,
+    _LOCKED,
+    _MAGIC,
+    _NOTADB,
+    _PERM,
+    _READ_SIGNAL_SQL,
+    _READONLY,
+    _SCHEMA,
+    _SEND_SIGNAL_SQL,
+    _SYNCHRONOUS_PRAGMAS,
+    SCHEMA_VERSION,
+    _cancel_sync,
+    _claim_sync,
+    _fetchall,
+    _fetchone,
+    _finish_sync,
+    _is_busy,
+    _load_sync,
+    _release_sync,
+    _renew_sync,
+    _run_record,
+    _save_batch_sync,
+    _SaveOutcome,
+    _schema_version,
+    _StepParams,
+    _write_transaction,
+)
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -47,182 +85,6 @@ from durable.stores.base import (
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _T = TypeVar("_T")
-
-SCHEMA_VERSION: Final = 1
-
-_MAGIC: Final = b"SQLite format 3\x00"
-
-# Primary result codes (the low byte of extended codes), from sqlite3.h.
-_PERM, _BUSY, _LOCKED, _READONLY, _IOERR = 3, 5, 6, 8, 10
-_CORRUPT, _FULL, _CANTOPEN, _NOTADB = 11, 13, 14, 26
-_ENVIRONMENTAL: Final = frozenset(
-    {_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB}
-)
-
-_SYNCHRONOUS_PRAGMAS: Final = {
-    "FULL": "PRAGMA synchronous = FULL",
-    "NORMAL": "PRAGMA synchronous = NORMAL",
-}
-
-_SCHEMA: Final = (
-    "CREATE TABLE durable_schema (version INTEGER NOT NULL)",
-    # A rowid table: inputs can be large, and WITHOUT ROWID tables are at their
-    # best with small rows.
-    """CREATE TABLE durable_runs (
-        app TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        workflow TEXT NOT NULL,
-        status TEXT NOT NULL,
-        inputs TEXT NOT NULL,
-        output TEXT,
-        error TEXT,
-        owner TEXT,
-        token INTEGER NOT NULL,
-        lease_expires_at REAL,
-        attempts INTEGER NOT NULL,
-        cancel_requested INTEGER NOT NULL,
-        parent_run_id TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (app, run_id)
-    )""",
-    "CREATE INDEX durable_runs_newest ON durable_runs (app, created_at)",
-    # WITHOUT ROWID: the primary key is the table, so the hot-path insert
-    # writes one b-tree instead of a table plus a unique index.
-    """CREATE TABLE durable_steps (
-        app TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        step_id TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        task TEXT NOT NULL,
-        status TEXT NOT NULL,
-        result TEXT,
-        error TEXT,
-        attempts INTEGER NOT NULL,
-        started_at REAL NOT NULL,
-        finished_at REAL NOT NULL,
-        PRIMARY KEY (app, run_id, step_id)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE durable_signals (
-        app TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        idx INTEGER NOT NULL,
-        payload TEXT NOT NULL,
-        PRIMARY KEY (app, run_id, name, idx)
-    ) WITHOUT ROWID""",
-)
-
-# The run and its steps in one statement (so one snapshot): row kind 0 is the
-# run, kind 1 the steps. A UNION rather than a join so that a large ``inputs``
-# is not repeated on every step row.
-_LOAD_SQL: Final = """
-    SELECT 0, workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
-    FROM durable_runs WHERE app = ?1 AND run_id = ?2
-    UNION ALL
-    SELECT 1, step_id, position, task, status, result, error, attempts,
-           started_at, finished_at, NULL, NULL, NULL, NULL
-    FROM durable_steps WHERE app = ?1 AND run_id = ?2
-    ORDER BY 1, 3
-"""
-
-_GET_SQL: Final = """
-    SELECT workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
-    FROM durable_runs WHERE app = ? AND run_id = ?
-"""
-
-_INSERT_RUN_SQL: Final = """
-    INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
-                              token, lease_expires_at, attempts, cancel_requested,
-                              parent_run_id, created_at, updated_at)
-    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?)
-"""
-
-_TAKE_RUN_SQL: Final = """
-    UPDATE durable_runs
-    SET status = 'running', error = ?, owner = ?, token = ?, lease_expires_at = ?,
-        attempts = ?, cancel_requested = ?, updated_at = ?
-    WHERE app = ? AND run_id = ?
-"""
-
-# The hot path: the fencing check, the first-writer-wins insert and the read of
-# the cancel flag in a single statement. No row back means a fenced-out token or
-# an existing step; only then is a second statement needed to tell which.
-_SAVE_STEP_SQL: Final = """
-    INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
-                               error, attempts, started_at, finished_at)
-    SELECT ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
-    WHERE EXISTS (SELECT 1 FROM durable_runs
-                  WHERE app = ?1 AND run_id = ?2 AND token = ?3 AND status = 'running')
-    ON CONFLICT DO NOTHING
-    RETURNING (SELECT cancel_requested FROM durable_runs WHERE app = ?1 AND run_id = ?2)
-"""
-
-_SAVE_MISS_SQL: Final = """
-    SELECT r.status, r.token, r.cancel_requested, s.position, s.task, s.status, s.result,
-           s.error, s.attempts, s.started_at, s.finished_at
-    FROM durable_runs AS r
-    LEFT JOIN durable_steps AS s
-      ON s.app = r.app AND s.run_id = r.run_id AND s.step_id = ?3
-    WHERE r.app = ?1 AND r.run_id = ?2
-"""
-
-_RENEW_SQL: Final = """
-    UPDATE durable_runs SET lease_expires_at = ?, updated_at = ?
-    WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
-    RETURNING cancel_requested
-"""
-
-_RELEASE_SQL: Final = """
-    UPDATE durable_runs SET owner = NULL, lease_expires_at = ?1, updated_at = ?1
-    WHERE app = ?2 AND run_id = ?3 AND token = ?4 AND status = 'running'
-"""
-
-_FINISH_SQL: Final = """
-    UPDATE durable_runs
-    SET status = ?, output = ?, error = ?, owner = NULL, lease_expires_at = NULL,
-        updated_at = ?
-    WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
-    RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
-"""
-
-# SET expressions all see the row as it was before the update.
-_CANCEL_SQL: Final = """
-    UPDATE durable_runs
-    SET cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
-        status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
-        updated_at = CASE WHEN status IN ('running', 'failed') THEN ?1 ELSE updated_at END
-    WHERE app = ?2 AND run_id = ?3
-    RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
-"""
-
-_LIST_SQL: Final = """
-    SELECT run_id, workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at FROM durable_runs
-    WHERE app = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR workflow = ?3)
-    ORDER BY created_at DESC, rowid DESC
-    LIMIT ?4
-"""
-
-# One statement, so the index is computed under the write lock it takes.
-_SEND_SIGNAL_SQL: Final = """
-    INSERT INTO durable_signals (app, run_id, name, idx, payload)
-    SELECT ?1, ?2, ?3, coalesce(max(idx) + 1, 0), ?4
-    FROM durable_signals WHERE app = ?1 AND run_id = ?2 AND name = ?3
-    RETURNING idx
-"""
-
-_READ_SIGNAL_SQL: Final = """
-    SELECT payload FROM durable_signals WHERE app = ? AND run_id = ? AND name = ? AND idx = ?
-"""
-
-_StepParams = tuple[str, str, int, str, int, str, str, str | None, str | None, int, float, float]
-# What one save came to: the stored step, None when fenced out, or the error it raised.
-_SaveOutcome = SavedStep | None | Exception
 
 
 class SQLiteStore(Store):
@@ -694,260 +556,3 @@ class SQLiteStore(Store):
         self._in_flight = None
         if self._pending:
             self._send_batch()
-
-
-# -- functions run on the connection thread ------------------------------------
-
-
-@contextlib.contextmanager
-def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
-    # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that
-    # reads first and writes later could fail with SQLITE_BUSY on the upgrade
-    # (two readers each waiting to write) without busy_timeout ever applying.
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        _rollback(db)
-        raise
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    # Some errors (a full disk, an I/O error) already rolled the transaction back.
-    if db.in_transaction:
-        db.execute("ROLLBACK")
-
-
-_HEADER_CHECKS = 10
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (isinstance(code, int) and code & 0xFF in (_BUSY, _LOCKED)) or "locked" in str(exc)
-
-
-def _schema_version(db: sqlite3.Connection) -> int | None:
-    exists = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_schema'"
-    ).fetchone()
-    if exists is None:
-        return None
-    row = db.execute("SELECT max(version) FROM durable_schema").fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def _fetchone(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    # fetchall drains the statement, so a write with RETURNING is committed on return.
-    rows = db.execute(sql, params).fetchall()
-    return rows[0] if rows else None
-
-
-def _fetchall(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    return db.execute(sql, params).fetchall()
-
-
-def _run_record(app: str, run_id: str, row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        app=app,
-        run_id=run_id,
-        workflow=row[0],
-        status=row[1],
-        inputs=row[2],
-        output=row[3],
-        error=row[4],
-        owner=row[5],
-        token=row[6],
-        lease_expires_at=row[7],
-        attempts=row[8],
-        cancel_requested=bool(row[9]),
-        parent_run_id=row[10],
-        created_at=row[11],
-        updated_at=row[12],
-    )
-
-
-def _step_record(step_id: str, row: Sequence[Any]) -> StepRecord:
-    return StepRecord(
-        step_id=step_id,
-        position=row[0],
-        task=row[1],
-        status=row[2],
-        result=row[3],
-        error=row[4],
-        attempts=row[5],
-        started_at=row[6],
-        finished_at=row[7],
-    )
-
-
-def _load_sync(
-    db: sqlite3.Connection, app: str, run_id: str
-) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
-    rows = db.execute(_LOAD_SQL, (app, run_id)).fetchall()
-    if not rows or rows[0][0] != 0:
-        return None
-    run = _run_record(app, run_id, rows[0][1:])
-    return run, tuple(_step_record(row[1], row[2:]) for row in rows[1:])
-
-
-def _claim_sync(
-    db: sqlite3.Connection,
-    new: NewRun,
-    owner: str,
-    lease_ttl: float,
-    steal_from: str | None,
-    resume: bool,
-) -> Claim:
-    with _write_transaction(db):
-        now = time.time()
-        loaded = _load_sync(db, new.app, new.run_id)
-        if loaded is None:
-            lease = now + lease_ttl
-            db.execute(
-                _INSERT_RUN_SQL,
-                (
-                    new.app,
-                    new.run_id,
-                    new.workflow,
-                    new.inputs,
-                    owner,
-                    lease,
-                    new.parent_run_id,
-                    now,
-                    now,
-                ),
-            )
-            run = RunRecord(
-                app=new.app,
-                run_id=new.run_id,
-                workflow=new.workflow,
-                status="running",
-                inputs=new.inputs,
-                output=None,
-                error=None,
-                owner=owner,
-                token=1,
-                lease_expires_at=lease,
-                attempts=1,
-                cancel_requested=False,
-                parent_run_id=new.parent_run_id,
-                created_at=now,
-                updated_at=now,
-            )
-            return Claim(run, (), acquired=True)
-        run, steps = loaded
-        if run.workflow != new.workflow:
-            return Claim(run, steps, acquired=False)
-        restart = run.status == "failed" or (run.status == "cancelled" and resume)
-        takeover = run.status == "running" and (
-            (run.lease_expires_at is not None and run.lease_expires_at <= now)
-            or (steal_from is not None and run.owner == steal_from)
-        )
-        if not (restart or takeover):
-            return Claim(run, steps, acquired=False)
-        if restart:
-            db.execute(
-                "DELETE FROM durable_steps WHERE app = ? AND run_id = ? AND status = 'failed'",
-                (new.app, new.run_id),
-            )
-            steps = tuple(s for s in steps if s.status != "failed")
-        run = RunRecord(
-            app=run.app,
-            run_id=run.run_id,
-            workflow=run.workflow,
-            status="running",
-            inputs=run.inputs,
-            output=run.output,
-            error=None if restart else run.error,
-            owner=owner,
-            token=run.token + 1,
-            lease_expires_at=now + lease_ttl,
-            attempts=run.attempts + 1,
-            cancel_requested=False if restart else run.cancel_requested,
-            parent_run_id=run.parent_run_id,
-            created_at=run.created_at,
-            updated_at=now,
-        )
-        db.execute(
-            _TAKE_RUN_SQL,
-            (
-                run.error,
-                owner,
-                run.token,
-                run.lease_expires_at,
-                run.attempts,
-                int(run.cancel_requested),
-                now,
-                run.app,
-                run.run_id,
-            ),
-        )
-        return Claim(run, steps, acquired=True)
-
-
-def _renew_sync(db: sqlite3.Connection, app: str, run_id: str, token: int, lease_ttl: float) -> Any:
-    now = time.time()
-    return _fetchone(db, _RENEW_SQL, (now + lease_ttl, now, app, run_id, token))
-
-
-def _release_sync(db: sqlite3.Connection, app: str, run_id: str, token: int) -> None:
-    db.execute(_RELEASE_SQL, (time.time(), app, run_id, token))
-
-
-def _finish_sync(
-    db: sqlite3.Connection,
-    app: str,
-    run_id: str,
-    token: int,
-    status: FinalStatus,
-    output: str | None,
-    error: str | None,
-) -> Any:
-    params = (status, output, error, time.time(), app, run_id, token)
-    return _fetchone(db, _FINISH_SQL, params)
-
-
-def _cancel_sync(db: sqlite3.Connection, app: str, run_id: str) -> Any:
-    return _fetchone(db, _CANCEL_SQL, (time.time(), app, run_id))
-
-
-def _save_one(db: sqlite3.Connection, params: _StepParams, step: StepRecord) -> SavedStep | None:
-    rows = db.execute(_SAVE_STEP_SQL, params).fetchall()
-    if rows:
-        return SavedStep(step, bool(rows[0][0]))
-    row = db.execute(_SAVE_MISS_SQL, (params[0], params[1], step.step_id)).fetchone()
-    if row is None or row[0] != "running" or row[1] != params[2]:
-        return None
-    if row[3] is None:
-        # Steps are deleted only when a run restarts, which changes its token,
-        # so an owned run cannot lose the step that just blocked the insert.
-        raise StoreError(f"step {step.step_id!r} of run {params[1]!r} vanished during save")
-    return SavedStep(_step_record(step.step_id, row[3:]), bool(row[2]))
-
-
-def _save_batch_sync(
-    db: sqlite3.Connection, items: list[tuple[_StepParams, StepRecord]]
-) -> list[_SaveOutcome]:
-    if len(items) == 1:
-        # One statement is its own transaction, and a writing statement takes
-        # the write lock when it starts, so this is as safe as BEGIN IMMEDIATE.
-        return [_save_alone(db, *items[0])]
-    try:
-        with _write_transaction(db):
-            return [_save_one(db, params, step) for params, step in items]
-    except Exception as exc:
-        code = getattr(exc, "sqlite_errorcode", None)
-        if isinstance(code, int) and code & 0xFF in _ENVIRONMENTAL:
-            return [exc] * len(items)
-    # One row broke the batch (the transaction was rolled back as a whole): commit
-    # each row on its own so that only its caller sees the error.
-    return [_save_alone(db, params, step) for params, step in items]
-
-
-def _save_alone(db: sqlite3.Connection, params: _StepParams, step: StepRecord) -> _SaveOutcome:
-    try:
-        return _save_one(db, params, step)
-    except Exception as exc:
-        _rollback(db)
-        return exc
