@@ -2,7 +2,9 @@
 
 Many processes on many machines can share one database. Every operation is a
 single statement (``claim_run`` is one call of a server-side function), so
-each costs one round trip; lease times come from the database clock.
+each costs one round trip; lease times come from the database clock. Step
+saves made while others are in flight are grouped into one statement and one
+commit (group commit); each caller resumes once its own row is committed.
 
 Tables live in their own schema (``durable`` by default), created and migrated
 on :meth:`PostgresStore.open` under an advisory lock, so processes starting
@@ -54,6 +56,10 @@ _StepParams = tuple[str, str, int, str, int, str, str, str | None, str | None, i
 _SaveOutcome = SavedStep | None | Exception
 
 _MAX_RETRY_DELAY = 1.0
+# Step saves in flight at once, each a statement on its own connection; saves
+# beyond that wait and go out together. A few writers keep the server busy;
+# more would only split the same load into smaller, costlier batches.
+_MAX_STEP_WRITERS = 4
 
 
 def _lock_key(schema: str) -> int:
@@ -178,6 +184,7 @@ class PostgresStore(Store):
         self._quoted = statements.quote_schema(schema)
         self._min_size = min_size
         self._max_size = max_size
+        self._max_writers = min(max_size, _MAX_STEP_WRITERS)
         self._application_name = application_name
         self._connect_timeout = connect_timeout
         self._retry_attempts = retry_attempts
@@ -185,8 +192,8 @@ class PostgresStore(Store):
         self._pool: ConnectionPool | None = None
         self._open_lock = asyncio.Lock()
         self._sql: dict[str, str] = {}
-        # Group commit: saves arriving while every connection is writing wait
-        # here and go out together, as one statement, when a writer is free.
+        # Group commit: saves arriving while every writer is busy wait here
+        # and go out together, as one statement, when a writer is free.
         self._writers = 0
         self._pending: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
         self._batches: set[asyncio.Task[None]] = set()
@@ -375,9 +382,9 @@ class PostgresStore(Store):
             step.finished_at,
         )
         outcome: _SaveOutcome
-        if self._writers < self._max_size:
-            # A connection is free (nothing waits in _pending then): write at
-            # once, as this caller, so a lone save costs no task and no batch.
+        if self._writers < self._max_writers:
+            # A writer is free (nothing waits in _pending then): write at once,
+            # as this caller, so a lone save costs no task and no batch.
             self._writers += 1
             try:
                 outcome = await self._save_one(params, step)
