@@ -49,7 +49,8 @@ async def test_cancel_interrupts_a_signal_wait_and_resume_continues(wf: Workflow
     await wf.cancel("order-1")
     with pytest.raises(RunCancelledError):
         await call
-    assert time.monotonic() - cancelled < 0.2
+    # The waiting run stops promptly, not after its signal wait.
+    assert time.monotonic() - cancelled < 0.9
     assert (await wf.get_run("order-1")).status == "cancelled"
     with pytest.raises(RunCancelledError, match="resume"):
         await order(1)
