@@ -227,3 +227,12 @@ async def test_bad_step_ids_name_the_task(step_id: str) -> None:
 
     with pytest.raises(ConfigurationError, match="task 'work': step_id"):
         await flow()
+
+
+def test_positional_option_is_a_clear_type_error() -> None:
+    """@wf.task(3) or @wf.workflow("id") explains that options are keyword-only."""
+    wf = Workflow("api", db=InMemoryStore())
+    with pytest.raises(TypeError, match=r"keyword-only, e\.g\. @wf\.task\(retries=3\)"):
+        wf.task(3)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"keyword-only, e\.g\. @wf\.workflow\(id="):
+        wf.workflow("pipeline-{source}")  # type: ignore[call-overload]

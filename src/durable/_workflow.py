@@ -309,11 +309,10 @@ class Workflow:
 
     def _check_function(self, fn: object, kind: str, name: str | None) -> str:
         if not callable(fn):
+            example = "retries=3" if kind == "task" else 'id="job-{job_id}"'
             raise TypeError(
-                f"@{kind} expects an async function, got {fn!r}; options are keyword-only, "
-                f"e.g. @wf.{kind}(retries=3)"
-                if kind == "task"
-                else f"@wf.{kind}(id=...)"
+                f"@wf.{kind} expects an async function, got {fn!r}; its options are "
+                f"keyword-only, e.g. @wf.{kind}({example})"
             )
         label = getattr(fn, "__qualname__", repr(fn))
         if not inspect.iscoroutinefunction(fn):
