@@ -6,7 +6,12 @@ so a run that works against one store works against all of them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from durable.errors import RunIdError, SerializationError
+
+if TYPE_CHECKING:
+    from durable.stores.base import NewRun, StepRecord
 
 
 def check_names(**names: str | None) -> None:
@@ -25,3 +30,28 @@ def check_json(**values: str | None) -> None:
             raise SerializationError(
                 f"{what.replace('_', ' ')} must not contain a raw NUL character"
             )
+
+
+def check_claim(new: NewRun, owner: str, steal_from: str | None) -> None:
+    """The text of a ``claim_run`` call."""
+    check_names(
+        app=new.app,
+        run_id=new.run_id,
+        workflow_name=new.workflow,
+        parent_run_id=new.parent_run_id,
+        owner=owner,
+        steal_from=steal_from,
+    )
+    check_json(inputs=new.inputs)
+
+
+def check_step(step: StepRecord) -> None:
+    """The text of a ``save_step`` call."""
+    check_names(step_id=step.step_id, task_name=step.task)
+    check_json(step_result=step.result, step_error=step.error)
+
+
+def check_signal(app: str, run_id: str, name: str, payload: str) -> None:
+    """The text of a ``send_signal`` call."""
+    check_names(app=app, run_id=run_id, signal_name=name)
+    check_json(signal_payload=payload)

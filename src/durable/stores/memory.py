@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from durable.errors import LeaseLostError
-from durable.stores._checks import check_json, check_names
+from durable.stores._checks import check_claim, check_json, check_signal, check_step
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -51,8 +51,7 @@ class InMemoryStore(Store):
         steal_from: str | None = None,
         resume: bool = False,
     ) -> Claim:
-        check_names(app=new.app, run_id=new.run_id, workflow=new.workflow)
-        check_json(inputs=new.inputs)
+        check_claim(new, owner, steal_from)
         key = (new.app, new.run_id)
         now = self._now()
         run = self._runs.get(key)
@@ -112,8 +111,7 @@ class InMemoryStore(Store):
         return run
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
-        check_names(step_id=step.step_id, task_name=step.task)
-        check_json(step_result=step.result, step_error=step.error)
+        check_step(step)
         run = self._owned(app, run_id, token)
         steps = self._steps.setdefault((app, run_id), {})
         stored = steps.setdefault(step.step_id, step)
@@ -205,8 +203,7 @@ class InMemoryStore(Store):
         return runs[:limit]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
-        check_names(app=app, run_id=run_id, signal_name=name)
-        check_json(signal_payload=payload)
+        check_signal(app, run_id, name, payload)
         queue = self._signals.setdefault((app, run_id, name), [])
         queue.append(payload)
         return len(queue) - 1

@@ -31,7 +31,7 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores import _postgres_sql as statements
-from durable.stores._checks import check_json, check_names
+from durable.stores._checks import check_claim, check_json, check_signal, check_step
 from durable.stores._postgres_pool import ConnectionPool
 from durable.stores.base import (
     Claim,
@@ -336,15 +336,7 @@ class PostgresStore(Store):
         steal_from: str | None = None,
         resume: bool = False,
     ) -> Claim:
-        check_names(
-            app=new.app,
-            run_id=new.run_id,
-            workflow_name=new.workflow,
-            parent_run_id=new.parent_run_id,
-            owner=owner,
-            steal_from=steal_from,
-        )
-        check_json(inputs=new.inputs)
+        check_claim(new, owner, steal_from)
         rows = await self._fetch(
             statements.CLAIM,
             new.app,
@@ -365,8 +357,7 @@ class PostgresStore(Store):
         )
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
-        check_names(step_id=step.step_id, task_name=step.task)
-        check_json(step_result=step.result, step_error=step.error)
+        check_step(step)
         params: _StepParams = (
             app,
             run_id,
@@ -545,8 +536,7 @@ class PostgresStore(Store):
         return [_run_record(app, row["run_id"], row) for row in rows]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
-        check_names(app=app, run_id=run_id, signal_name=name)
-        check_json(signal_payload=payload)
+        check_signal(app, run_id, name, payload)
         row = await self._fetchrow(statements.SEND_SIGNAL, app, run_id, name, payload, uuid.uuid4())
         return int(row["idx"])
 

@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
-from durable.stores._checks import check_json, check_names
+from durable.stores._checks import check_claim, check_json, check_signal, check_step
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -407,15 +407,7 @@ class RedisStore(Store):
         steal_from: str | None = None,
         resume: bool = False,
     ) -> Claim:
-        check_names(
-            app=new.app,
-            run_id=new.run_id,
-            workflow_name=new.workflow,
-            parent_run_id=new.parent_run_id,
-            owner=owner,
-            steal_from=steal_from,
-        )
-        check_json(inputs=new.inputs)
+        check_claim(new, owner, steal_from)
         k = self._keys
         acquired, run, steps = await self._script(
             "claim",
@@ -442,8 +434,7 @@ class RedisStore(Store):
         )
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
-        check_names(step_id=step.step_id, task_name=step.task)
-        check_json(step_result=step.result, step_error=step.error)
+        check_step(step)
         reply = await self._script(
             "save_step",
             [self._keys.run(app, run_id), self._keys.steps(app, run_id)],
@@ -547,8 +538,7 @@ class RedisStore(Store):
         return found[:limit]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
-        check_names(app=app, run_id=run_id, signal_name=name)
-        check_json(signal_payload=payload)
+        check_signal(app, run_id, name, payload)
         index = await self._script(
             "send_signal",
             [self._keys.signals(app, run_id), self._keys.run(app, run_id)],

@@ -34,7 +34,7 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from durable.stores._checks import check_json, check_names
+from durable.stores._checks import check_claim, check_json, check_signal, check_step
 from durable.stores._sqlite_sql import (
     _BUSY,
     _CANTOPEN,
@@ -407,15 +407,7 @@ class SQLiteStore(Store):
         steal_from: str | None = None,
         resume: bool = False,
     ) -> Claim:
-        check_names(
-            app=new.app,
-            run_id=new.run_id,
-            workflow_name=new.workflow,
-            parent_run_id=new.parent_run_id,
-            owner=owner,
-            steal_from=steal_from,
-        )
-        check_json(inputs=new.inputs)
+        check_claim(new, owner, steal_from)
         return await self._call(_claim_sync, new, owner, lease_ttl, steal_from, resume)
 
     async def load_run(
@@ -470,8 +462,7 @@ class SQLiteStore(Store):
     # -- signals -----------------------------------------------------------
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
-        check_names(app=app, run_id=run_id, signal_name=name)
-        check_json(signal_payload=payload)
+        check_signal(app, run_id, name, payload)
         row = await self._call(_fetchone, _SEND_SIGNAL_SQL, (app, run_id, name, payload))
         assert row is not None
         index: int = row[0]
@@ -484,8 +475,7 @@ class SQLiteStore(Store):
     # -- steps: group commit -------------------------------------------------
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
-        check_names(step_id=step.step_id, task_name=step.task)
-        check_json(step_result=step.result, step_error=step.error)
+        check_step(step)
         if self._run is None:
             await self.open()
         params: _StepParams = (
