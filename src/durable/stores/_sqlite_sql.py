@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from durable.errors import StoreError
+from durable.stores._rows import StepParams
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -194,7 +195,6 @@ _READ_SIGNAL_SQL: Final = """
     SELECT payload FROM durable_signals WHERE app = ? AND run_id = ? AND name = ? AND idx = ?
 """
 
-_StepParams = tuple[str, str, int, str, int, str, str, str | None, str | None, int, float, float]
 # What one save came to: the stored step, None when fenced out, or the error it raised.
 _SaveOutcome = SavedStep | None | Exception
 
@@ -415,7 +415,7 @@ def _cancel_sync(db: sqlite3.Connection, app: str, run_id: str) -> Any:
     return _fetchone(db, _CANCEL_SQL, (time.time(), app, run_id))
 
 
-def _save_one(db: sqlite3.Connection, params: _StepParams, step: StepRecord) -> SavedStep | None:
+def _save_one(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> SavedStep | None:
     rows = db.execute(_SAVE_STEP_SQL, params).fetchall()
     if rows:
         return SavedStep(step, bool(rows[0][0]))
@@ -430,7 +430,7 @@ def _save_one(db: sqlite3.Connection, params: _StepParams, step: StepRecord) -> 
 
 
 def _save_batch_sync(
-    db: sqlite3.Connection, items: list[tuple[_StepParams, StepRecord]]
+    db: sqlite3.Connection, items: list[tuple[StepParams, StepRecord]]
 ) -> list[_SaveOutcome]:
     if len(items) == 1:
         # One statement is its own transaction, and a writing statement takes
@@ -448,7 +448,7 @@ def _save_batch_sync(
     return [_save_alone(db, params, step) for params, step in items]
 
 
-def _save_alone(db: sqlite3.Connection, params: _StepParams, step: StepRecord) -> _SaveOutcome:
+def _save_alone(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> _SaveOutcome:
     try:
         return _save_one(db, params, step)
     except Exception as exc:

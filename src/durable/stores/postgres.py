@@ -33,6 +33,7 @@ from durable.errors import (
 from durable.stores import _postgres_sql as statements
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
 from durable.stores._postgres_pool import ConnectionPool
+from durable.stores._rows import StepParams, step_params
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -52,7 +53,6 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Op = Callable[[Any], Awaitable[_T]]
 # The parameters of one step save, in SAVE_STEP's order.
-_StepParams = tuple[str, str, int, str, int, str, str, str | None, str | None, int, float, float]
 _SaveOutcome = SavedStep | None | Exception
 
 _MAX_RETRY_DELAY = 1.0
@@ -195,7 +195,7 @@ class PostgresStore(Store):
         # Group commit: saves arriving while every writer is busy wait here
         # and go out together, as one statement, when a writer is free.
         self._writers = 0
-        self._pending: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        self._pending: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
         self._batches: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -358,20 +358,7 @@ class PostgresStore(Store):
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
         check_step(step)
-        params: _StepParams = (
-            app,
-            run_id,
-            token,
-            step.step_id,
-            step.position,
-            step.task,
-            step.status,
-            step.result,
-            step.error,
-            step.attempts,
-            step.started_at,
-            step.finished_at,
-        )
+        params = step_params(app, run_id, token, step)
         outcome: _SaveOutcome
         if self._writers < self._max_writers:
             # A writer is free (nothing waits in _pending then): write at once,
@@ -400,8 +387,8 @@ class PostgresStore(Store):
         others' outcomes. A second save of a step id already in the batch
         waits for the next one: within one statement it could not see the first.
         """
-        batch: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
-        later: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        batch: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        later: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
         keys: set[tuple[str, str, str]] = set()
         for item in self._pending:
             key = (item[0][0], item[0][1], item[0][3])
@@ -414,7 +401,7 @@ class PostgresStore(Store):
         task.add_done_callback(self._batches.discard)
 
     async def _write_batch(
-        self, batch: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]]
+        self, batch: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]]
     ) -> None:
         outcomes: list[_SaveOutcome] = [StoreError("PostgreSQL: step save interrupted")] * len(
             batch
@@ -431,7 +418,7 @@ class PostgresStore(Store):
             if self._pending:
                 self._send_batch()
 
-    async def _save_one(self, params: _StepParams, step: StepRecord) -> _SaveOutcome:
+    async def _save_one(self, params: StepParams, step: StepRecord) -> _SaveOutcome:
         sql = self._q(statements.INSERT_STEP)
         cancel_requested = await self._call(lambda conn: conn.fetchval(sql, *params))
         if cancel_requested is not None:
@@ -443,7 +430,7 @@ class PostgresStore(Store):
         return await self._saved(params, step, row)
 
     async def _save_many(
-        self, items: Sequence[tuple[_StepParams, StepRecord]]
+        self, items: Sequence[tuple[StepParams, StepRecord]]
     ) -> list[_SaveOutcome]:
         if len(items) == 1:
             return [await self._save_one(*items[0])]
@@ -471,7 +458,7 @@ class PostgresStore(Store):
             for (params, step), row in zip(items, rows, strict=True)
         ]
 
-    async def _saved(self, params: _StepParams, step: StepRecord, row: Any) -> SavedStep:
+    async def _saved(self, params: StepParams, step: StepRecord, row: Any) -> SavedStep:
         if row["inserted"]:
             return SavedStep(step, row["cancel_requested"])
         if row["task"] is not None:

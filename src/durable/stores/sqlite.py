@@ -35,6 +35,7 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._rows import StepParams, step_params
 from durable.stores._sqlite_sql import (
     _BUSY,
     _CANTOPEN,
@@ -67,7 +68,6 @@ from durable.stores._sqlite_sql import (
     _save_batch_sync,
     _SaveOutcome,
     _schema_version,
-    _StepParams,
     _write_transaction,
 )
 from durable.stores.base import (
@@ -137,7 +137,7 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None  # used on the connection thread only
         self._open_lock = asyncio.Lock()
         self._submit: Callable[[tuple[asyncio.Future[Any], Callable[[], Any]]], None] | None = None
-        self._pending: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        self._pending: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
         # The batch on the connection thread now; saves queue in _pending meanwhile.
         self._in_flight: asyncio.Future[list[_SaveOutcome]] | None = None
 
@@ -478,20 +478,7 @@ class SQLiteStore(Store):
         check_step(step)
         if self._run is None:
             await self.open()
-        params: _StepParams = (
-            app,
-            run_id,
-            token,
-            step.step_id,
-            step.position,
-            step.task,
-            step.status,
-            step.result,
-            step.error,
-            step.attempts,
-            step.started_at,
-            step.finished_at,
-        )
+        params = step_params(app, run_id, token, step)
         future: asyncio.Future[_SaveOutcome] = asyncio.get_running_loop().create_future()
         self._pending.append((params, step, future))
         if self._in_flight is None:
@@ -528,7 +515,7 @@ class SQLiteStore(Store):
 
     def _batch_done(
         self,
-        batch: list[tuple[_StepParams, StepRecord, asyncio.Future[_SaveOutcome]]],
+        batch: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]],
         done: asyncio.Future[list[_SaveOutcome]],
     ) -> None:
         outcomes: list[_SaveOutcome]
