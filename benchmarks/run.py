@@ -366,6 +366,12 @@ def main() -> None:
         "--pg-pools", type=lambda s: [int(p) for p in s.split(",")], default=[1, 4, 16]
     )
     parser.add_argument(
+        "--only",
+        type=lambda s: {p.strip().upper() for p in s.split(",")},
+        default=None,
+        help="workloads to run besides A, e.g. 'C,PG' (default: all)",
+    )
+    parser.add_argument(
         "--dir", default=None, help="where the database files go (default: a temp dir)"
     )
     args = parser.parse_args()
@@ -394,8 +400,9 @@ def main() -> None:
         stages.append(("E", lambda: [bench_suspended(args, tmp)]))
         if args.postgres:
             stages.append(("PG", lambda: bench_postgres(args)))
-        for _, stage in stages:
-            rows += stage()
+        for name, stage in stages:
+            if args.only is None or name in args.only:
+                rows += stage()
     print(table(rows))
     missed = [r.workload for r in rows if r.verdict == "MISS"]
     print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(missed) if missed else ""))

@@ -282,6 +282,34 @@ async def test_lock_held_shorter_than_busy_timeout_is_waited_for(
         holder.close()
 
 
+async def test_step_save_waiting_for_a_lock_leaves_the_event_loop_running(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """A step save blocked by another connection's write lock waits off the event loop."""
+    store = make_store(busy_timeout=10)
+    got = await store.claim_run(_new(), owner="o", lease_ttl=60)
+    holder = _hold_write_lock(tmp_path / "durable.db")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        asyncio.get_running_loop().call_later(0.6, holder.execute, "COMMIT")
+        saved = await store.save_step(APP, "run-1", got.run.token, _step("a"))
+    finally:
+        ticker.cancel()
+        holder.close()
+    assert saved.step == _step("a")
+    # Blocked on the lock, the loop would not have ticked at all.
+    assert ticks >= 10
+    assert _sql(tmp_path / "durable.db", "SELECT step_id FROM durable_steps") == [("a",)]
+
+
 async def test_lock_held_longer_than_busy_timeout_is_unavailable(
     make_store: Callable[..., SQLiteStore], tmp_path: Path
 ) -> None:

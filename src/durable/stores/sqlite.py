@@ -1,13 +1,19 @@
 """SQLiteStore: the Store contract in one local SQLite file, through aiosqlite.
 
-Every operation is one plain function run on aiosqlite's connection thread,
-so a transaction is never interleaved with another coroutine's statements and
-each call costs one hop between the event loop and that thread. Concurrent
-``save_step`` calls are grouped into one transaction (group commit): the
-fsync of a commit is paid once for the whole group, and each caller resumes
-only after the commit holding its own row succeeded.
+One connection serves the store. Every operation is one plain function run on
+aiosqlite's connection thread, so that a transaction never interleaves with
+another coroutine's statements; the exception is the hot path, below.
 
-The SQL and the functions that run on the connection thread live in
+Step saves are grouped: the saves made while the event loop runs one pass
+share one transaction (group commit), so the fsync of a commit is paid once
+for the whole group and each caller resumes only after the commit holding its
+own row succeeded. When nothing is queued for the connection thread, the group
+commits on the event loop thread itself: a hop to that thread and back costs
+about as much as the commit, and the commit never waits for a lock there
+(busy_timeout 0). If another connection holds the write lock, the group goes
+to the connection thread, which waits for it without blocking the loop.
+
+The SQL and the functions that run on the connection live in
 ``_sqlite_sql``; this module holds the connection, the file checks and the
 batching.
 """
@@ -22,7 +28,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
@@ -68,6 +74,7 @@ from durable.stores._sqlite_sql import (
     _save_batch_sync,
     _SaveOutcome,
     _schema_version,
+    _waiting_for_locks,
     _write_transaction,
 )
 from durable.stores.base import (
@@ -103,6 +110,11 @@ class SQLiteStore(Store):
     connection's write transaction before it fails with
     :class:`~durable.errors.StoreUnavailableError`.
 
+    Step checkpoints commit on the event loop thread while the connection is
+    idle, which saves a thread hop per step: the loop then waits for the
+    commit's write and fsync (with ``FULL``, about as long as one fsync of the
+    disk), never for a lock held by another connection.
+
     A file that is not a SQLite database, or a truncated one, raises
     :class:`~durable.errors.StoreCorruptedError` from :meth:`open` and is left
     untouched.
@@ -132,12 +144,17 @@ class SQLiteStore(Store):
         self._path = path
         self._synchronous = mode
         self._busy_timeout = timeout
+        self._busy_ms = round(timeout * 1000)
         self._conn: aiosqlite.Connection | None = None
-        self._run: Callable[..., Awaitable[Any]] | None = None
-        self._db: sqlite3.Connection | None = None  # used on the connection thread only
+        # Used by one thread at a time: the connection thread, or the event loop
+        # thread while nothing is queued for the connection thread.
+        self._db: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
         self._submit: Callable[[tuple[asyncio.Future[Any], Callable[[], Any]]], None] | None = None
+        # Functions queued for or running on the connection thread.
+        self._queued_calls = 0
         self._pending: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        self._flush_scheduled = False
         # The batch on the connection thread now; saves queue in _pending meanwhile.
         self._in_flight: asyncio.Future[list[_SaveOutcome]] | None = None
 
@@ -216,22 +233,18 @@ class SQLiteStore(Store):
                     raise self._translate(exc) from exc
                 raise
             # aiosqlite has no public way to run a function on its connection
-            # thread; ``_execute`` is what its own methods use (0.17 to 0.22 at
-            # least). Running a whole transaction there in one hop is what keeps
-            # transactions from interleaving and makes a checkpoint one hop.
-            # Batches of steps go straight onto the thread's work queue (the
-            # (future, function) pairs ``_execute`` itself enqueues), so that a
-            # checkpoint costs no task and no extra pass of the event loop.
-            run = getattr(conn, "_execute", None)
+            # thread. Its work queue holds (future, function) pairs, the ones its
+            # own ``_execute`` enqueues (0.17 to 0.22 at least); whole
+            # transactions go there as one function, so that they never
+            # interleave and each costs one hop.
             queue = getattr(conn, "_tx", None)
             submit = getattr(queue, "put_nowait", None)
-            if not callable(run) or not callable(submit):
+            if not callable(submit):
                 await conn.close()
                 raise StoreError(
                     f"this aiosqlite version ({aiosqlite.__version__}) is not supported "
-                    "by SQLiteStore: Connection._execute or Connection._tx is missing"
+                    "by SQLiteStore: Connection._tx is missing"
                 )
-            self._run = run
             self._submit = submit
             self._conn = conn
 
@@ -240,10 +253,13 @@ class SQLiteStore(Store):
             conn = self._conn
             if conn is None:
                 return
-            while self._in_flight is not None:
-                await asyncio.wait({self._in_flight})
+            # Saves already made are committed before the connection goes.
+            while self._pending or self._in_flight is not None:
+                if self._in_flight is None:
+                    self._flush()
+                else:
+                    await asyncio.wait({self._in_flight})
             self._conn = None
-            self._run = None
             self._submit = None
             self._db = None
             try:
@@ -253,14 +269,25 @@ class SQLiteStore(Store):
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(db, *args)`` on the connection thread; sqlite errors translated."""
-        if self._run is None:
+        if self._submit is None:
             await self.open()
-        assert self._run is not None
+        submit, db = self._submit, self._db
+        if submit is None or db is None:
+            raise StoreError(f"SQLite database {self._path!r} is closed")
+        done: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        # The count drops when the function has returned on the connection
+        # thread, not when a cancelled caller gives up on it: until then the
+        # event loop thread must not use the connection (see _flush).
+        self._queued_calls += 1
+        done.add_done_callback(self._call_done)
+        submit((done, functools.partial(_waiting_for_locks, db, self._busy_ms, fn, *args)))
         try:
-            result: _T = await self._run(fn, self._db, *args)
+            return await asyncio.shield(done)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
-        return result
+
+    def _call_done(self, _: asyncio.Future[Any]) -> None:
+        self._queued_calls -= 1
 
     def _translate(self, exc: sqlite3.Error) -> StoreError:
         """The one place where sqlite3 errors become durable errors."""
@@ -287,13 +314,21 @@ class SQLiteStore(Store):
     def _connect_sync(self) -> sqlite3.Connection:
         if self._path != ":memory:":
             self._prepare_file()
-        db = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
+        # check_same_thread=False: the event loop thread commits steps itself
+        # while the connection thread is idle (see _flush); never both at once.
+        db = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         deadline = time.monotonic() + self._busy_timeout
         delay = 0.002
         try:
             while True:
                 try:
                     self._initialize(db)
+                    db.execute("PRAGMA busy_timeout = 0")
                     break
                 except sqlite3.OperationalError as exc:
                     # Switching a new file to WAL and creating the schema can
@@ -476,13 +511,17 @@ class SQLiteStore(Store):
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
         check_step(step)
-        if self._run is None:
+        if self._submit is None:
             await self.open()
         params = step_params(app, run_id, token, step)
-        future: asyncio.Future[_SaveOutcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_SaveOutcome] = loop.create_future()
         self._pending.append((params, step, future))
-        if self._in_flight is None:
-            self._send_batch()
+        if self._in_flight is None and not self._flush_scheduled:
+            # Saves made by the other coroutines that run in this pass of the
+            # event loop join the same transaction.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         outcome = await future
         if isinstance(outcome, SavedStep):
             return outcome
@@ -491,6 +530,36 @@ class SQLiteStore(Store):
         if isinstance(outcome, sqlite3.Error):
             raise self._translate(outcome) from outcome
         raise outcome
+
+    def _flush(self) -> None:
+        """Commit the queued saves: on this thread when the connection is idle.
+
+        A commit costs one write and fsync; a hop to the connection thread and
+        back costs about as much again. So while nothing is queued for the
+        connection thread, the batch commits right here, without waiting for
+        any lock (busy_timeout 0): if another connection holds the write lock,
+        the batch goes to the connection thread, which waits for it there.
+        """
+        self._flush_scheduled = False
+        if self._in_flight is not None or not self._pending:
+            return
+        db = self._db
+        if self._queued_calls or db is None or self._submit is None:
+            self._send_batch()
+            return
+        batch, self._pending = self._pending, []
+        outcomes: list[_SaveOutcome]
+        try:
+            outcomes = _save_batch_sync(db, [b[:2] for b in batch])
+        except Exception as exc:  # a bug, not a database answer: fail the callers, not the loop
+            outcomes = [exc] * len(batch)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, sqlite3.Error) and _is_busy(outcome):
+                self._pending.append(item)
+            elif not item[2].done():
+                item[2].set_result(outcome)
+        if self._pending:
+            self._send_batch()
 
     def _send_batch(self) -> None:
         """Put every queued save on the connection thread as one transaction.
@@ -511,7 +580,13 @@ class SQLiteStore(Store):
         done: asyncio.Future[list[_SaveOutcome]] = asyncio.get_running_loop().create_future()
         done.add_done_callback(functools.partial(self._batch_done, batch))
         self._in_flight = done
-        submit((done, functools.partial(_save_batch_sync, db, [b[:2] for b in batch])))
+        items = [b[:2] for b in batch]
+        submit(
+            (
+                done,
+                functools.partial(_waiting_for_locks, db, self._busy_ms, _save_batch_sync, items),
+            )
+        )
 
     def _batch_done(
         self,
@@ -531,5 +606,4 @@ class SQLiteStore(Store):
             if not future.done():
                 future.set_result(outcome)
         self._in_flight = None
-        if self._pending:
-            self._send_batch()
+        self._flush()
