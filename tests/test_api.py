@@ -35,7 +35,7 @@ def test_importing_durable_loads_no_optional_driver() -> None:
 
 
 def test_sync_function_is_rejected_at_decoration() -> None:
-    """A non-async function given to either decorator is a TypeError naming it."""
+    """A non-async function given to either decorator is a ConfigurationError (a TypeError)."""
     wf = Workflow("api", db=InMemoryStore())
 
     def plain() -> None:
@@ -95,7 +95,7 @@ def test_bad_task_options_name_the_task(options: dict[str, Any], message: str) -
     async def my_task() -> None:
         return None
 
-    with pytest.raises((ConfigurationError, TypeError), match=message) as info:
+    with pytest.raises(ConfigurationError, match=message) as info:
         wf.task(**options)(my_task)
     assert "my_task" in str(info.value)
 
@@ -236,3 +236,65 @@ def test_positional_option_is_a_clear_type_error() -> None:
         wf.task(3)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match=r"keyword-only, e\.g\. @wf\.workflow\(id="):
         wf.workflow("pipeline-{source}")  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("name", ["a:b", "send#1", "durable.sleep", "durable.signal", "tab\there"])
+def test_names_that_could_address_another_step_are_rejected(name: str) -> None:
+    """':' and '#' build step ids and 'durable.' names the library's steps: refused."""
+    wf = Workflow("api", db=InMemoryStore())
+
+    async def fn() -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match=re.escape(repr(name))):
+        wf.task(name=name)(fn)
+    with pytest.raises(ConfigurationError, match=re.escape(repr(name))):
+        wf.workflow(name=name)(fn)
+
+
+def test_a_function_without_a_name_asks_for_one() -> None:
+    """A callable without __name__ (a partial) is told to pass name=."""
+    import functools
+
+    wf = Workflow("api", db=InMemoryStore())
+
+    async def fn(x: int) -> int:
+        return x
+
+    with pytest.raises(ConfigurationError, match=r"name=\.\.\."):
+        wf.task(functools.partial(fn, 1))
+    assert wf.task(name="fn-1")(functools.partial(fn, 1)).name == "fn-1"
+
+
+@pytest.mark.parametrize("run_id", ["", "x" * 1001, "line\nbreak", 5, None])
+async def test_run_control_methods_check_run_ids(run_id: Any) -> None:
+    """get_run, cancel, resume and send_signal refuse ids no run can have: RunIdError."""
+    store = InMemoryStore()
+    wf = Workflow("api", db=store)
+    for call in (
+        wf.get_run(run_id),
+        wf.cancel(run_id),
+        wf.resume(run_id),
+        wf.send_signal(run_id, "go", 1),
+    ):
+        with pytest.raises(RunIdError, match="app 'api'"):
+            await call
+    assert list(await store.list_runs("api")) == []
+
+
+async def test_oversized_workflow_arguments_are_refused_naming_the_parameter() -> None:
+    """max_value_bytes bounds the stored inputs too; nothing is stored."""
+    from durable.errors import ResultTooLargeError
+
+    store = InMemoryStore()
+    wf = Workflow("api", db=store, max_value_bytes=1000)
+
+    @wf.workflow(id="report-{name}")
+    async def report(name: str, rows: list[str]) -> int:
+        return len(rows)
+
+    with pytest.raises(ResultTooLargeError, match="parameter 'rows'") as info:
+        await report("big", ["x" * 100] * 20)
+    assert "'report'" in str(info.value)
+    assert list(await store.list_runs("api")) == []
+    assert await report("small", ["x"]) == 1

@@ -500,3 +500,24 @@ def test_call_during_teardown_of_a_cancelled_execution_starts_anew(tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+async def test_a_step_recorded_by_another_task_is_not_handed_over(wf: Workflow) -> None:
+    """If the first writer of a step id was another task, the save raises NonDeterminismError."""
+    from durable.stores.base import StepRecord
+
+    @wf.task
+    async def mine() -> str:
+        # Another writer (older code, say) records this step id first.
+        run = await wf.store.get_run(wf.name, "contested")
+        assert run is not None
+        theirs = StepRecord("mine", 0, "theirs", "completed", '"not yours"', None, 1, 1.0, 2.0)
+        await wf.store.save_step(wf.name, "contested", run.token, theirs)
+        return "mine"
+
+    @wf.workflow(id="contested")
+    async def flow() -> str:
+        return await mine()
+
+    with pytest.raises(NonDeterminismError, match="recorded for task 'theirs', not 'mine'"):
+        await flow()

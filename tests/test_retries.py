@@ -246,3 +246,28 @@ async def test_exhausted_failure_is_recorded_in_the_store(wf: Workflow) -> None:
     assert steps[0].error is not None
     assert "Permanent" in steps[0].error
     assert "nope" in steps[0].error
+
+
+async def test_task_raising_cancelled_error_runs_once_and_leaves_the_run_resumable(
+    wf: Workflow,
+) -> None:
+    """A body raising CancelledError on its own reaches the caller once; no re-run loop."""
+    journal = Journal()
+
+    @wf.task(retries=3)
+    async def charge() -> None:
+        journal("charge")
+        if len(journal) == 1:
+            raise asyncio.CancelledError()
+
+    @wf.workflow(id="self-cancelling")
+    async def flow() -> str:
+        await charge()
+        return "done"
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(flow(), 5)
+    assert len(journal) == 1
+    assert (await wf.get_run("self-cancelling")).status == "running"
+    assert await flow() == "done"
+    assert len(journal) == 2

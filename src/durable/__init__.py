@@ -14,7 +14,9 @@ async def run_pipeline(source: str) -> None:
 
 import typing as _typing
 
+from durable._context import StepContext as StepContext
 from durable._task import Task as Task
+from durable._task import get_current_step as current_step
 from durable._workflow import Workflow as Workflow
 from durable._workflow import WorkflowFunction as WorkflowFunction
 from durable.errors import DurableError as DurableError
@@ -28,6 +30,8 @@ if _typing.TYPE_CHECKING:
     from durable._inspect import StepInfo as StepInfo
     from durable.stores.memory import InMemoryStore as InMemoryStore
 
+__version__ = "0.1.0"
+
 __all__ = [
     "DurableError",
     "ErrorInfo",
@@ -35,11 +39,13 @@ __all__ = [
     "NonRetryableError",
     "RunInfo",
     "SQLiteStore",
+    "StepContext",
     "StepInfo",
     "Store",
     "Task",
     "Workflow",
     "WorkflowFunction",
+    "current_step",
 ]
 
 # Loaded on first use: only programs that inspect runs pay for these classes,

@@ -30,6 +30,7 @@ class RunContext:
         "cancel_requested",
         "checked_positions",
         "lease_lost",
+        "parent",
         "run_id",
         "steps",
         "token",
@@ -58,6 +59,8 @@ class RunContext:
         self.by_position = by_position
         self.cancel_requested = False
         self.lease_lost = False
+        # The parent's context when this run executes as a child workflow.
+        self.parent: RunContext | None = None
         self._next_position = 0
         self._auto_counts: dict[str, int] = {}
         self._explicit_ids: set[str] = set()
@@ -129,3 +132,39 @@ class RunContext:
 
 
 current_run: ContextVar[RunContext | None] = ContextVar("durable_current_run", default=None)
+
+
+class StepContext:
+    """The task call being executed, as seen from inside its body.
+
+    Returned by :func:`durable.current_step`. ``idempotency_key`` is the same
+    on every attempt of the step and after any crash, and differs between
+    steps and runs: pass it to payment or e-mail APIs so that a step that
+    runs again after a crash does not charge or send twice.
+    """
+
+    __slots__ = ("app", "attempt", "run_id", "step_id", "task", "workflow")
+
+    def __init__(
+        self, app: str, workflow: str, run_id: str, step_id: str, task: str, attempt: int
+    ) -> None:
+        self.app = app
+        self.workflow = workflow
+        self.run_id = run_id
+        self.step_id = step_id
+        self.task = task
+        self.attempt = attempt
+
+    @property
+    def idempotency_key(self) -> str:
+        """``"{run_id}:{step_id}"``, stable across attempts, crashes and replays."""
+        return f"{self.run_id}:{self.step_id}"
+
+    def __repr__(self) -> str:
+        return (
+            f"StepContext(run_id={self.run_id!r}, step_id={self.step_id!r}, "
+            f"task={self.task!r}, attempt={self.attempt})"
+        )
+
+
+current_step: ContextVar[StepContext | None] = ContextVar("durable_current_step", default=None)

@@ -22,6 +22,7 @@ from durable._context import RunContext, current_run
 from durable._lease import Heartbeat, new_owner_id, owner_is_dead
 from durable.errors import (
     LeaseLostError,
+    NonDeterminismError,
     RunCancelledError,
     RunConflictError,
     RunFailedError,
@@ -44,12 +45,14 @@ class _Adopt(Exception):
 
 
 class _Execution:
-    __slots__ = ("task", "waiters", "workflow")
+    __slots__ = ("abandoned", "task", "waiters", "workflow")
 
     def __init__(self, workflow: str, task: asyncio.Task[Any]) -> None:
         self.workflow = workflow
         self.task = task
         self.waiters = 0
+        # Cancelled because its last waiter gave up, not by its own body.
+        self.abandoned = False
 
 
 class Executor:
@@ -116,11 +119,16 @@ class Executor:
                 if current is not None and current.cancelling():
                     # Our caller gave up. Stop the execution unless others await it.
                     if execution.waiters == 1:
+                        execution.abandoned = True
                         execution.task.cancel()
                     raise
-                # The shared execution was cancelled by its last other waiter,
-                # not by us: start over.
-                continue
+                if execution.abandoned:
+                    # Its last other waiter gave up while we joined: start over.
+                    continue
+                # The body itself raised CancelledError: the run was released as
+                # if interrupted, and the caller sees the cancellation, as it
+                # would without durable. Starting over would run it in a loop.
+                raise
             finally:
                 execution.waiters -= 1
 
@@ -228,6 +236,9 @@ class Executor:
         run = claim.run
         store = self.app.store
         ctx = RunContext.start(self.app, run.run_id, wf_fn.name, run.token, claim.steps)
+        caller = current_run.get()
+        if caller is not None and caller.run_id == run.parent_run_id:
+            ctx.parent = caller
         logger.info(
             "%s run %s of workflow %s (attempt %d, %d recorded steps)",
             "resuming" if claim.steps or run.attempts > 1 else "starting",
@@ -301,12 +312,13 @@ class Executor:
         )
         if remaining <= 0:
             raise WorkflowTimeoutError(message)
+        limit = asyncio.timeout(remaining)
         try:
-            async with asyncio.timeout(remaining):
+            async with limit:
                 return await wf_fn.fn(*args, **kwargs)
         except TimeoutError as exc:
-            if isinstance(exc, WorkflowTimeoutError):
-                raise
+            if not limit.expired() or isinstance(exc, WorkflowTimeoutError):
+                raise  # raised by the body (e.g. a task's own timeout), not this limit
             raise WorkflowTimeoutError(message) from exc
 
     async def _finish(
@@ -339,6 +351,14 @@ class Executor:
             raise
         if saved.cancel_requested:
             ctx.cancel_requested = True
+        if saved.step.task != record.task:
+            # First writer wins, and the first writer was another task: its
+            # result must not be handed to this one.
+            raise NonDeterminismError(
+                f"run {ctx.run_id!r}: step {record.step_id!r} is recorded for task "
+                f"{saved.step.task!r}, not {record.task!r}; the code that wrote it "
+                "differs from the code running now"
+            )
         return saved.step
 
     async def run_child_step(

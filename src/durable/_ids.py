@@ -12,17 +12,16 @@ from durable.errors import ConfigurationError, RunIdError
 MAX_RUN_ID_LENGTH = 1000
 
 
-def validate_run_id(run_id: object, *, workflow: str) -> str:
-    """Return ``run_id`` if acceptable, else raise RunIdError naming the workflow."""
+def validate_run_id(run_id: object, *, workflow: str | None = None, app: str | None = None) -> str:
+    """Return ``run_id`` if acceptable, else raise RunIdError naming the workflow (or app)."""
+    where = f"workflow {workflow!r}" if workflow is not None else f"app {app!r}"
     if not isinstance(run_id, str):
-        raise RunIdError(
-            f"workflow {workflow!r}: run id must be a string, got {type(run_id).__name__}"
-        )
+        raise RunIdError(f"{where}: run id must be a string, got {type(run_id).__name__}")
     if not run_id:
-        raise RunIdError(f"workflow {workflow!r}: run id is empty")
+        raise RunIdError(f"{where}: run id is empty")
     if len(run_id) > MAX_RUN_ID_LENGTH:
         raise RunIdError(
-            f"workflow {workflow!r}: run id is {len(run_id)} characters long, "
+            f"{where}: run id is {len(run_id)} characters long, "
             f"over the limit of {MAX_RUN_ID_LENGTH}"
         )
     import unicodedata  # on first use: import durable stays cheap
@@ -30,13 +29,10 @@ def validate_run_id(run_id: object, *, workflow: str) -> str:
     for ch in run_id:
         if unicodedata.category(ch) == "Cc":
             raise RunIdError(
-                f"workflow {workflow!r}: run id {run_id[:80]!r} contains the control "
-                f"character {ch!r}"
+                f"{where}: run id {run_id[:80]!r} contains the control character {ch!r}"
             )
         if unicodedata.category(ch) == "Cs":
-            raise RunIdError(
-                f"workflow {workflow!r}: run id {run_id[:80]!r} contains a lone surrogate"
-            )
+            raise RunIdError(f"{where}: run id {run_id[:80]!r} contains a lone surrogate")
     return run_id
 
 

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from durable import _serde
 from durable._backoff_clock import backoff_sleep
-from durable._context import RunContext, current_run
+from durable._context import RunContext, StepContext, current_run, current_step
 from durable.backoff import Backoff
 from durable.errors import (
+    ConfigurationError,
     LeaseLostError,
     NonRetryableError,
+    NotInWorkflowError,
     RunCancelledError,
     TaskFailedError,
 )
@@ -122,7 +124,7 @@ class Task(Generic[P, R]):
         while True:
             attempt += 1
             try:
-                value = await self._attempt(args, kwargs)
+                value = await self._attempt(ctx, step_id, attempt, args, kwargs)
                 result = _serde.encode(value, what=what, limit=self.app.max_value_bytes)
             except Exception as exc:
                 if attempt > self.retries or not self._retryable(exc):
@@ -173,22 +175,63 @@ class Task(Generic[P, R]):
             )
             return await self.app._save_step(ctx, record)
 
-    async def _attempt(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    async def _attempt(
+        self,
+        ctx: RunContext,
+        step_id: str,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
         # A task body is plain code: tasks it calls are ordinary function calls,
         # not steps of their own, so that a retried body never re-allocates ids.
         outer = current_run.set(None)
+        step = current_step.set(
+            StepContext(self.app.name, ctx.workflow, ctx.run_id, step_id, self.name, attempt)
+        )
         try:
             if self.timeout is None:
                 return await self.fn(*args, **kwargs)
-            async with asyncio.timeout(self.timeout):
-                return await self.fn(*args, **kwargs)
+            limit = asyncio.timeout(self.timeout)
+            try:
+                async with limit:
+                    return await self.fn(*args, **kwargs)
+            except TimeoutError as exc:
+                if not limit.expired():
+                    raise  # the body's own TimeoutError, not this limit
+                raise TimeoutError(
+                    f"task {self.name!r} (step {step_id!r} of run {ctx.run_id!r}): attempt "
+                    f"{attempt} did not finish within its timeout of {self.timeout:g}s"
+                ) from exc
         finally:
+            current_step.reset(step)
             current_run.reset(outer)
 
     def _retryable(self, exc: Exception) -> bool:
         if isinstance(exc, NonRetryableError | LeaseLostError | RunCancelledError):
             return False
         return self.retry_on(exc)
+
+
+def get_current_step() -> StepContext:
+    """The task call running now: its run, step id, attempt and idempotency key.
+
+    Call it in the body of a task called from a workflow::
+
+        @wf.task
+        async def charge(order_id: str, amount: int) -> str:
+            key = durable.current_step().idempotency_key
+            return await payments.charge(order_id, amount, idempotency_key=key)
+
+    Raises :class:`~durable.errors.NotInWorkflowError` anywhere else (in a
+    workflow body, or in a task called outside a workflow).
+    """
+    step = current_step.get()
+    if step is None:
+        raise NotInWorkflowError(
+            "durable.current_step() is only available in the body of a task called from a workflow"
+        )
+    return step
 
 
 def ensure_may_continue(ctx: RunContext) -> None:
@@ -237,7 +280,7 @@ def make_retry_filter(
     elif callable(retry_on) and not inspect.isclass(retry_on):
         return retry_on
     else:
-        raise TypeError(
+        raise ConfigurationError(
             f"task {task!r}: retry_on must be an exception type, a tuple of them or a "
             f"predicate, got {retry_on!r}"
         )

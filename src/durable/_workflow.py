@@ -16,7 +16,13 @@ from durable._execution import Executor
 from durable._ids import IdTemplate, derived_run_id, validate_run_id
 from durable._task import RetryFilter, Task, ensure_may_continue, make_retry_filter, step_outcome
 from durable.backoff import Backoff, exponential
-from durable.errors import ConfigurationError, RunNotFoundError, SerializationError
+from durable.errors import (
+    ConfigurationError,
+    ResultTooLargeError,
+    RunConflictError,
+    RunNotFoundError,
+    SerializationError,
+)
 from durable.stores.base import RUN_STATUSES, RunStatus, StepRecord, Store
 
 if TYPE_CHECKING:
@@ -29,6 +35,8 @@ AsyncFn = Callable[P, Coroutine[Any, Any, R]]
 
 DEFAULT_DB = "durable.db"
 DEFAULT_MAX_VALUE_BYTES = 2 * 1024 * 1024
+_RESERVED_NAME_CHARS = (":", "#")
+_RESERVED_NAME_PREFIX = "durable."
 
 
 class WorkflowFunction(Generic[P, R]):
@@ -81,12 +89,25 @@ class WorkflowFunction(Generic[P, R]):
 
     def encode_inputs(self, arguments: dict[str, Any]) -> str:
         try:
-            return _serde.dumps(arguments)
+            text = _serde.dumps(arguments)
         except (TypeError, ValueError, RecursionError):
-            pass
-        for name, value in arguments.items():
-            _serde.encode(value, what=f"workflow {self.name!r}: parameter {name!r}")
-        raise SerializationError(f"workflow {self.name!r}: arguments cannot be stored as JSON")
+            for name, value in arguments.items():
+                _serde.encode(value, what=f"workflow {self.name!r}: parameter {name!r}")
+            raise SerializationError(
+                f"workflow {self.name!r}: arguments cannot be stored as JSON"
+            ) from None
+        limit = self.app.max_value_bytes
+        if len(text) > limit and len(text.encode("utf-8")) > limit:
+            # Name the largest argument: that is the one to pass by reference.
+            sizes = {name: len(_serde.dumps(value)) for name, value in arguments.items()}
+            biggest = max(sizes, key=sizes.__getitem__)
+            raise ResultTooLargeError(
+                f"workflow {self.name!r}: its arguments take {len(text.encode('utf-8'))} bytes "
+                f"as JSON, over the limit of {limit} (max_value_bytes); the largest is "
+                f"parameter {biggest!r} ({sizes[biggest]} characters). Store large data "
+                "elsewhere and pass a reference"
+            )
+        return text
 
     def decode_inputs(self, inputs: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Positional and keyword arguments to call the function with stored inputs."""
@@ -310,19 +331,33 @@ class Workflow:
     def _check_function(self, fn: object, kind: str, name: str | None) -> str:
         if not callable(fn):
             example = "retries=3" if kind == "task" else 'id="job-{job_id}"'
-            raise TypeError(
+            raise ConfigurationError(
                 f"@wf.{kind} expects an async function, got {fn!r}; its options are "
                 f"keyword-only, e.g. @wf.{kind}({example})"
             )
         label = getattr(fn, "__qualname__", repr(fn))
         if not inspect.iscoroutinefunction(fn):
-            raise TypeError(
+            raise ConfigurationError(
                 f"@wf.{kind} needs an async function, but {label!r} is not a coroutine "
                 "function; define it with 'async def'"
             )
         resolved = getattr(fn, "__name__", None) if name is None else name
         if not isinstance(resolved, str) or not resolved:
-            raise ConfigurationError(f"{kind} {label!r}: name must be a non-empty string")
+            hint = "" if name is not None else f"; pass a name, e.g. @wf.{kind}(name=...)"
+            raise ConfigurationError(f"{kind} {label!r}: name must be a non-empty string{hint}")
+        # Step ids are built as name, name#k and name:step_id, and the library's
+        # own steps are named durable.*: a name using these could address
+        # another task's step and be handed its result.
+        if any(ch in resolved for ch in _RESERVED_NAME_CHARS) or not resolved.isprintable():
+            raise ConfigurationError(
+                f"{kind} name {resolved!r} ({label}) must not contain ':', '#' or control "
+                "characters: they separate the parts of step ids"
+            )
+        if resolved.startswith(_RESERVED_NAME_PREFIX):
+            raise ConfigurationError(
+                f"{kind} name {resolved!r} ({label}) is reserved: names starting with "
+                f"{_RESERVED_NAME_PREFIX!r} belong to python-durable's own steps"
+            )
         return resolved
 
     def _register(self, name: str, fn: Any, obj: Any, registry: dict[str, Any]) -> None:
@@ -387,6 +422,16 @@ class Workflow:
             arguments = wf_fn.bind(args, kwargs)
             inputs = wf_fn.encode_inputs(arguments)
             run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
+            ancestor: RunContext | None = parent
+            while ancestor is not None:
+                if ancestor.run_id == run_id:
+                    # It would wait for its own outcome forever.
+                    raise RunConflictError(
+                        f"workflow {wf_fn.name!r} called from run {parent.run_id!r} resolves "
+                        f"to run id {run_id!r}, which is that run or one of its parents; "
+                        "give the child a run id of its own (id=... or .run(run_id, ...))"
+                    )
+                ancestor = ancestor.parent
             record = await self._executor.run_child_step(
                 parent, step_id, position, wf_fn, run_id, inputs, args, kwargs
             )
@@ -458,8 +503,7 @@ class Workflow:
         the run has not started yet or its process is down.
         """
         name = _primitives.check_signal_name(name)
-        if not isinstance(run_id, str) or not run_id:
-            raise ConfigurationError(f"run_id must be a non-empty string, got {run_id!r}")
+        validate_run_id(run_id, app=self.name)
         text = _primitives.encode_payload(
             payload, name=name, run_id=run_id, limit=self.max_value_bytes
         )
@@ -481,6 +525,7 @@ class Workflow:
         :meth:`resume`. A failed run becomes cancelled; a completed run is
         unchanged.
         """
+        validate_run_id(run_id, app=self.name)
         await self._executor.ensure_open()
         run = await self.store.request_cancel(self.name, run_id)
         if run is None:
@@ -493,6 +538,7 @@ class Workflow:
         Completed steps replay; the workflow must be registered in this
         process. A completed run returns its output; a running one is awaited.
         """
+        validate_run_id(run_id, app=self.name)
         await self._executor.ensure_open()
         run = await self.store.get_run(self.name, run_id)
         if run is None:
@@ -510,6 +556,7 @@ class Workflow:
 
     async def get_run(self, run_id: str) -> _inspect.RunInfo:
         """The run ``run_id`` with its steps; raises RunNotFoundError if there is none."""
+        validate_run_id(run_id, app=self.name)
         await self._executor.ensure_open()
         loaded = await self.store.load_run(self.name, run_id)
         if loaded is None:
@@ -559,7 +606,7 @@ def resolve_store(db: str | os.PathLike[str] | Store | None) -> Store:
     if isinstance(db, os.PathLike):
         return SQLiteStore(os.fspath(db))
     if not isinstance(db, str):
-        raise TypeError(f"db must be a path, a URL or a Store instance, got {db!r}")
+        raise ConfigurationError(f"db must be a path, a URL or a Store instance, got {db!r}")
     if not db:
         raise ConfigurationError("db must not be empty")
     scheme = db.split("://", 1)[0].lower() if "://" in db else ""

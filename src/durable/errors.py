@@ -39,8 +39,12 @@ class NonRetryableError(Exception):
     """Raised from a task, this error is recorded at once: no further retries."""
 
 
-class ConfigurationError(DurableError, ValueError):
-    """A decorator option, store URL or id template is invalid."""
+class ConfigurationError(DurableError, ValueError, TypeError):
+    """A decorator, its options, a store URL or an id template is invalid.
+
+    It is both a ValueError and a TypeError, so code written for either of the
+    errors Python raises for bad arguments keeps working.
+    """
 
 
 class NotInWorkflowError(DurableError, NonRetryableError, RuntimeError):

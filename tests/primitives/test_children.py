@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from tests._journal import Journal
 
 from durable import Workflow
+from durable.errors import RunConflictError
 
 
 class ChildBroke(Exception):
@@ -111,3 +114,22 @@ async def test_child_can_sleep_and_wait_for_signals(wf: Workflow) -> None:
         "durable.sleep",
         "durable.signal:decision",
     ]
+
+
+async def test_a_workflow_calling_itself_under_its_own_run_id_is_refused(wf: Workflow) -> None:
+    """A child resolving to its parent's run id (or an ancestor's) would wait forever: refused."""
+
+    @wf.workflow(id="loop")
+    async def loop(n: int) -> int:
+        return n if n == 0 else await loop(n - 1)
+
+    @wf.workflow(id="level-{n}")
+    async def level(n: int, top: str) -> int:
+        if n == 0:
+            return await level.run(top, 5, top)
+        return await level(n - 1, top)
+
+    with pytest.raises(RunConflictError, match="'loop'"):
+        await asyncio.wait_for(loop(3), 5)
+    with pytest.raises(RunConflictError, match="'level-2'"):
+        await asyncio.wait_for(level(2, "level-2"), 5)

@@ -49,7 +49,7 @@ async def test_task_timing_out_every_attempt_fails_with_timeout(wf: Workflow) ->
     async def flow() -> None:
         await hangs()
 
-    with no_backoff(), pytest.raises(TimeoutError):
+    with no_backoff(), pytest.raises(TimeoutError, match=r"task 'hangs' .*timeout of 0\.03s"):
         await flow()
     assert len(journal) == 2
     info = await wf.get_run("always-slow")
@@ -80,4 +80,42 @@ async def test_workflow_timeout_fails_the_run_clearly(wf: Workflow) -> None:
     assert info.error.type == "durable.errors.WorkflowTimeoutError"
     assert journal.entries == []
     with pytest.raises(WorkflowTimeoutError):
+        await flow()
+
+
+async def test_a_task_timeout_inside_a_workflow_timeout_stays_a_task_timeout(
+    wf: Workflow,
+) -> None:
+    """Only the workflow's own limit is a WorkflowTimeoutError; a task's TimeoutError is not."""
+
+    @wf.task(timeout=0.05)
+    async def slow() -> int:
+        await asyncio.sleep(5)
+        return 1
+
+    @wf.workflow(id="long-limit", timeout=3600)
+    async def flow() -> int:
+        return await slow()
+
+    with pytest.raises(TimeoutError) as info:
+        await asyncio.wait_for(flow(), 5)
+    assert not isinstance(info.value, WorkflowTimeoutError)
+    assert "task 'slow'" in str(info.value)
+    run = await wf.get_run("long-limit")
+    assert run.error is not None
+    assert run.error.type == "builtins.TimeoutError"
+
+
+async def test_the_bodys_own_timeout_error_is_not_the_tasks_limit(wf: Workflow) -> None:
+    """A TimeoutError the task body raises itself passes through unchanged."""
+
+    @wf.task(timeout=60)
+    async def gives_up() -> None:
+        raise TimeoutError("upstream took too long")
+
+    @wf.workflow(id="own-timeout", timeout=3600)
+    async def flow() -> None:
+        await gives_up()
+
+    with pytest.raises(TimeoutError, match="^upstream took too long$"):
         await flow()
