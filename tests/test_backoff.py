@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from durable.backoff import constant, exponential, linear
+from durable.errors import ConfigurationError
 
 
 def test_exponential_matches_the_seed() -> None:
@@ -66,9 +67,10 @@ def test_jitter_stays_within_its_fraction(make: object) -> None:
     ],
 )
 def test_bad_parameters_are_named(factory: object, message: str) -> None:
-    """Invalid backoff parameters raise an error naming the parameter."""
-    with pytest.raises((ValueError, TypeError), match=message):
+    """Invalid backoff parameters raise ConfigurationError (a ValueError) naming the parameter."""
+    with pytest.raises(ConfigurationError, match=message) as caught:
         factory()  # type: ignore[operator]
+    assert isinstance(caught.value, ValueError)
 
 
 def test_retry_numbers_start_at_one() -> None:

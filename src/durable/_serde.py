@@ -16,7 +16,7 @@ import traceback
 import types
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from durable.errors import ResultTooLargeError, SerializationError
 
@@ -53,23 +53,39 @@ def dumps(value: object) -> str:
     return (_encoder or _new_encoder()).encode(value)
 
 
-def encode(value: object, *, what: str, limit: int | None = None) -> str:
-    """Encode ``value`` or raise SerializationError naming ``what`` (e.g. a task and step)."""
+def encode(
+    value: object,
+    *,
+    what: str,
+    limit: int | None = None,
+    role: Literal["result", "argument"] = "result",
+) -> str:
+    """Encode ``value`` or raise SerializationError naming ``what`` (e.g. a task and step).
+
+    ``role`` phrases the error for what ``value`` is: a ``"result"`` that
+    ``what`` returned (the default) or an ``"argument"`` passed as ``what``
+    (e.g. ``what="workflow 'w': parameter 'd'"``).
+    """
     try:
         text = dumps(value)
     except (TypeError, ValueError, RecursionError) as exc:
+        if role == "argument":
+            problem, advice = "got a value", "Pass"
+        else:
+            problem, advice = "returned a value", "Return"
         raise SerializationError(
-            f"{what} returned a value that cannot be stored as JSON: {exc}. "
-            "Return dicts, lists, strings, numbers, booleans or None "
+            f"{what} {problem} that cannot be stored as JSON: {exc}. "
+            f"{advice} dicts, lists, strings, numbers, booleans or None "
             "(for a Pydantic model, a model or its .model_dump())."
         ) from exc
     if limit is not None and len(text) > limit:
         # Byte length only matters near the limit; len(text) is a cheap lower bound.
         size = len(text.encode("utf-8"))
         if size > limit:
+            verb, act = ("got", "pass") if role == "argument" else ("produced", "return")
             raise ResultTooLargeError(
-                f"{what} produced {size} bytes of JSON, over the limit of {limit} bytes; "
-                "store large data elsewhere and return a reference to it"
+                f"{what} {verb} {size} bytes of JSON, over the limit of {limit} bytes; "
+                f"store large data elsewhere and {act} a reference to it"
             )
     return text
 
@@ -151,8 +167,18 @@ def _needs_rebuild(annotation: Any) -> bool:
 # -- Errors ----------------------------------------------------------------------
 
 
+# An exception's attributes are kept up to this much JSON in all; larger ones
+# are left out (the message and traceback are always kept).
+_ATTRIBUTES_LIMIT = 8192
+
+
 def encode_error(exc: BaseException) -> str:
-    """A JSON document describing ``exc``: type path, message, args, traceback."""
+    """A JSON document describing ``exc``: type path, message, args, attributes, traceback.
+
+    ``attributes`` holds the entries of the exception's ``__dict__`` whose value
+    comes back equal from JSON (strings, numbers, lists, dicts with string
+    keys, ...), within a size budget; the others are left out.
+    """
     cls = type(exc)
     try:
         args = loads(dumps(list(exc.args)))
@@ -163,11 +189,51 @@ def encode_error(exc: BaseException) -> str:
             "type": f"{cls.__module__}.{cls.__qualname__}",
             "module": cls.__module__,
             "qualname": cls.__qualname__,
-            "message": str(exc),
+            "message": _message(exc),
             "args": args,
+            "attributes": _attributes(exc),
             "traceback": "".join(traceback.format_exception(exc)),
         }
     )
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not hide the error itself
+        return f"<{type(exc).__name__}: str() failed>"
+
+
+def _attributes(exc: BaseException) -> dict[str, Any]:
+    import json
+
+    kept: dict[str, Any] = {}
+    budget = _ATTRIBUTES_LIMIT
+    for name, value in list(getattr(exc, "__dict__", {}).items()):
+        if not isinstance(name, str):
+            continue
+        try:
+            # Plain JSON, no conversion of models or dataclasses: an attribute is
+            # kept only if it comes back as the very same value.
+            text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+            same = _same(json.loads(text), value)
+        except Exception:  # not JSON, or a value whose comparison fails
+            continue
+        if same and len(text) + len(name) <= budget:
+            kept[name] = value
+            budget -= len(text) + len(name)
+    return kept
+
+
+def _same(decoded: Any, value: Any) -> bool:
+    """``decoded == value`` with the same types throughout (1 is not True, a list not a tuple)."""
+    if type(decoded) is not type(value):
+        return False
+    if isinstance(value, list):
+        return len(decoded) == len(value) and all(map(_same, decoded, value))
+    if isinstance(value, dict):
+        return decoded.keys() == value.keys() and all(_same(decoded[k], value[k]) for k in value)
+    return bool(decoded == value)
 
 
 def describe_error(text: str) -> tuple[str, str]:
@@ -179,22 +245,63 @@ def describe_error(text: str) -> tuple[str, str]:
 def rebuild_error(text: str) -> BaseException | None:
     """The original exception type rebuilt from its record, or None if impossible.
 
-    Only classes of modules already imported are considered, so a stored type
-    name can never cause an import (and its side effects).
+    Only ``Exception`` subclasses reachable by name in modules already imported
+    are considered, so a stored type name can never cause an import (and its
+    side effects); a class defined inside a function is never found. The
+    exception is made by ``cls(*args)``, or else without calling ``__init__``
+    (``cls.__new__(cls, *args)``), which rebuilds classes whose ``__init__``
+    takes other arguments (keyword-only ones, for example). The recorded
+    attributes are then restored; those that could not be recorded are absent.
+    The result is accepted only if its ``str()`` equals the recorded message.
     """
     doc = loads(text)
     module = sys.modules.get(str(doc.get("module", "")))
     qualname = str(doc.get("qualname", ""))
     args = doc.get("args")
+    attributes = doc.get("attributes")
     if module is None or not isinstance(args, list):
         return None
+    if not isinstance(attributes, dict):
+        attributes = {}
     obj: Any = module
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     if not (isinstance(obj, type) and issubclass(obj, Exception)):
         return None
+    message = doc.get("message")
+    for make in (_by_init, _without_init):
+        exc = make(obj, args, attributes)
+        if exc is not None and _has_message(exc, message):
+            return exc
+    return None
+
+
+def _by_init(cls: type[Exception], args: list[Any], attributes: dict[str, Any]) -> Exception | None:
     try:
-        exc = obj(*args)
+        exc = cls(*args)
+        exc.__dict__.update(attributes)
     except Exception:
         return None
-    return exc if str(exc) == doc.get("message") else None
+    return exc
+
+
+def _without_init(
+    cls: type[Exception], args: list[Any], attributes: dict[str, Any]
+) -> Exception | None:
+    try:
+        exc = cls.__new__(cls, *args)
+        if not isinstance(exc, cls):
+            return None
+        exc.args = tuple(args)
+        # Straight into __dict__: no property setter or __setattr__ runs.
+        exc.__dict__.update(attributes)
+    except Exception:
+        return None
+    return exc
+
+
+def _has_message(exc: BaseException, message: object) -> bool:
+    try:
+        return str(exc) == message
+    except Exception:  # a __str__ needing an attribute that was not restored
+        return False

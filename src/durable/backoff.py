@@ -10,11 +10,16 @@ to seconds to wait before it::
 Each accepts ``jitter``: a fraction in [0, 1]; a wait of ``w`` then becomes a
 random value in ``[w * (1 - jitter), w]`` so that many clients failing
 together do not retry in lockstep.
+
+An invalid parameter raises :class:`~durable.errors.ConfigurationError` (a
+``ValueError``) naming it.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from durable.errors import ConfigurationError
 
 __all__ = ["Backoff", "constant", "exponential", "linear"]
 
@@ -27,19 +32,19 @@ class Backoff(Protocol):
 
 def _check(name: str, value: float, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"backoff parameter {name!r} must be a number, got {value!r}")
+        raise ConfigurationError(f"backoff parameter {name!r} must be a number, got {value!r}")
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"backoff parameter {name!r} must be finite, got {value!r}")
+        raise ConfigurationError(f"backoff parameter {name!r} must be finite, got {value!r}")
     if value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"backoff parameter {name!r} must be {bound}, got {value!r}")
+        raise ConfigurationError(f"backoff parameter {name!r} must be {bound}, got {value!r}")
     return float(value)
 
 
 def _check_jitter(jitter: float) -> float:
     _check("jitter", jitter)
     if jitter > 1:
-        raise ValueError(f"backoff parameter 'jitter' must be in [0, 1], got {jitter!r}")
+        raise ConfigurationError(f"backoff parameter 'jitter' must be in [0, 1], got {jitter!r}")
     return float(jitter)
 
 
