@@ -298,3 +298,42 @@ async def test_oversized_workflow_arguments_are_refused_naming_the_parameter() -
     assert "'report'" in str(info.value)
     assert list(await store.list_runs("api")) == []
     assert await report("small", ["x"]) == 1
+
+
+async def test_a_non_json_argument_is_named_as_an_argument() -> None:
+    """The error for an argument that JSON cannot hold names the parameter, as an argument."""
+    from durable.errors import SerializationError
+
+    wf = Workflow("api", db=InMemoryStore())
+
+    @wf.workflow(id="wd")
+    async def wd(d: object) -> None:
+        return None
+
+    with pytest.raises(SerializationError, match="parameter 'd' got a value") as info:
+        await wd(object())
+    assert "returned" not in str(info.value)
+
+
+def test_the_library_prints_nothing_unless_logging_is_configured(tmp_path: Path) -> None:
+    """Failed steps log warnings, but an app that configured no logging sees no output."""
+    script = (
+        "import asyncio, durable\n"
+        f"wf = durable.Workflow('quiet', db={str(tmp_path / 'q.db')!r})\n"
+        "@wf.task\n"
+        "async def boom() -> None:\n"
+        "    raise KeyError('x')\n"
+        "@wf.workflow(id='quiet')\n"
+        "async def flow() -> str:\n"
+        "    try:\n"
+        "        await boom()\n"
+        "    except KeyError:\n"
+        "        return 'caught'\n"
+        "    return 'no'\n"
+        "print(asyncio.run(flow()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "caught\n"
+    assert done.stderr == ""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests._journal import Journal
+from tests._journal import Journal, interrupt
 
 from durable import Workflow
 from durable.errors import NonDeterminismError, RunConflictError, TaskFailedError
@@ -18,19 +18,6 @@ from durable.errors import NonDeterminismError, RunConflictError, TaskFailedErro
 
 class PaymentDeclined(Exception):
     """A module-level error type, so replay can rebuild it."""
-
-
-async def interrupt(call: asyncio.Future[Any], journal: Journal, entries: int) -> None:
-    """Cancel a running workflow call once the journal holds ``entries`` lines.
-
-    Cancellation stops the run without an outcome, as a dying process would:
-    the run stays ``running`` and the next call takes it over.
-    """
-    while len(journal) < entries:  # noqa: ASYNC110 - the journal is a plain list
-        await asyncio.sleep(0.005)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
 
 
 async def test_completed_run_returns_stored_output_without_running(wf: Workflow) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
-from tests._journal import Journal
+from tests._journal import Journal, interrupt
 
 from durable import Workflow, _serde
 from durable.errors import SerializationError, TaskFailedError
@@ -189,15 +188,6 @@ def test_encode_phrases_results_and_arguments() -> None:
     assert "Pass dicts, lists" in message
     assert "returned" not in message
     assert "Return" not in message
-
-
-async def interrupt(call: asyncio.Future[Any], journal: Journal, entries: int) -> None:
-    """Cancel a running workflow call once the journal holds ``entries`` lines (a crash)."""
-    while len(journal) < entries:  # noqa: ASYNC110 - the journal is a plain list
-        await asyncio.sleep(0.005)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
 
 
 async def test_keyword_only_error_takes_the_same_branch_on_replay(wf: Workflow) -> None:

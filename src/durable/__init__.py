@@ -12,6 +12,7 @@ async def run_pipeline(source: str) -> None:
     data = await fetch(f"https://api.example.com/{source}")
 """
 
+import logging as _logging
 import typing as _typing
 
 from durable._context import StepContext as StepContext
@@ -31,6 +32,10 @@ if _typing.TYPE_CHECKING:
     from durable.stores.memory import InMemoryStore as InMemoryStore
 
 __version__ = "0.1.0"
+
+# Silent unless the application configures logging (the library convention):
+# without it, Python's last-resort handler would print warnings to stderr.
+_logging.getLogger("durable").addHandler(_logging.NullHandler())
 
 __all__ = [
     "DurableError",

@@ -92,7 +92,9 @@ class WorkflowFunction(Generic[P, R]):
             text = _serde.dumps(arguments)
         except (TypeError, ValueError, RecursionError):
             for name, value in arguments.items():
-                _serde.encode(value, what=f"workflow {self.name!r}: parameter {name!r}")
+                _serde.encode(
+                    value, what=f"workflow {self.name!r}: parameter {name!r}", role="argument"
+                )
             raise SerializationError(
                 f"workflow {self.name!r}: arguments cannot be stored as JSON"
             ) from None

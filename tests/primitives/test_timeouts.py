@@ -117,5 +117,5 @@ async def test_the_bodys_own_timeout_error_is_not_the_tasks_limit(wf: Workflow) 
     async def flow() -> None:
         await gives_up()
 
-    with pytest.raises(TimeoutError, match="^upstream took too long$"):
+    with pytest.raises(TimeoutError, match=r"^upstream took too long$"):
         await flow()
