@@ -31,6 +31,7 @@ class RunContext:
         "checked_positions",
         "lease_lost",
         "parent",
+        "resumed",
         "run_id",
         "steps",
         "token",
@@ -61,6 +62,8 @@ class RunContext:
         self.lease_lost = False
         # The parent's context when this run executes as a child workflow.
         self.parent: RunContext | None = None
+        # Executing because of Workflow.resume (or as a child of such a run).
+        self.resumed = False
         self._next_position = 0
         self._auto_counts: dict[str, int] = {}
         self._explicit_ids: set[str] = set()
@@ -110,6 +113,24 @@ class RunContext:
                 )
             self._explicit_ids.add(step_id)
         return step_id, position
+
+    def cancelled_ancestor(self) -> RunContext | None:
+        """The closest parent run (executing here) that was cancelled, if any."""
+        ancestor = self.parent
+        while ancestor is not None:
+            if ancestor.cancel_requested:
+                return ancestor
+            ancestor = ancestor.parent
+        return None
+
+    def descends_from(self, run_id: str) -> RunContext | None:
+        """This context or the parent context whose run is ``run_id``, if any."""
+        node: RunContext | None = self
+        while node is not None:
+            if node.run_id == run_id:
+                return node
+            node = node.parent
+        return None
 
     def recorded(self, task: str, step_id: str, position: int) -> StepRecord | None:
         """The stored record for this call, after checking the code still matches it."""

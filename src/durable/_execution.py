@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from durable import _serde
 from durable._context import RunContext, current_run
 from durable._lease import Heartbeat, new_owner_id, owner_is_dead
+from durable._task import ensure_may_continue
 from durable.errors import (
     LeaseLostError,
     NonDeterminismError,
@@ -169,7 +170,7 @@ class Executor:
                     raise _conflict(self.app.name, run.run_id, run.workflow, wf_fn.name)
                 if claim.acquired:
                     try:
-                        return await self._run_body(wf_fn, claim, args, kwargs)
+                        return await self._run_body(wf_fn, claim, args, kwargs, resumed=resume)
                     except _Adopt:
                         adopting = True
                         continue
@@ -232,10 +233,13 @@ class Executor:
         claim: Claim,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        *,
+        resumed: bool,
     ) -> Any:
         run = claim.run
         store = self.app.store
         ctx = RunContext.start(self.app, run.run_id, wf_fn.name, run.token, claim.steps)
+        ctx.resumed = resumed
         caller = current_run.get()
         if caller is not None and caller.run_id == run.parent_run_id:
             ctx.parent = caller
@@ -331,6 +335,11 @@ class Executor:
         except LeaseLostError as exc:
             raise _Adopt from exc
 
+    def cancel_requested(self, run_id: str) -> None:
+        """Tell the execution of ``run_id`` in this process, if any, that it was cancelled."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel_requested(run_id)
+
     def _heartbeat_for(self) -> Heartbeat:
         if self._heartbeat is None:
             self._heartbeat = Heartbeat(self._renew, self.app.heartbeat)
@@ -378,9 +387,17 @@ class Executor:
         result: str | None = None
         error: str | None = None
         try:
-            value = await self.execute(wf_fn, run_id, inputs, args, kwargs, parent=parent.run_id)
+            # A resumed run resumes the children it calls: one that was cancelled
+            # with it continues too.
+            value = await self.execute(
+                wf_fn, run_id, inputs, args, kwargs, parent=parent.run_id, resume=parent.resumed
+            )
             result = _serde.dumps(value)
-        except (RunCancelledError, LeaseLostError):
+        except RunCancelledError:
+            # Stopped with this run: report this run's cancellation, not the child's.
+            ensure_may_continue(parent)
+            raise
+        except LeaseLostError:
             raise
         except Exception as exc:
             status, error = "failed", _serde.encode_error(exc)

@@ -97,6 +97,12 @@ class Heartbeat:
             self._task.cancel()
             self._task = None
 
+    def cancel_requested(self, run_id: str) -> None:
+        """Flag the executions of ``run_id`` here as cancelled without waiting for a beat."""
+        for ctx in self._runs:
+            if ctx.run_id == run_id:
+                ctx.cancel_requested = True
+
     async def _loop(self) -> None:
         while self._runs:
             await asyncio.sleep(self._interval)

@@ -156,9 +156,13 @@ class Waits:
                 waiter.event.set()
 
     def cancel_requested(self, run_id: str) -> None:
-        for waiter in self._waiters.get(run_id, ()):
-            waiter.ctx.cancel_requested = True
-            waiter.event.set()
+        """Wake the waits of ``run_id`` and of the child runs it is waiting on."""
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                cancelled = waiter.ctx.descends_from(run_id)
+                if cancelled is not None:
+                    cancelled.cancel_requested = True
+                    waiter.event.set()
 
     def claim_index(self, ctx: RunContext, name: str) -> int:
         """The lowest signal index of ``name`` that no wait of this run has taken."""

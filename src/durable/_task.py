@@ -240,6 +240,11 @@ def ensure_may_continue(ctx: RunContext) -> None:
         raise LeaseLostError(f"run {ctx.run_id!r}: this process no longer owns the run")
     if ctx.cancel_requested:
         raise RunCancelledError(f"run {ctx.run_id!r} of workflow {ctx.workflow!r} was cancelled")
+    if ctx.parent is not None and (ancestor := ctx.cancelled_ancestor()) is not None:
+        raise RunCancelledError(
+            f"run {ctx.run_id!r} of workflow {ctx.workflow!r} was cancelled with its "
+            f"parent run {ancestor.run_id!r}"
+        )
 
 
 def step_outcome(ctx: RunContext, record: StepRecord, annotation: Any) -> Any:

@@ -532,6 +532,9 @@ class Workflow:
         run = await self.store.request_cancel(self.name, run_id)
         if run is None:
             raise _not_found(self.name, run_id)
+        # Executing here: stop at once rather than at the next heartbeat. The
+        # child runs it waits on stop with it.
+        self._executor.cancel_requested(run_id)
         self._waits.cancel_requested(run_id)
 
     async def resume(self, run_id: str) -> Any:

@@ -13,6 +13,7 @@ from tests.primitives._waiting import wait_for_run
 
 from durable import Workflow
 from durable.errors import RunCancelledError, RunNotFoundError
+from durable.testing import skip_sleeps
 
 
 async def wait_for_journal(journal: Journal, entries: int) -> None:
@@ -168,3 +169,72 @@ async def test_unknown_run_ids_are_reported(wf: Workflow) -> None:
     for operation in (wf.cancel, wf.resume, wf.get_run):
         with pytest.raises(RunNotFoundError, match="'ghost'"):
             await operation("ghost")
+
+
+def _parent_and_child(wf: Workflow, journal: Journal) -> Any:
+    @wf.task
+    async def note(what: str) -> str:
+        journal(what)
+        return what
+
+    @wf.workflow(id="child-{n}")
+    async def child(n: int) -> str:
+        await note("child started")
+        await wf.sleep(60)
+        return await note("child done")
+
+    @wf.workflow(id="parent-{n}")
+    async def parent(n: int) -> str:
+        await note("parent started")
+        return await child(n)
+
+    return parent
+
+
+async def test_cancelling_a_parent_cancels_the_child_it_waits_on(wf: Workflow) -> None:
+    """The child stops at once; both runs end cancelled; the parent's error names the parent."""
+    journal = Journal()
+    parent = _parent_and_child(wf, journal)
+    call = asyncio.ensure_future(parent(1))
+    await wait_for_run(wf, "child-1", steps=2)
+    await wf.cancel("parent-1")
+    with pytest.raises(RunCancelledError, match="run 'parent-1'"):
+        await asyncio.wait_for(call, 2)
+    assert (await wf.get_run("parent-1")).status == "cancelled"
+    child = await wf.get_run("child-1")
+    assert child.status == "cancelled"
+    assert child.error is not None
+    assert "with its parent run 'parent-1'" in child.error.message
+    with pytest.raises(RunCancelledError):
+        await parent(1)
+
+
+async def test_resuming_a_parent_resumes_the_child_cancelled_with_it(wf: Workflow) -> None:
+    """wf.resume(parent) continues the child where it stopped: no completed step runs again."""
+    journal = Journal()
+    parent = _parent_and_child(wf, journal)
+    call = asyncio.ensure_future(parent(2))
+    await wait_for_run(wf, "child-2", steps=2)
+    await wf.cancel("parent-2")
+    with pytest.raises(RunCancelledError):
+        await asyncio.wait_for(call, 2)
+    with skip_sleeps():
+        assert await wf.resume("parent-2") == "child done"
+    assert journal.entries == ["parent started", "child started", "child done"]
+    assert (await wf.get_run("child-2")).status == "completed"
+
+
+async def test_a_parent_cancelled_from_elsewhere_stops_its_child_within_a_heartbeat(
+    make_app: Callable[..., Workflow],
+) -> None:
+    """A cancel sent by another process reaches a child of the cancelled run."""
+    wf = make_app(lease_ttl=1.5, heartbeat=0.05)
+    remote = make_app()
+    journal = Journal()
+    parent = _parent_and_child(wf, journal)
+    call = asyncio.ensure_future(parent(3))
+    await wait_for_run(wf, "child-3", steps=2)
+    await remote.cancel("parent-3")
+    with pytest.raises(RunCancelledError, match="run 'parent-3'"):
+        await asyncio.wait_for(call, 2)
+    assert (await remote.get_run("child-3")).status == "cancelled"
