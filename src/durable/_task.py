@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from durable import _serde
 from durable._backoff_clock import backoff_sleep
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_P2 = ParamSpec("_P2")
+_S = TypeVar("_S")
 
 logger = logging.getLogger("durable.task")
 
@@ -69,6 +71,20 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<durable task {self.name!r} of app {self.app.name!r}>"
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> Task[P, R]: ...
+
+    @overload
+    def __get__(
+        self: Task[Concatenate[_S, _P2], R], obj: _S, owner: type[Any] | None = None
+    ) -> BoundTask[_P2, R]: ...
+
+    def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
+        # A task defined in a class body is a method: bind it like a function.
+        if obj is None:
+            return self
+        return BoundTask(self, obj)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         step_id = kwargs.pop("step_id", None)
@@ -211,6 +227,31 @@ class Task(Generic[P, R]):
         if isinstance(exc, NonRetryableError | LeaseLostError | RunCancelledError):
             return False
         return self.retry_on(exc)
+
+
+class BoundTask(Generic[P, R]):
+    """A task method bound to an instance: ``service.charge(...)`` is a step like any task."""
+
+    __slots__ = ("__self__", "task")
+
+    def __init__(self, task: Task[Any, R], obj: object) -> None:
+        self.task = task
+        self.__self__ = obj
+
+    def __repr__(self) -> str:
+        return f"<bound durable task {self.task.name!r} of {self.__self__!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        step_id = kwargs.pop("step_id", None)
+        return self.task._call(step_id, (self.__self__, *args), kwargs)
+
+    def with_step_id(self, step_id: str) -> Callable[P, Coroutine[Any, Any, R]]:
+        """This task with an explicit step id, as :meth:`Task.with_step_id`."""
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+            return self.task._call(step_id, (self.__self__, *args), kwargs)
+
+        return call
 
 
 def get_current_step() -> StepContext:

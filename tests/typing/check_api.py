@@ -59,3 +59,20 @@ async def misuse() -> None:
     await fetch_data("u", step_id="loop-1")  # type: ignore[call-arg]
     bad: str = await linear_task()  # type: ignore[assignment]
     del bad
+
+
+class Billing:
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+
+    @wf.task(retries=2)
+    async def charge(self, order_id: str, cents: int) -> str:
+        return f"{order_id}:{cents}{self.currency}"
+
+
+async def methods() -> None:
+    billing = Billing("EUR")
+    assert_type(await billing.charge("o-1", 100), str)
+    assert_type(await billing.charge.with_step_id("retry")("o-1", 100), str)
+    assert_type(await Billing.charge(billing, "o-1", 100), str)
+    await billing.charge("o-1", "100")  # type: ignore[arg-type]
