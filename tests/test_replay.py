@@ -508,3 +508,36 @@ async def test_a_step_recorded_by_another_task_is_not_handed_over(wf: Workflow) 
 
     with pytest.raises(NonDeterminismError, match="recorded for task 'theirs', not 'mine'"):
         await flow()
+
+
+async def test_a_run_keeps_the_arguments_it_was_created_with(
+    wf: Workflow, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Calling a run id again with other arguments resumes it with its stored ones, and says so."""
+    seen: list[int] = []
+
+    @wf.task
+    async def check(n: int) -> int:
+        seen.append(n)
+        if len(seen) == 1:
+            raise ValueError("first attempt fails the run")
+        return n
+
+    @wf.workflow(id="report-{day}")
+    async def report(day: str, n: int) -> int:
+        return await check(n)
+
+    with pytest.raises(ValueError, match="first attempt"):
+        await report("mon", 0)
+    with caplog.at_level("WARNING", logger="durable"):
+        assert await report("mon", 5) == 0
+    assert seen == [0, 0]
+    warnings = [r for r in caplog.records if getattr(r, "action", None) == "run_inputs_differ"]
+    assert len(warnings) == 1
+    assert "report-mon" in warnings[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="durable"):
+        assert await report("mon", 7) == 0  # completed: the stored output
+        assert await report("mon", 0) == 0
+    assert [getattr(r, "action", None) for r in caplog.records] == ["run_inputs_differ"]
+    assert (await wf.get_run("report-mon")).inputs == {"day": "mon", "n": 0}

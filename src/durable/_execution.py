@@ -168,6 +168,19 @@ class Executor:
                 run = claim.run
                 if run.workflow != wf_fn.name:
                     raise _conflict(self.app.name, run.run_id, run.workflow, wf_fn.name)
+                if run.inputs != new.inputs:
+                    # A run keeps the arguments it was created with: its recorded
+                    # steps were made from them, and recover() and resume() use them.
+                    logger.warning(
+                        "run %s was created with other arguments (%.200s); it continues "
+                        "with those, not with this call's (%.200s)",
+                        run.run_id,
+                        run.inputs,
+                        new.inputs,
+                        extra={"action": "run_inputs_differ", "run_id": run.run_id},
+                    )
+                    new = NewRun(new.app, new.run_id, new.workflow, run.inputs, new.parent_run_id)
+                    args, kwargs = wf_fn.decode_inputs(run.inputs)
                 if claim.acquired:
                     try:
                         return await self._run_body(wf_fn, claim, args, kwargs, resumed=resume)
