@@ -138,6 +138,12 @@ class Store(ABC):
     lost lease, a missed claim or a duplicate signal because of the retry.
     Stores are used as async context managers or opened lazily by the engine
     on first use (``open`` must be idempotent).
+
+    A store may be used from successive event loops (several ``asyncio.run``
+    calls, say), one at a time: it must reconnect when the running loop
+    changes, and connections opened on a loop that has closed are dropped
+    without awaiting anything on it (nothing may be left to warn about an
+    unclosed connection). ``close`` may be called from a later loop too.
     """
 
     async def open(self) -> None:  # noqa: B027 - optional hook

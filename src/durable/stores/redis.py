@@ -12,6 +12,8 @@ the driver with ``pip install python-durable[redis]``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -340,14 +342,40 @@ class RedisStore(Store):
         self.finished_ttl = finished_ttl
         self._keys = _Keys(prefix)
         self._client: Any = None
+        # The event loop _client was made on; None when there is no client.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"
 
     async def open(self) -> None:
-        if self._client is not None:
+        await self._connected()
+
+    async def close(self) -> None:
+        client, loop = self._client, self._loop
+        self._client = self._loop = None
+        if client is None:
             return
+        if loop is asyncio.get_running_loop():
+            await client.aclose()
+        else:
+            _abandon(client, loop)
+
+    async def _connected(self) -> Any:
+        """The client of the running event loop, connecting on first use on that loop.
+
+        A client belongs to the loop it was made on: its connections' streams
+        and the pool's locks are bound to it. After ``asyncio.run`` returned and
+        another began, the old client is dropped and a new one made.
+        """
+        if self._loop is not asyncio.get_running_loop():
+            await self._connect()
+        return self._client
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._drop_foreign_client(loop)
         client = aioredis.Redis.from_url(
             self.url,
             decode_responses=False,
@@ -360,11 +388,12 @@ class RedisStore(Store):
             if isinstance(exc, Exception):
                 raise _translate(exc) from exc
             raise
-        if self._client is not None:
-            # Another task opened the store while we were connecting.
+        if self._loop is loop:
+            # Another task of this loop connected while we were connecting.
             await client.aclose()
             return
-        self._client = client
+        self._drop_foreign_client(loop)
+        # Scripts are bound to the client that registered them.
         self._scripts = {
             name: client.register_script(source)
             for name, source in (
@@ -377,16 +406,13 @@ class RedisStore(Store):
                 ("send_signal", _SEND_SIGNAL),
             )
         }
+        self._client, self._loop = client, loop
 
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-
-    async def _connected(self) -> Any:
-        if self._client is None:
-            await self.open()
-        return self._client
+    def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._client is not None and self._loop is not loop:
+            client, old_loop = self._client, self._loop
+            self._client = self._loop = None
+            _abandon(client, old_loop)
 
     async def _call(self, awaitable: Awaitable[_T]) -> _T:
         try:
@@ -552,6 +578,61 @@ class RedisStore(Store):
             client.hget(self._keys.signals(app, run_id), f"v:{index}:{name}")
         )
         return None if payload is None else _text(payload)
+
+
+def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Drop a client made on another event loop, awaiting nothing.
+
+    Its connections are closed on their own loop if that loop is still open
+    (it may run again), else at once here: a closed loop cannot run the
+    close. Either way nothing is left to warn about an unclosed connection,
+    stream, transport or socket when it is garbage-collected.
+    """
+    pool = client.connection_pool
+    writers: list[asyncio.StreamWriter] = []
+    for conn in (
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+    ):
+        if conn._writer is not None:
+            writers.append(conn._writer)
+        # A Connection with a writer warns "unclosed Connection" when collected.
+        conn._writer = conn._reader = None
+    if not writers:
+        return
+    if loop is not None and not loop.is_closed():
+        try:
+            loop.call_soon_threadsafe(_close_writers, writers)
+            return
+        except RuntimeError:
+            pass  # The loop closed in the meantime.
+    for writer in writers:
+        _close_without_loop(writer.transport)
+
+
+def _close_writers(writers: Sequence[asyncio.StreamWriter]) -> None:
+    for writer in writers:
+        writer.close()
+
+
+def _close_without_loop(transport: asyncio.BaseTransport | None) -> None:
+    """Close a transport whose event loop is closed, and its socket, synchronously.
+
+    ``transport.close()`` marks the transport closing (so its stream writer
+    does not warn) but then fails to schedule the socket's closing on the
+    closed loop; asyncio has no public way to close that socket now, so it is
+    closed here and unlinked from the transport (whose finalizer would warn
+    otherwise), as the transport's own connection-lost callback does. A TLS
+    transport wraps the socket transport, which is closed next.
+    """
+    while transport is not None:
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+            transport.close()
+        sock = getattr(transport, "_sock", None)
+        if sock is not None:
+            sock.close()
+            transport._sock = None  # type: ignore[attr-defined]
+        transport = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
 
 
 def _translate(exc: Exception) -> Exception:
