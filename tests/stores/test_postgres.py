@@ -38,6 +38,11 @@ def _postgres() -> Any:
     return _services.import_driver("durable.stores.postgres")
 
 
+def _sql() -> Any:
+    """The store's SQL module."""
+    return _services.import_driver("durable.stores._postgres_sql")
+
+
 def _step(step_id: str, position: int = 0, result: str = '"ok"') -> StepRecord:
     return StepRecord(
         step_id, position, step_id.split("#")[0], "completed", result, None, 1, 1.0, 2.0
@@ -114,15 +119,16 @@ async def test_concurrent_opens_migrate_once(
     make_store: Callable[..., PostgresStore], admin: Any, schema: str
 ) -> None:
     """Stores opened at the same moment on a new schema all succeed and leave one version row."""
+    latest = len(_sql().MIGRATIONS)
     stores = [make_store(min_size=1, max_size=2) for _ in range(8)]
     await asyncio.gather(*(store.open() for store in stores))
     rows = await admin.fetch(f'SELECT version FROM "{schema}".schema_version')
-    assert [row["version"] for row in rows] == [1]
+    assert [row["version"] for row in rows] == [latest]
     again = make_store()
     await again.open()
     await again.open()
     rows = await admin.fetch(f'SELECT version FROM "{schema}".schema_version')
-    assert [row["version"] for row in rows] == [1]
+    assert [row["version"] for row in rows] == [latest]
     claim = await again.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
     assert claim.acquired
 
@@ -135,6 +141,61 @@ async def test_newer_schema_version_is_refused(
     await admin.execute(f'UPDATE "{schema}".schema_version SET version = 99')
     with pytest.raises(StoreError, match="newer"):
         await make_store().open()
+
+
+async def _check_constraints(admin: Any, schema: str) -> list[str]:
+    rows = await admin.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'",
+        f'"{schema}".steps',
+    )
+    return sorted(row["conname"] for row in rows)
+
+
+async def test_a_version_1_schema_is_upgraded_in_place(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """A schema as version 1 left it keeps its runs and steps; open() brings it up to date."""
+    sql = _sql()
+    quoted = f'"{schema}"'
+    async with admin.transaction():
+        await admin.execute(f"CREATE SCHEMA {quoted}")
+        await admin.execute(sql.render(sql.VERSION_TABLE, quoted))
+        await admin.execute(sql.render(sql.MIGRATIONS[0], quoted))
+        await admin.execute(f"INSERT INTO {quoted}.schema_version (version) VALUES (1)")
+    claim_args = ("app", "r", "wf", "{}", None, "old", 30.0, None, False, uuid.uuid4())
+    first = await admin.fetchrow(sql.render(sql.CLAIM, quoted), *claim_args)
+    await admin.execute(
+        f"INSERT INTO {quoted}.steps VALUES ('app', 'r', 't', 0, 't', 'completed', '1', NULL,"
+        " 1, 1.0, 2.0)"
+    )
+    assert await _check_constraints(admin, schema) == ["steps_status_check"]
+
+    store = make_store()
+    await store.open()
+    assert await admin.fetchval(f"SELECT version FROM {quoted}.schema_version") == len(
+        sql.MIGRATIONS
+    )
+    assert await _check_constraints(admin, schema) == []
+    claim = await store.claim_run(
+        NewRun("app", "r", "wf", "{}"), owner="new", lease_ttl=30, steal_from="old"
+    )
+    assert claim.acquired
+    assert claim.run.token == first["token"] + 1
+    assert claim.steps == (StepRecord("t", 0, "t", "completed", "1", None, 1, 1.0, 2.0),)
+    saved = await store.save_step("app", "r", claim.run.token, _step("u", 1))
+    assert saved == SavedStep(_step("u", 1), False)
+    # The status the dropped CHECK constraint refused is refused before any SQL.
+    bogus = StepRecord("v", 2, "t", "bogus", "1", None, 1, 1.0, 2.0)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="bogus"):
+        await store.save_step("app", "r", claim.run.token, bogus)
+    loaded = await store.load_run("app", "r")
+    assert loaded is not None
+    assert [step.step_id for step in loaded[1]] == ["t", "u"]
+    # A second open finds nothing left to do.
+    await make_store().open()
+    assert await admin.fetchval(f"SELECT version FROM {quoted}.schema_version") == len(
+        sql.MIGRATIONS
+    )
 
 
 async def test_lease_times_come_from_the_database_clock(
@@ -251,7 +312,7 @@ async def test_retried_writes_return_their_first_attempts_result(
         await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
     ).acquired
 
-    statements = _services.import_driver("durable.stores._postgres_sql")
+    statements = _sql()
     finish_args = ("app", "r", 1, "completed", '"out"', None, uuid.uuid4())
     done = await store._fetchrow(statements.FINISH, *finish_args)
     again = await store._fetchrow(statements.FINISH, *finish_args)
@@ -415,14 +476,18 @@ async def test_saves_waiting_for_a_connection_share_one_statement(
         store.save_step("app", "r", token, _step("old", result='"second"')),
         store.save_step("app", "o", other.run.token + 1, _step("fenced")),
         store.save_step("app", "r", token, StepRecord("bad", 0, "t", "bogus", "1", None, 1, 1, 2)),  # type: ignore[arg-type]
+        # Out of PostgreSQL's integer range: breaks the batch statement, so
+        # every save of the batch is made again on its own.
+        store.save_step("app", "r", token, _step("huge", 2**31)),
         return_exceptions=True,
     )
-    *new, dup_a, dup_b, old, fenced, bad = outcomes
+    *new, dup_a, dup_b, old, fenced, bad, huge = outcomes
     assert [_stored(saved) for saved in new] == [_step(f"t#{i}", i, str(i)) for i in range(20)]
     assert _stored(dup_a).result == _stored(dup_b).result == '"a"'
     assert _stored(old).result == '"first"'
     assert isinstance(fenced, LeaseLostError)
     assert isinstance(bad, StoreError)
+    assert isinstance(huge, StoreError)
     loaded = await store.load_run("app", "r")
     assert loaded is not None
     assert len(loaded[1]) == 22

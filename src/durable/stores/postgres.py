@@ -358,6 +358,8 @@ class PostgresStore(Store):
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
         check_step(step)
+        if step.status != "completed" and step.status != "failed":
+            raise StoreError(f"step status must be 'completed' or 'failed', not {step.status!r}")
         params = step_params(app, run_id, token, step)
         outcome: _SaveOutcome
         if self._writers < self._max_writers:
