@@ -198,6 +198,24 @@ async def test_a_version_1_schema_is_upgraded_in_place(
     )
 
 
+async def test_a_step_saved_twice_keeps_the_first(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """A save of an existing step returns the stored one; the connection stays usable."""
+    store = make_store(min_size=1, max_size=1)
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    token = claim.run.token
+    first = await store.save_step("app", "r", token, _step("t", result='"first"'))
+    again = await store.save_step("app", "r", token, _step("t", result='"second"'))
+    assert first == again == SavedStep(_step("t", result='"first"'), False)
+    await admin.execute(f'UPDATE "{schema}".runs SET cancel_requested = true')
+    third = await store.save_step("app", "r", token, _step("t", result='"third"'))
+    assert third == SavedStep(_step("t", result='"first"'), True)
+    with pytest.raises(LeaseLostError):
+        await store.save_step("app", "r", token + 1, _step("t", result='"fourth"'))
+    assert await store.save_step("app", "r", token, _step("u", 1)) == SavedStep(_step("u", 1), True)
+
+
 async def test_lease_times_come_from_the_database_clock(
     make_store: Callable[..., PostgresStore], admin: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

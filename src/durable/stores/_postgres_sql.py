@@ -197,7 +197,11 @@ CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 #
 # The common case, a new step by the owner, returns one row (the locked run's
 # cancel flag) and nothing else to decode. No row means nothing was written:
-# SAVE_STEP, run next, tells a lost lease from a step that already exists.
+# SAVE_STEP, run next, tells a lost lease from a step that already exists. A
+# step that exists already fails the statement with a unique violation (nothing
+# is written either), which the store also answers with SAVE_STEP: cheaper for
+# the common case than ON CONFLICT, whose speculative insertion costs a
+# pre-check, a lock and a second WAL record on every insert.
 INSERT_STEP = """
     WITH run AS (
         SELECT cancel_requested FROM {s}.runs
@@ -207,7 +211,6 @@ INSERT_STEP = """
     INSERT INTO {s}.steps (app, run_id, step_id, position, task, status, result,
                            error, attempts, started_at, finished_at)
     SELECT $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM run
-    ON CONFLICT (app, run_id, step_id) DO NOTHING
     RETURNING (SELECT cancel_requested FROM run)
 """
 

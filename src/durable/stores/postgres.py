@@ -422,7 +422,15 @@ class PostgresStore(Store):
 
     async def _save_one(self, params: StepParams, step: StepRecord) -> _SaveOutcome:
         sql = self._q(statements.INSERT_STEP)
-        cancel_requested = await self._call(lambda conn: conn.fetchval(sql, *params))
+
+        async def insert(conn: Any) -> bool | None:
+            try:
+                cancel_requested: bool | None = await conn.fetchval(sql, *params)
+            except asyncpg.UniqueViolationError:
+                return None  # the step exists: SAVE_STEP reads it
+            return cancel_requested
+
+        cancel_requested = await self._call(insert)
         if cancel_requested is not None:
             return SavedStep(step, cancel_requested)
         sql = self._q(statements.SAVE_STEP)
