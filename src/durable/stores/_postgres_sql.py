@@ -195,23 +195,21 @@ CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 # claim_run waits for this statement, or this statement re-checks the token
 # on the claim's committed row version.
 #
-# The common case, a new step by the owner, returns one row (the locked run's
-# cancel flag) and nothing else to decode. No row means nothing was written:
-# SAVE_STEP, run next, tells a lost lease from a step that already exists. A
-# step that exists already fails the statement with a unique violation (nothing
-# is written either), which the store also answers with SAVE_STEP: cheaper for
-# the common case than ON CONFLICT, whose speculative insertion costs a
-# pre-check, a lock and a second WAL record on every insert.
+# The common case, a new step by the owner of a run not asked to cancel, is a
+# plain INSERT whose command tag ("INSERT 0 1") says it all: no row to return
+# and decode. Any other case writes nothing and is answered by SAVE_STEP, run
+# next: a lost lease, a cancel request (SAVE_STEP then writes the step and
+# reports the flag), or a step that exists already, which fails this statement
+# with a unique violation. Cheaper for the common case than ON CONFLICT, whose
+# speculative insertion costs a pre-check, a lock and a second WAL record on
+# every insert.
 INSERT_STEP = """
-    WITH run AS (
-        SELECT cancel_requested FROM {s}.runs
-        WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
-        FOR SHARE
-    )
     INSERT INTO {s}.steps (app, run_id, step_id, position, task, status, result,
                            error, attempts, started_at, finished_at)
-    SELECT $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM run
-    RETURNING (SELECT cancel_requested FROM run)
+    SELECT $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM {s}.runs
+    WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
+      AND NOT cancel_requested
+    FOR SHARE
 """
 
 SAVE_STEP = """

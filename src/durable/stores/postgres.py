@@ -423,16 +423,15 @@ class PostgresStore(Store):
     async def _save_one(self, params: StepParams, step: StepRecord) -> _SaveOutcome:
         sql = self._q(statements.INSERT_STEP)
 
-        async def insert(conn: Any) -> bool | None:
+        async def insert(conn: Any) -> bool:
             try:
-                cancel_requested: bool | None = await conn.fetchval(sql, *params)
+                status: str = await conn.execute(sql, *params)
             except asyncpg.UniqueViolationError:
-                return None  # the step exists: SAVE_STEP reads it
-            return cancel_requested
+                return False  # the step exists: SAVE_STEP reads it
+            return status == "INSERT 0 1"
 
-        cancel_requested = await self._call(insert)
-        if cancel_requested is not None:
-            return SavedStep(step, cancel_requested)
+        if await self._call(insert):
+            return SavedStep(step, False)
         sql = self._q(statements.SAVE_STEP)
         row = await self._call(lambda conn: conn.fetchrow(sql, *params))
         if row is None:
