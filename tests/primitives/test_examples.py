@@ -59,3 +59,12 @@ def test_cancel_and_inspect_example(tmp_path: Path) -> None:
     assert "calling it again raises RunCancelledError" in out
     assert "resumed result: 30" in out
     assert "runs: [('batch-nightly', 'completed')]" in out
+
+
+def test_idempotent_payments_example(tmp_path: Path) -> None:
+    """Killed after the provider charged, the step runs again with the same key: one charge."""
+    out = run_example("idempotent_payments.py", tmp_path)
+    charged = [line for line in out if line.startswith("    charged A7")]
+    assert charged == ["    charged A7 with key 'checkout-A7:charge': ch_1"] * 2
+    assert "    *** SIGKILL ***" in out
+    assert any(line.startswith("provider ledger: 1 charge(s)") for line in out)
