@@ -313,7 +313,7 @@ async def test_takeover_returns_steps_committed_while_it_waited(
 
 
 async def test_retried_writes_return_their_first_attempts_result(
-    make_store: Callable[..., PostgresStore],
+    make_store: Callable[..., PostgresStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Replaying a committed claim, finish or signal statement with its nonce changes nothing."""
     store = make_store()
@@ -331,10 +331,13 @@ async def test_retried_writes_return_their_first_attempts_result(
     ).acquired
 
     statements = _sql()
-    finish_args = ("app", "r", 1, "completed", '"out"', None, uuid.uuid4())
-    done = await store._fetchrow(statements.FINISH, *finish_args)
-    again = await store._fetchrow(statements.FINISH, *finish_args)
-    assert done["status"] == again["status"] == "completed"
+    nonce = uuid.uuid4()
+    with monkeypatch.context() as patched:
+        patched.setattr(_postgres().uuid, "uuid4", lambda: nonce)
+        done = await store.finish_run("app", "r", 1, "completed", output='"out"')
+        again = await store.finish_run("app", "r", 1, "completed", output='"out"')
+    assert done == again
+    assert (done.status, done.output) == ("completed", '"out"')
     with pytest.raises(LeaseLostError):
         await store.finish_run("app", "r", 1, "completed", output='"out"')
 
@@ -343,6 +346,34 @@ async def test_retried_writes_return_their_first_attempts_result(
     repeat = await store._fetchrow(statements.SEND_SIGNAL, *signal_args)
     assert index["idx"] == repeat["idx"] == 0
     assert await store.send_signal("app", "r", "go", "2") == 1
+
+
+async def test_a_finish_retried_while_its_first_attempt_commits_returns_the_run(
+    make_store: Callable[..., PostgresStore],
+    admin: Any,
+    schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retried finish that waits for its first attempt to commit still recognises it."""
+    store = make_store()
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    sql = _sql()
+    nonce = uuid.uuid4()
+    first = admin.transaction()
+    await first.start()
+    await admin.fetchrow(
+        sql.render(sql.FINISH, f'"{schema}"'),
+        *("app", "r", claim.run.token, "completed", '"out"', None, nonce),
+    )
+    monkeypatch.setattr(_postgres().uuid, "uuid4", lambda: nonce)
+    retry = asyncio.create_task(
+        store.finish_run("app", "r", claim.run.token, "completed", output='"out"')
+    )
+    await asyncio.sleep(0.2)
+    assert not retry.done()  # it waits for the first attempt's row lock
+    await first.commit()
+    finished = await retry
+    assert (finished.status, finished.output, finished.owner) == ("completed", '"out"', None)
 
 
 async def test_connection_errors_are_retried_and_others_are_not(

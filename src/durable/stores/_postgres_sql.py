@@ -287,20 +287,20 @@ RELEASE = """
     WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
 """
 
-# The second branch recognises a retried call whose first attempt committed.
 FINISH = """
-    WITH u AS (
-        UPDATE {s}.runs SET status = $4, output = $5, error = $6, owner = NULL,
-                            lease_expires_at = NULL, updated_at = extract(epoch FROM now()),
-                            finish_nonce = $7
-        WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
-        RETURNING {run_columns}
-    )
-    SELECT {run_columns} FROM u
-    UNION ALL
+    UPDATE {s}.runs SET status = $4, output = $5, error = $6, owner = NULL,
+                        lease_expires_at = NULL, updated_at = extract(epoch FROM now()),
+                        finish_nonce = $7
+    WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
+    RETURNING {run_columns}
+"""
+
+# Run when FINISH changed nothing: recognises a retried call whose first
+# attempt committed, even one that committed while FINISH waited for it (a
+# statement of its own, so it sees that commit).
+FINISHED = """
     SELECT {run_columns} FROM {s}.runs
-    WHERE app = $1 AND run_id = $2 AND token = $3 AND finish_nonce = $7
-      AND NOT EXISTS (SELECT 1 FROM u)
+    WHERE app = $1 AND run_id = $2 AND token = $3 AND finish_nonce = $4
 """
 
 CANCEL = """

@@ -497,9 +497,12 @@ class PostgresStore(Store):
         error: str | None = None,
     ) -> RunRecord:
         check_json(output=output, error=error)
+        nonce = uuid.uuid4()
         row = await self._fetchrow(
-            statements.FINISH, app, run_id, token, status, output, error, uuid.uuid4()
+            statements.FINISH, app, run_id, token, status, output, error, nonce
         )
+        if row is None:
+            row = await self._fetchrow(statements.FINISHED, app, run_id, token, nonce)
         if row is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
         return _run_record(app, run_id, row)
