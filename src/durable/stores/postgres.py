@@ -2,9 +2,12 @@
 
 Many processes on many machines can share one database. Every operation is a
 single statement (``claim_run`` is one call of a server-side function), so
-each costs one round trip; lease times come from the database clock. Step
-saves made while others are in flight are grouped into one statement and one
-commit (group commit); each caller resumes once its own row is committed.
+each costs one round trip; a step save or a finish that finds anything but the
+common case (a lost lease, a cancel request, a step already stored, a retried
+call) takes a second statement to tell which. Lease times come from the
+database clock. Step saves made while others are in flight are grouped into
+one statement and one commit (group commit); each caller resumes once its own
+row is committed.
 
 Tables live in their own schema (``durable`` by default), created and migrated
 on :meth:`PostgresStore.open` under an advisory lock, so processes starting
