@@ -77,6 +77,9 @@ class Executor:
 
     async def close(self) -> None:
         self._opened = False
+        if self._heartbeat is not None:
+            # A renewal after close would silently reopen the store.
+            await self._heartbeat.stop()
         await self.app.store.close()
 
     # -- entry -----------------------------------------------------------------------

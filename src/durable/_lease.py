@@ -1,8 +1,10 @@
 """Run ownership: owner ids, telling whether an owner is provably dead, heartbeats.
 
-An owner id is ``host/pid/start/nonce``. ``start`` is the process start time
-(from /proc on Linux), so a recycled pid is not mistaken for the original
-process. An owner is *provably* dead only when it ran on this host and its
+An owner id is ``host/pid/start/scope/nonce``. ``start`` is the process start
+time (from /proc on Linux), so a recycled pid is not mistaken for the original
+process. ``scope`` names the kernel boot and the pid namespace: containers on
+one machine may share a host name but not their pids. An owner is *provably*
+dead only when it ran on this host, in this boot and pid namespace, and its
 process is gone; any other owner is presumed alive until its lease expires.
 """
 
@@ -20,6 +22,20 @@ from durable.stores.base import LeaseState
 logger = logging.getLogger("durable.lease")
 
 _HOST = socket.gethostname()
+
+
+def _pid_scope() -> str:
+    """This boot and pid namespace, "" where they cannot be read (not Linux)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip().replace("-", "")[:12]
+        namespace = os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        return ""
+    return f"{boot}.{namespace.strip('pid:[]')}"
+
+
+_SCOPE = _pid_scope()
 
 
 def _proc_stat(pid: int) -> list[bytes]:
@@ -41,13 +57,14 @@ def _process_start(pid: int) -> str:
 
 def new_owner_id() -> str:
     pid = os.getpid()
-    return f"{_HOST}/{pid}/{_process_start(pid)}/{os.urandom(6).hex()}"
+    return f"{_HOST}/{pid}/{_process_start(pid)}/{_SCOPE}/{os.urandom(6).hex()}"
 
 
 def owner_is_dead(owner: str) -> bool:
-    """True only when ``owner`` ran on this host and its process no longer exists."""
+    """True only when ``owner`` ran here (host, boot, pid namespace) and its process is gone."""
     parts = owner.split("/")
-    if len(parts) != 4 or parts[0] != _HOST:
+    if len(parts) != 5 or parts[0] != _HOST or parts[3] != _SCOPE:
+        # Another machine, boot or container: its pids mean nothing here.
         return False
     try:
         pid = int(parts[1])
@@ -97,6 +114,15 @@ class Heartbeat:
             self._task.cancel()
             self._task = None
 
+    async def stop(self) -> None:
+        """Stop renewing: the runs still executing keep their lease until it expires."""
+        self._runs.clear()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            if task.get_loop() is asyncio.get_running_loop():
+                await asyncio.gather(task, return_exceptions=True)
+
     def cancel_requested(self, run_id: str) -> None:
         """Flag the executions of ``run_id`` here as cancelled without waiting for a beat."""
         for ctx in self._runs:
@@ -104,8 +130,21 @@ class Heartbeat:
                 ctx.cancel_requested = True
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._runs:
+            slept_at = loop.time()
             await asyncio.sleep(self._interval)
+            late = loop.time() - slept_at - self._interval
+            if late > self._interval:
+                # Something blocked the event loop: leases may have expired
+                # meanwhile, and another process may have taken runs over.
+                logger.warning(
+                    "lease renewal ran %.1fs late (every %.1fs): blocking code on the "
+                    "event loop delays it; run it with asyncio.to_thread or raise lease_ttl",
+                    late,
+                    self._interval,
+                    extra={"action": "heartbeat_late"},
+                )
             for ctx in list(self._runs):
                 if ctx not in self._runs:
                     # Discarded while an earlier renewal was awaited: its run may

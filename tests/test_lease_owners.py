@@ -1,0 +1,110 @@
+"""Leases: which owners are provably dead (real processes), heartbeat warnings, close()."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from durable import Workflow
+from durable._lease import new_owner_id, owner_is_dead
+
+_PRINT_OWNER = "from durable._lease import new_owner_id; print(new_owner_id())"
+
+
+def _python(code: str, *, unshare: bool = False) -> str:
+    argv = [sys.executable, "-c", code]
+    if unshare:
+        # A new pid namespace with the same host name: a container on this machine.
+        argv = ["unshare", "--pid", "--fork", "--mount-proc", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if unshare and done.returncode != 0:
+        pytest.skip(f"cannot create a pid namespace here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_an_exited_process_on_this_host_is_dead_and_a_live_one_is_not() -> None:
+    assert owner_is_dead(_python(_PRINT_OWNER))
+    assert not owner_is_dead(new_owner_id())
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_owners_in_another_pid_namespace_are_never_judged_by_pid() -> None:
+    """Same host name, other pid namespace: pids there mean nothing here, and back."""
+    inner = _python(_PRINT_OWNER, unshare=True)
+    assert inner.split("/")[1] == "1"  # pid 1 here is another process entirely
+    assert not owner_is_dead(inner)
+    gone = _python(_PRINT_OWNER)
+    assert owner_is_dead(gone)
+    verdict = _python(
+        f"from durable._lease import owner_is_dead; print(owner_is_dead({gone!r}))",
+        unshare=True,
+    )
+    assert verdict == "False"
+
+
+@pytest.mark.parametrize(
+    "owner",
+    ["", "host/1/2/3", "other-host/1/2/scope/nonce", "a/b/c/d/e", "x" * 300],
+)
+def test_malformed_or_foreign_owner_ids_are_presumed_alive(owner: str) -> None:
+    assert not owner_is_dead(owner)
+
+
+async def test_a_blocked_event_loop_is_reported_by_the_heartbeat(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task body blocking the loop past a heartbeat interval gets a 'heartbeat_late' warning."""
+    wf = Workflow("blocking", db=tmp_path / "b.db", lease_ttl=3, heartbeat=0.05)
+
+    @wf.task
+    async def crunch() -> int:
+        time.sleep(0.3)  # noqa: ASYNC251 - the blocking code under test
+        return 1
+
+    @wf.workflow(id="blocking")
+    async def flow() -> int:
+        await asyncio.sleep(0.1)  # the heartbeat is running by now
+        return await crunch()
+
+    with caplog.at_level("WARNING", logger="durable"):
+        assert await flow() == 1
+    await wf.close()
+    late = [r for r in caplog.records if getattr(r, "action", None) == "heartbeat_late"]
+    assert late, [r.getMessage() for r in caplog.records]
+    assert "asyncio.to_thread" in late[0].getMessage()
+
+
+async def test_close_stops_lease_renewals_instead_of_reopening_the_store(tmp_path: Path) -> None:
+    """After close(), the heartbeat of a run still in flight does not reopen the store."""
+    wf = Workflow("closing", db=tmp_path / "c.db", heartbeat=0.02)
+    started = asyncio.Event()
+
+    @wf.workflow(id="slow")
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+
+    call = asyncio.ensure_future(slow())
+    await started.wait()
+    await wf.close()
+    store = wf.store
+    reopened = 0
+    real_open = store.open
+
+    async def counting_open() -> None:
+        nonlocal reopened
+        reopened += 1
+        await real_open()
+
+    store.open = counting_open  # type: ignore[method-assign]
+    await asyncio.sleep(0.1)  # several heartbeat intervals
+    assert reopened == 0, "a lease renewal reopened the store after close()"
+    await call
+    await wf.close()
