@@ -39,6 +39,9 @@ def _print(name: str, figures: Figures) -> int:
 
 def _suite(view: StoreView, workdir: Path, trials: int, seed: int, sweep: bool) -> int:
     kind = view.spec["kind"]
+    # Journals are named after run ids, which repeat from one store to the next.
+    workdir = workdir / kind
+    workdir.mkdir(exist_ok=True)
     bad = 0
     with fork_server() as server:
         bad += _print(
