@@ -541,3 +541,51 @@ async def test_a_run_keeps_the_arguments_it_was_created_with(
         assert await report("mon", 0) == 0
     assert [getattr(r, "action", None) for r in caplog.records] == ["run_inputs_differ"]
     assert (await wf.get_run("report-mon")).inputs == {"day": "mon", "n": 0}
+
+
+async def test_the_body_gets_the_stored_arguments_on_its_first_execution_too(
+    wf: Workflow,
+) -> None:
+    """Arguments go through JSON before the first execution, as on any resume: one code path."""
+    seen: list[Any] = []
+
+    @wf.workflow(id="order-{order_id}")
+    async def order(order_id: str, qty: dict[int, int], raw: dict[Any, Any], pair: Any) -> int:
+        seen.append((qty, raw, pair))
+        return qty[1]
+
+    assert await order("o1", {1: 2, 2: 3}, {1: "a"}, (1, 2)) == 2
+    assert await wf.resume("order-o1") == 2
+    assert seen == [({1: 2, 2: 3}, {"1": "a"}, [1, 2])]
+
+
+async def test_gather_branches_still_running_when_the_run_fails_are_stopped(
+    wf: Workflow,
+) -> None:
+    """A failed sibling ends the run only once the other branches stopped: no double charge."""
+    journal = Journal()
+
+    @wf.task
+    async def charge_card() -> str:
+        journal("charge start")
+        await asyncio.sleep(0.3)
+        journal("charge end")
+        return "charged"
+
+    validations = Journal()
+
+    @wf.task
+    async def validate() -> None:
+        validations("validate")
+        if len(validations) == 1:
+            raise ValueError("invalid address")
+
+    @wf.workflow(id="checkout")
+    async def checkout() -> list[Any]:
+        return list(await asyncio.gather(charge_card(), validate()))
+
+    with pytest.raises(ValueError, match="invalid address"):
+        await checkout()
+    assert journal.entries == ["charge start"]  # stopped, not left running
+    assert await checkout() == ["charged", None]
+    assert journal.entries == ["charge start", "charge start", "charge end"]

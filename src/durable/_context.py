@@ -7,8 +7,9 @@ run sees the same RunContext object; step ids are allocated when a task is
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from durable.errors import ConfigurationError, NonDeterminismError
 from durable.stores.base import StepRecord
@@ -29,7 +30,9 @@ class RunContext:
         "by_position",
         "cancel_requested",
         "checked_positions",
+        "in_flight",
         "lease_lost",
+        "main_task",
         "parent",
         "resumed",
         "run_id",
@@ -64,6 +67,10 @@ class RunContext:
         self.parent: RunContext | None = None
         # Executing because of Workflow.resume (or as a child of such a run).
         self.resumed = False
+        # The task running the body, and the other tasks (asyncio.gather
+        # branches, say) executing one of its steps right now.
+        self.main_task: asyncio.Task[Any] | None = None
+        self.in_flight: set[asyncio.Task[Any]] = set()
         self._next_position = 0
         self._auto_counts: dict[str, int] = {}
         self._explicit_ids: set[str] = set()
@@ -113,6 +120,19 @@ class RunContext:
                 )
             self._explicit_ids.add(step_id)
         return step_id, position
+
+    def branch_started(self) -> asyncio.Task[Any] | None:
+        """Note a step starting in a task beside the body (a gather branch); that task.
+
+        The run must not end while such a step still runs: see
+        ``_stop_stragglers`` in the executor. Discard it from ``in_flight``
+        when the step ends.
+        """
+        task = asyncio.current_task()
+        if task is None or task is self.main_task:
+            return None
+        self.in_flight.add(task)
+        return task
 
     def cancelled_ancestor(self) -> RunContext | None:
         """The closest parent run (executing here) that was cancelled, if any."""

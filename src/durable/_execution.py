@@ -89,8 +89,6 @@ class Executor:
         wf_fn: WorkflowFunction[Any, Any],
         run_id: str,
         inputs: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
         *,
         parent: str | None,
         resume: bool = False,
@@ -107,7 +105,7 @@ class Executor:
             if execution is None:
                 new = NewRun(self.app.name, run_id, wf_fn.name, inputs, parent)
                 task = asyncio.get_running_loop().create_task(
-                    self._drive(wf_fn, new, args, kwargs, resume=resume),
+                    self._drive(wf_fn, new, resume=resume),
                     name=f"durable-run:{run_id}",
                 )
                 execution = _Execution(wf_fn.name, task)
@@ -144,8 +142,6 @@ class Executor:
         self,
         wf_fn: WorkflowFunction[Any, Any],
         new: NewRun,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
         *,
         resume: bool,
     ) -> Any:
@@ -183,8 +179,11 @@ class Executor:
                         extra={"action": "run_inputs_differ", "run_id": run.run_id},
                     )
                     new = NewRun(new.app, new.run_id, new.workflow, run.inputs, new.parent_run_id)
-                    args, kwargs = wf_fn.decode_inputs(run.inputs)
                 if claim.acquired:
+                    # The body always gets the stored arguments, decoded: the values
+                    # a resumed run will get too (a tuple is a list, int keys are
+                    # strings unless annotated), so every execution takes one path.
+                    args, kwargs = wf_fn.decode_inputs(run.inputs)
                     try:
                         return await self._run_body(wf_fn, claim, args, kwargs, resumed=resume)
                     except _Adopt:
@@ -278,7 +277,11 @@ class Executor:
                     raise RunCancelledError(
                         f"run {run.run_id!r} of workflow {wf_fn.name!r} was cancelled"
                     )
-                value = await self._call_body(wf_fn, run, args, kwargs)
+                ctx.main_task = asyncio.current_task()
+                try:
+                    value = await self._call_body(wf_fn, run, args, kwargs)
+                finally:
+                    await _stop_stragglers(ctx)
                 if ctx.lease_lost:
                     raise _Adopt
                 what = f"workflow {wf_fn.name!r} (run {run.run_id!r})"
@@ -394,8 +397,6 @@ class Executor:
         wf_fn: WorkflowFunction[Any, Any],
         run_id: str,
         inputs: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
     ) -> StepRecord:
         """Execute a child run and record its outcome as a step of the parent."""
         started = time.time()
@@ -406,7 +407,7 @@ class Executor:
             # A resumed run resumes the children it calls: one that was cancelled
             # with it continues too.
             value = await self.execute(
-                wf_fn, run_id, inputs, args, kwargs, parent=parent.run_id, resume=parent.resumed
+                wf_fn, run_id, inputs, parent=parent.run_id, resume=parent.resumed
             )
             result = _serde.dumps(value)
         except RunCancelledError:
@@ -454,10 +455,7 @@ class Executor:
                     extra={"action": "recover_skipped", "run_id": run.run_id},
                 )
                 continue
-            args, kwargs = wf_fn.decode_inputs(run.inputs)
-            coro = self.execute(
-                wf_fn, run.run_id, run.inputs, args, kwargs, parent=run.parent_run_id
-            )
+            coro = self.execute(wf_fn, run.run_id, run.inputs, parent=run.parent_run_id)
             pending.append((run.run_id, asyncio.ensure_future(coro)))
         for run_id, future in pending:
             try:
@@ -504,6 +502,27 @@ def _failed_error(run: RunRecord) -> BaseException:
         error_type=error_type,
         run_id=run.run_id,
     )
+
+
+async def _stop_stragglers(ctx: RunContext) -> None:
+    """Cancel the steps still running beside a body that has ended, and wait for them.
+
+    When one branch of ``asyncio.gather`` fails, the others keep running; if
+    the run ended now, a re-run would execute those steps again beside them,
+    and their results would be refused anyway (the run is no longer theirs).
+    """
+    pending = [task for task in ctx.in_flight if not task.done()]
+    if not pending:
+        return
+    logger.info(
+        "run %s: its body ended with %d step(s) still running; cancelling them",
+        ctx.run_id,
+        len(pending),
+        extra={"action": "steps_cancelled", "run_id": ctx.run_id},
+    )
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(pending)
 
 
 async def _shielded(coro: Any) -> None:

@@ -133,6 +133,12 @@ def rebuild(value: Any, annotation: Any) -> Any:
             return tuple(rebuild(v, a) for v, a in zip(value, args, strict=True))
         return tuple(value)
     if origin is dict and len(args) == 2 and isinstance(value, dict):
+        if args[0] is int:
+            # JSON object keys are strings; an int-keyed dict gets its keys back.
+            try:
+                return {int(k): rebuild(v, args[1]) for k, v in value.items()}
+            except ValueError:
+                pass
         return {k: rebuild(v, args[1]) for k, v in value.items()}
     return value
 

@@ -120,7 +120,12 @@ class Task(Generic[P, R]):
         ensure_may_continue(ctx)
         record = ctx.recorded(self.name, step_id, position)
         if record is None:
-            record = await self._execute(ctx, step_id, position, args, kwargs)
+            branch = ctx.branch_started()
+            try:
+                record = await self._execute(ctx, step_id, position, args, kwargs)
+            finally:
+                if branch is not None:
+                    ctx.in_flight.discard(branch)
         return self._outcome(ctx, record)
 
     def _outcome(self, ctx: RunContext, record: StepRecord) -> R:

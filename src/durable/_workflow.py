@@ -405,7 +405,7 @@ class Workflow:
         arguments = wf_fn.bind(args, kwargs)
         inputs = wf_fn.encode_inputs(arguments)
         run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
-        output: R = await self._executor.execute(wf_fn, run_id, inputs, args, kwargs, parent=None)
+        output: R = await self._executor.execute(wf_fn, run_id, inputs, parent=None)
         return output
 
     async def _run_child(
@@ -434,9 +434,14 @@ class Workflow:
                         "give the child a run id of its own (id=... or .run(run_id, ...))"
                     )
                 ancestor = ancestor.parent
-            record = await self._executor.run_child_step(
-                parent, step_id, position, wf_fn, run_id, inputs, args, kwargs
-            )
+            branch = parent.branch_started()
+            try:
+                record = await self._executor.run_child_step(
+                    parent, step_id, position, wf_fn, run_id, inputs
+                )
+            finally:
+                if branch is not None:
+                    parent.in_flight.discard(branch)
         return step_outcome(parent, record, wf_fn._annotation)  # type: ignore[no-any-return]
 
     async def _save_step(self, ctx: RunContext, record: StepRecord) -> StepRecord:
@@ -554,9 +559,8 @@ class Workflow:
                 f"cannot resume run {run_id!r}: its workflow {run.workflow!r} is not "
                 f"registered on app {self.name!r} in this process"
             )
-        args, kwargs = wf_fn.decode_inputs(run.inputs)
         return await self._executor.execute(
-            wf_fn, run_id, run.inputs, args, kwargs, parent=run.parent_run_id, resume=True
+            wf_fn, run_id, run.inputs, parent=run.parent_run_id, resume=True
         )
 
     async def get_run(self, run_id: str) -> _inspect.RunInfo:
