@@ -46,7 +46,7 @@ class _Adopt(Exception):
 
 
 class _Execution:
-    __slots__ = ("abandoned", "task", "waiters", "workflow")
+    __slots__ = ("abandoned", "ctx", "parent_ctx", "task", "waiters", "workflow")
 
     def __init__(self, workflow: str, task: asyncio.Task[Any]) -> None:
         self.workflow = workflow
@@ -54,6 +54,16 @@ class _Execution:
         self.waiters = 0
         # Cancelled because its last waiter gave up, not by its own body.
         self.abandoned = False
+        # The run's context once its body runs, and its parent's when the parent
+        # executes here (it may join after the child started, e.g. on recover()).
+        self.ctx: RunContext | None = None
+        self.parent_ctx: RunContext | None = None
+
+    def link_parent(self, parent: RunContext) -> None:
+        """Make a cancel of ``parent`` reach this child run, whichever started first."""
+        self.parent_ctx = parent
+        if self.ctx is not None and self.ctx.parent is None:
+            self.ctx.parent = parent
 
 
 class Executor:
@@ -113,6 +123,10 @@ class Executor:
                 task.add_done_callback(functools.partial(self._forget, run_id, execution))
             elif execution.workflow != wf_fn.name:
                 raise _conflict(self.app.name, run_id, execution.workflow, wf_fn.name)
+            if parent is not None:
+                caller = current_run.get()
+                if caller is not None and caller.run_id == parent:
+                    execution.link_parent(caller)
             execution.waiters += 1
             try:
                 return await asyncio.shield(execution.task)
@@ -255,9 +269,10 @@ class Executor:
         store = self.app.store
         ctx = RunContext.start(self.app, run.run_id, wf_fn.name, run.token, claim.steps)
         ctx.resumed = resumed
-        caller = current_run.get()
-        if caller is not None and caller.run_id == run.parent_run_id:
-            ctx.parent = caller
+        execution = self._active.get(run.run_id)
+        if execution is not None and execution.task is asyncio.current_task():
+            execution.ctx = ctx
+            ctx.parent = execution.parent_ctx
         logger.info(
             "%s run %s of workflow %s (attempt %d, %d recorded steps)",
             "resuming" if claim.steps or run.attempts > 1 else "starting",

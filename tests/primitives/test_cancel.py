@@ -238,3 +238,39 @@ async def test_a_parent_cancelled_from_elsewhere_stops_its_child_within_a_heartb
     with pytest.raises(RunCancelledError, match="run 'parent-3'"):
         await asyncio.wait_for(call, 2)
     assert (await remote.get_run("child-3")).status == "cancelled"
+
+
+async def test_a_cancel_reaches_a_child_that_recover_resumed_before_its_parent(
+    wf: Workflow,
+) -> None:
+    """recover() may start a child before its parent joins it: a cancel still reaches both."""
+
+    @wf.workflow(id="kid-{n}")
+    async def kid(n: int) -> str:
+        return str(await wf.signal("go"))
+
+    @wf.workflow(id="mom-{n}")
+    async def mom(n: int) -> str:
+        return await kid(n)
+
+    first = asyncio.ensure_future(mom(1))
+    await wait_for_run(wf, "kid-1")
+    await asyncio.sleep(0.05)  # both runs are waiting now
+    first.cancel()  # as if the process died: both runs stay 'running', ownerless
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    for _ in range(200):  # until both executions have released their runs
+        runs = await wf.store.list_runs(wf.name, status="running")
+        if len(runs) == 2 and all(run.owner is None for run in runs):
+            break
+        await asyncio.sleep(0.01)
+    recovery = asyncio.ensure_future(wf.recover())
+    for _ in range(200):  # until recover() executes both again
+        if {"kid-1", "mom-1"} <= set(wf._executor._active):
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    await wf.cancel("mom-1")
+    assert sorted(await asyncio.wait_for(recovery, 3)) == ["kid-1", "mom-1"]
+    assert (await wf.get_run("mom-1")).status == "cancelled"
+    assert (await wf.get_run("kid-1")).status == "cancelled"
