@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sqlite3
 import sys
 import traceback
 import warnings
@@ -208,3 +209,61 @@ def test_a_loop_left_open_closes_its_connections_when_it_runs_again(
             app.close()
 
     _check(kind, scenario)
+
+
+@pytest.mark.parametrize("waiting", ["claim", "step save"])
+def test_sqlite_call_in_flight_when_its_loop_closes(waiting: str, tmp_path: Path) -> None:
+    """A SQLite call still waiting for a lock when ``asyncio.run`` ends harms no later loop.
+
+    Another connection holds the write lock, so the claim of a run (or the save
+    of its step) waits on the store's connection thread; the caller gives up
+    and its loop closes. Once the lock is gone, the call finishes on the thread
+    with nobody to answer, and the next loops use the store as before.
+    """
+
+    def scenario() -> None:
+        app = _App("sqlite", tmp_path)
+        blocker = sqlite3.connect(tmp_path / "durable.db", isolation_level=None)
+        closing = False
+        try:
+
+            @app.wf.task
+            async def locked(n: int) -> int:
+                # Taken on the loop thread while the store's connection is idle:
+                # the save of this step is the next write, and it must wait.
+                blocker.execute("BEGIN IMMEDIATE")
+                return n
+
+            @app.wf.workflow(id="locked-{n}")
+            async def saves_locked(n: int) -> int:
+                return await locked(n)
+
+            async def gives_up() -> None:
+                if waiting == "claim":
+                    blocker.execute("BEGIN IMMEDIATE")
+                    pending = app.doubled(1)
+                else:
+                    pending = saves_locked(1)
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(pending, 0.3)
+
+            assert list(_run(app.wf.list_runs())) == []  # the file and its schema exist
+            asyncio.run(gives_up())
+            assert blocker.in_transaction
+            blocker.execute("ROLLBACK")
+            assert _run(asyncio.wait_for(app.doubled(2), 10)) == 4
+            assert _run(asyncio.wait_for(app.signalled(1, 41), 10)) == 42
+            # The run whose claim was in flight: this process's earlier
+            # execution owns it, gone, so it is taken over and completes.
+            assert _run(asyncio.wait_for(app.doubled(1), 10)) == 2
+            if waiting == "step save":
+                assert _run(asyncio.wait_for(saves_locked(1), 10)) == 1
+            assert app.calls == [2, 1]
+            closing = True
+        finally:
+            blocker.close()
+            # A store whose connection thread died never closes: fail, do not hang.
+            if closing:
+                app.close()
+
+    _check("sqlite", scenario)

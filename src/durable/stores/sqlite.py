@@ -21,6 +21,7 @@ batching.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import os
@@ -149,10 +150,15 @@ class SQLiteStore(Store):
         # Used by one thread at a time: the connection thread, or the event loop
         # thread while nothing is queued for the connection thread.
         self._db: sqlite3.Connection | None = None
+        self._submit: Callable[[tuple[None, Callable[[], None]]], None] | None = None
+        # Functions queued for or running on the connection thread: counted up
+        # when submitted, down by the connection thread once the function has
+        # returned, whatever became of the event loop that submitted it.
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        # State bound to the event loop that uses the store; reset when it changes.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._open_lock = asyncio.Lock()
-        self._submit: Callable[[tuple[asyncio.Future[Any], Callable[[], Any]]], None] | None = None
-        # Functions queued for or running on the connection thread.
-        self._queued_calls = 0
         self._pending: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
         self._flush_scheduled = False
         # The batch on the connection thread now; saves queue in _pending meanwhile.
@@ -210,6 +216,7 @@ class SQLiteStore(Store):
     # -- connection --------------------------------------------------------
 
     async def open(self) -> None:
+        self._enter()
         if self._conn is not None:
             return
         async with self._open_lock:
@@ -236,7 +243,8 @@ class SQLiteStore(Store):
             # thread. Its work queue holds (future, function) pairs, the ones its
             # own ``_execute`` enqueues (0.17 to 0.22 at least); whole
             # transactions go there as one function, so that they never
-            # interleave and each costs one hop.
+            # interleave and each costs one hop. The future is always None
+            # (see _run_on_thread): aiosqlite then never touches an event loop.
             queue = getattr(conn, "_tx", None)
             submit = getattr(queue, "put_nowait", None)
             if not callable(submit):
@@ -249,6 +257,7 @@ class SQLiteStore(Store):
             self._conn = conn
 
     async def close(self) -> None:
+        self._enter()
         async with self._open_lock:
             conn = self._conn
             if conn is None:
@@ -267,27 +276,88 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
+    def _enter(self) -> asyncio.AbstractEventLoop:
+        """The running event loop; the loop-bound state is reset when it changed.
+
+        Futures, the scheduled flush and the open lock belong to the loop that
+        made them. A call still on the connection thread when its loop ended
+        keeps the thread busy (``_busy``) until it returns, so the next loop
+        queues behind it instead of using the connection alongside it.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return loop
+        stale, self._pending = self._pending, []
+        self._loop = loop
+        self._flush_scheduled = False
+        self._in_flight = None
+        self._open_lock = asyncio.Lock()
+        for _, _, future in stale:
+            # Saves never sent: their callers are on the old loop, if anywhere.
+            error = StoreError(
+                f"SQLite database {self._path!r}: save dropped, its event loop stopped running"
+            )
+            _post(future.get_loop(), _set_result, future, error)
+        return loop
+
+    def _is_idle(self) -> bool:
+        """True when nothing is queued for or running on the connection thread."""
+        with self._busy_lock:
+            return self._busy == 0
+
+    def _run_on_thread(
+        self,
+        submit: Callable[[tuple[None, Callable[[], None]]], None],
+        done: asyncio.Future[Any],
+        fn: Callable[[], Any],
+    ) -> None:
+        """Queue ``fn`` for the connection thread; its outcome goes to ``done``.
+
+        The outcome is posted to the loop of ``done`` by the connection thread,
+        and dropped when that loop has closed: a call left running when its
+        loop ended neither kills the thread nor leaves the store busy.
+        """
+        loop = done.get_loop()
+
+        def work() -> None:
+            try:
+                try:
+                    result = fn()
+                finally:
+                    with self._busy_lock:
+                        self._busy -= 1
+            except BaseException as exc:  # handed to the caller, as aiosqlite does
+                _post(loop, _set_exception, done, exc)
+            else:
+                _post(loop, _set_result, done, result)
+
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            submit((None, work))
+        except BaseException:
+            with self._busy_lock:
+                self._busy -= 1
+            raise
+
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(db, *args)`` on the connection thread; sqlite errors translated."""
+        loop = self._enter()
         if self._submit is None:
             await self.open()
         submit, db = self._submit, self._db
         if submit is None or db is None:
             raise StoreError(f"SQLite database {self._path!r} is closed")
-        done: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        # The count drops when the function has returned on the connection
-        # thread, not when a cancelled caller gives up on it: until then the
-        # event loop thread must not use the connection (see _flush).
-        self._queued_calls += 1
-        done.add_done_callback(self._call_done)
-        submit((done, functools.partial(_waiting_for_locks, db, self._busy_ms, fn, *args)))
+        done: asyncio.Future[_T] = loop.create_future()
+        # A cancelled caller leaves the function running; the event loop thread
+        # stays off the connection until it has returned (see _flush).
+        self._run_on_thread(
+            submit, done, functools.partial(_waiting_for_locks, db, self._busy_ms, fn, *args)
+        )
         try:
-            return await asyncio.shield(done)
+            return await done
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
-
-    def _call_done(self, _: asyncio.Future[Any]) -> None:
-        self._queued_calls -= 1
 
     def _translate(self, exc: sqlite3.Error) -> StoreError:
         """The one place where sqlite3 errors become durable errors."""
@@ -511,17 +581,17 @@ class SQLiteStore(Store):
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
         check_step(step)
+        loop = self._enter()
         if self._submit is None:
             await self.open()
         params = step_params(app, run_id, token, step)
-        loop = asyncio.get_running_loop()
         future: asyncio.Future[_SaveOutcome] = loop.create_future()
         self._pending.append((params, step, future))
         if self._in_flight is None and not self._flush_scheduled:
             # Saves made by the other coroutines that run in this pass of the
             # event loop join the same transaction.
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._scheduled_flush, loop)
         outcome = await future
         if isinstance(outcome, SavedStep):
             return outcome
@@ -530,6 +600,11 @@ class SQLiteStore(Store):
         if isinstance(outcome, sqlite3.Error):
             raise self._translate(outcome) from outcome
         raise outcome
+
+    def _scheduled_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Scheduled on a loop the store has since left: that loop's saves were dropped.
+        if loop is self._loop:
+            self._flush()
 
     def _flush(self) -> None:
         """Commit the queued saves: on this thread when the connection is idle.
@@ -544,7 +619,7 @@ class SQLiteStore(Store):
         if self._in_flight is not None or not self._pending:
             return
         db = self._db
-        if self._queued_calls or db is None or self._submit is None:
+        if db is None or self._submit is None or not self._is_idle():
             self._send_batch()
             return
         batch, self._pending = self._pending, []
@@ -581,11 +656,10 @@ class SQLiteStore(Store):
         done.add_done_callback(functools.partial(self._batch_done, batch))
         self._in_flight = done
         items = [b[:2] for b in batch]
-        submit(
-            (
-                done,
-                functools.partial(_waiting_for_locks, db, self._busy_ms, _save_batch_sync, items),
-            )
+        self._run_on_thread(
+            submit,
+            done,
+            functools.partial(_waiting_for_locks, db, self._busy_ms, _save_batch_sync, items),
         )
 
     def _batch_done(
@@ -605,5 +679,25 @@ class SQLiteStore(Store):
         for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
-        self._in_flight = None
-        self._flush()
+        if self._in_flight is done:
+            # Not when the store moved to another loop meanwhile: that loop's
+            # saves are its own.
+            self._in_flight = None
+            self._flush()
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """Run ``callback(*args)`` on ``loop`` from any thread; nothing when the loop has closed."""
+    # "Event loop is closed": nobody is left to wait for the answer.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
