@@ -778,6 +778,94 @@ class StoreContract:
         assert await store.renew_lease(APP, "nope", 1, LONG) is LeaseState.LOST
         assert await store.get_run(APP, "nope") is None
 
+    # -- renew_leases --------------------------------------------------------
+
+    async def test_renew_leases_extends_owned_leases(self, store: Store) -> None:
+        """A batch renewal extends every owned lease from the store's clock, and nothing else."""
+        claims = [await claim(store, f"run-{i}", lease_ttl=SHORT) for i in range(3)]
+        states = await store.renew_leases(APP, [(c.run.run_id, c.run.token) for c in claims], LONG)
+        assert states == {c.run.run_id: LeaseState.OWNED for c in claims}
+        for got in claims:
+            run = await stored(store, got.run.run_id)
+            assert run.lease_expires_at is not None
+            assert run.lease_expires_at - run.updated_at == pytest.approx(LONG, abs=1.0)
+            assert run.updated_at >= got.run.updated_at
+            unchanged = dataclasses.replace(
+                got.run, lease_expires_at=run.lease_expires_at, updated_at=run.updated_at
+            )
+            assert run == unchanged
+        await asyncio.sleep(EXPIRE)
+        for got in claims:
+            assert not (await claim(store, got.run.run_id, owner="owner-b")).acquired
+
+    async def test_renew_leases_reports_lost_runs_and_changes_them_not(self, store: Store) -> None:
+        """A stale token, a finished run and an absent run are LOST, beside an owned one."""
+        owned = await claim(store, "owned")
+        old = await claim(store, "stolen")
+        new = await claim(store, "stolen", owner="owner-b", steal_from="owner-a")
+        done = await claim(store, "finished")
+        finished = await store.finish_run(APP, "finished", done.run.token, "completed")
+        states = await store.renew_leases(
+            APP,
+            [
+                ("stolen", old.run.token),
+                ("owned", owned.run.token),
+                ("finished", done.run.token),
+                ("absent", 1),
+            ],
+            LONG,
+        )
+        assert states == {
+            "stolen": LeaseState.LOST,
+            "owned": LeaseState.OWNED,
+            "finished": LeaseState.LOST,
+            "absent": LeaseState.LOST,
+        }
+        assert await stored(store, "stolen") == new.run
+        assert await stored(store, "finished") == finished
+        assert await store.get_run(APP, "absent") is None
+
+    async def test_renew_leases_reports_cancel_requests(self, store: Store) -> None:
+        """A run whose cancel was requested is renewed and reported CANCEL_REQUESTED."""
+        asked = await claim(store, "asked", lease_ttl=SHORT)
+        calm = await claim(store, "calm")
+        await store.request_cancel(APP, "asked")
+        states = await store.renew_leases(
+            APP, [("asked", asked.run.token), ("calm", calm.run.token)], LONG
+        )
+        assert states == {"asked": LeaseState.CANCEL_REQUESTED, "calm": LeaseState.OWNED}
+        run = await stored(store, "asked")
+        assert run.lease_expires_at is not None
+        assert run.lease_expires_at - run.updated_at == pytest.approx(LONG, abs=1.0)
+
+    async def test_renew_leases_of_nothing_is_empty(self, store: Store) -> None:
+        """An empty batch answers {} and writes nothing."""
+        assert await store.renew_leases(APP, [], LONG) == {}
+        assert list(await store.list_runs(APP)) == []
+
+    async def test_renew_leases_of_a_large_batch(self, store: Store) -> None:
+        """Five hundred runs in one batch, a few of them lost, each get their own answer."""
+        claims = [await claim(store, f"run-{i:03}", lease_ttl=SHORT) for i in range(500)]
+        finished = {c.run.run_id for c in claims[::50]}
+        for got in claims[::50]:
+            await store.finish_run(APP, got.run.run_id, got.run.token, "completed")
+        leases = [(c.run.run_id, c.run.token) for c in claims] + [("absent", 1)]
+        states = await store.renew_leases(APP, leases, LONG)
+        assert states == {
+            run_id: LeaseState.LOST
+            if run_id in finished or run_id == "absent"
+            else LeaseState.OWNED
+            for run_id, _ in leases
+        }
+        runs = await store.list_runs(APP, limit=1000)
+        assert len(runs) == 500
+        for run in runs:
+            if run.run_id in finished:
+                assert (run.status, run.lease_expires_at) == ("completed", None)
+            else:
+                assert run.lease_expires_at is not None
+                assert run.lease_expires_at - run.updated_at == pytest.approx(LONG, abs=1.0)
+
     async def test_release_run_lets_another_owner_take_over(self, store: Store) -> None:
         """A released run stays running and can be claimed at once despite a long lease."""
         got = await claim(store)

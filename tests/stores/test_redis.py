@@ -17,7 +17,7 @@ from durable.errors import (
     SerializationError,
     StoreUnavailableError,
 )
-from durable.stores.base import NewRun, StepRecord
+from durable.stores.base import LeaseState, NewRun, StepRecord
 
 if TYPE_CHECKING:
     from durable.stores.redis import RedisStore
@@ -233,6 +233,33 @@ async def test_lease_times_come_from_the_redis_clock(
     assert before + 30 <= claim.run.lease_expires_at <= after + 30
     stolen = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
     assert not stolen.acquired
+
+
+async def test_lease_batches_span_several_script_calls(
+    make_store: Callable[..., RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch longer than one script call's share is renewed whole, each run answered."""
+    monkeypatch.setattr(_redis_store(), "_RENEW_CHUNK", 3)
+    store = make_store()
+    tokens: dict[str, int] = {}
+    for i in range(8):
+        claim = await store.claim_run(NewRun("app", f"r{i}", "wf", "{}"), owner="a", lease_ttl=1)
+        tokens[f"r{i}"] = claim.run.token
+    await store.request_cancel("app", "r4")
+    tokens["r6"] += 1  # a stale token
+    states = await store.renew_leases("app", [*tokens.items(), ("absent", 1)], 600)
+    assert states == {
+        **dict.fromkeys(tokens, LeaseState.OWNED),
+        "r4": LeaseState.CANCEL_REQUESTED,
+        "r6": LeaseState.LOST,
+        "absent": LeaseState.LOST,
+    }
+    for run_id in tokens:
+        run = await store.get_run("app", run_id)
+        assert run is not None
+        assert run.lease_expires_at is not None
+        renewed = run.lease_expires_at - run.updated_at == pytest.approx(600, abs=1)
+        assert renewed is (run_id != "r6")
 
 
 async def test_keys_are_unambiguous_and_prefixed(

@@ -310,6 +310,24 @@ async def test_step_save_waiting_for_a_lock_leaves_the_event_loop_running(
     assert _sql(tmp_path / "durable.db", "SELECT step_id FROM durable_steps") == [("a",)]
 
 
+async def test_lease_batch_is_one_transaction(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """A batch renewal commits all its leases or none: one failing row renews nothing."""
+    store = make_store()
+    claims = [await store.claim_run(_new(f"r{i}"), owner="o", lease_ttl=60) for i in range(3)]
+    _sql(
+        tmp_path / "durable.db",
+        "CREATE TRIGGER refuse_r1 BEFORE UPDATE OF lease_expires_at ON durable_runs"
+        " WHEN NEW.run_id = 'r1' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    leases = [(c.run.run_id, c.run.token) for c in claims]
+    with pytest.raises(StoreError, match="refused"):
+        await store.renew_leases(APP, leases, 600)
+    expiries = _sql(tmp_path / "durable.db", "SELECT lease_expires_at FROM durable_runs")
+    assert sorted(e for (e,) in expiries) == sorted(c.run.lease_expires_at for c in claims)
+
+
 async def test_lock_held_longer_than_busy_timeout_is_unavailable(
     make_store: Callable[..., SQLiteStore], tmp_path: Path
 ) -> None:

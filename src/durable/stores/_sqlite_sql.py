@@ -412,6 +412,22 @@ def _renew_sync(db: sqlite3.Connection, app: str, run_id: str, token: int, lease
     return _fetchone(db, _RENEW_SQL, (now + lease_ttl, now, app, run_id, token))
 
 
+def _renew_many_sync(
+    db: sqlite3.Connection, app: str, leases: Sequence[tuple[str, int]], lease_ttl: float
+) -> dict[str, bool]:
+    """Renew every lease still owned, in one transaction; run id -> cancel flag of each."""
+    renewed: dict[str, bool] = {}
+    with _write_transaction(db):
+        now = time.time()
+        lease = now + lease_ttl
+        for run_id, token in leases:
+            # fetchall: the statement is done before the next one or the commit.
+            rows = db.execute(_RENEW_SQL, (lease, now, app, run_id, token)).fetchall()
+            if rows:
+                renewed[run_id] = bool(rows[0][0])
+    return renewed
+
+
 def _release_sync(db: sqlite3.Connection, app: str, run_id: str, token: int) -> None:
     db.execute(_RELEASE_SQL, (time.time(), app, run_id, token))
 

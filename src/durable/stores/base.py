@@ -204,6 +204,26 @@ class Store(ABC):
     async def renew_lease(self, app: str, run_id: str, token: int, lease_ttl: float) -> LeaseState:
         """Extend the lease to now + ``lease_ttl`` if ``token`` still owns the run."""
 
+    async def renew_leases(
+        self, app: str, leases: Sequence[tuple[str, int]], lease_ttl: float
+    ) -> dict[str, LeaseState]:
+        """Renew many leases at once: :meth:`renew_lease` for each ``(run_id, token)``.
+
+        Returns run id -> state for every pair, each with the meaning
+        :meth:`renew_lease` gives it (an unknown or finished run, or a token
+        that no longer owns it, is ``LOST``); run ids are distinct. Empty
+        ``leases`` return ``{}``. The renewals are independent of one another:
+        on an error, some may have been made.
+
+        A heartbeat renews every run of its process with one call. This
+        default calls :meth:`renew_lease` once per run; override it to renew
+        the whole batch in one round trip or transaction.
+        """
+        return {
+            run_id: await self.renew_lease(app, run_id, token, lease_ttl)
+            for run_id, token in leases
+        }
+
     @abstractmethod
     async def release_run(self, app: str, run_id: str, token: int) -> None:
         """Let anyone take over at once: expire the lease if ``token`` owns the run.

@@ -128,6 +128,23 @@ class InMemoryStore(Store):
         )
         return LeaseState.CANCEL_REQUESTED if run.cancel_requested else LeaseState.OWNED
 
+    async def renew_leases(
+        self, app: str, leases: Sequence[tuple[str, int]], lease_ttl: float
+    ) -> dict[str, LeaseState]:
+        now = self._now()
+        states: dict[str, LeaseState] = {}
+        for run_id, token in leases:
+            run = self._runs.get((app, run_id))
+            if run is None or run.status != "running" or run.token != token:
+                states[run_id] = LeaseState.LOST
+                continue
+            self._runs[(app, run_id)] = dataclasses.replace(
+                run, lease_expires_at=now + lease_ttl, updated_at=now
+            )
+            cancel = run.cancel_requested
+            states[run_id] = LeaseState.CANCEL_REQUESTED if cancel else LeaseState.OWNED
+        return states
+
     async def release_run(self, app: str, run_id: str, token: int) -> None:
         try:
             run = self._owned(app, run_id, token)

@@ -173,6 +173,27 @@ return cancel
 """
 )
 
+# KEYS: runs. ARGV: ttl, then the token of each run.
+# Returns per run: 0 when lost, 1 when renewed, 2 when renewed with a cancel request.
+_RENEW_MANY = (
+    _PRELUDE
+    + """
+local t = now()
+local lease, updated = fmt(t + tonumber(ARGV[1])), fmt(t)
+local states = {}
+for i, run in ipairs(KEYS) do
+    local ok, cancel = owned(run, ARGV[i + 1])
+    if ok then
+        redis.call('HSET', run, 'lease', lease, 'updated', updated)
+        states[i] = cancel == '1' and 2 or 1
+    else
+        states[i] = 0
+    end
+end
+return states
+"""
+)
+
 # KEYS: run. ARGV: token.
 _RELEASE = (
     _PRELUDE
@@ -236,6 +257,9 @@ return idx
 """
 
 _LIST_PAGE = 200
+# Runs renewed by one script call: the server runs nothing else meanwhile.
+_RENEW_CHUNK = 1000
+_RENEW_STATES = (LeaseState.LOST, LeaseState.OWNED, LeaseState.CANCEL_REQUESTED)
 
 
 def _text(value: bytes) -> str:
@@ -400,6 +424,7 @@ class RedisStore(Store):
                 ("claim", _CLAIM),
                 ("save_step", _SAVE_STEP),
                 ("renew", _RENEW),
+                ("renew_many", _RENEW_MANY),
                 ("release", _RELEASE),
                 ("finish", _FINISH),
                 ("cancel", _CANCEL),
@@ -480,6 +505,23 @@ class RedisStore(Store):
         if cancel is None:
             return LeaseState.LOST
         return LeaseState.CANCEL_REQUESTED if cancel == b"1" else LeaseState.OWNED
+
+    async def renew_leases(
+        self, app: str, leases: Sequence[tuple[str, int]], lease_ttl: float
+    ) -> dict[str, LeaseState]:
+        """One script call per thousand runs, each renewing its runs atomically."""
+        states: dict[str, LeaseState] = {}
+        ttl = repr(float(lease_ttl))
+        for start in range(0, len(leases), _RENEW_CHUNK):
+            chunk = leases[start : start + _RENEW_CHUNK]
+            replies = await self._script(
+                "renew_many",
+                [self._keys.run(app, run_id) for run_id, _ in chunk],
+                [ttl, *(str(token) for _, token in chunk)],
+            )
+            for (run_id, _), reply in zip(chunk, replies, strict=True):
+                states[run_id] = _RENEW_STATES[int(reply)]
+        return states
 
     async def release_run(self, app: str, run_id: str, token: int) -> None:
         await self._script("release", [self._keys.run(app, run_id)], [str(token)])

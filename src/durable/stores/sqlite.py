@@ -70,6 +70,7 @@ from durable.stores._sqlite_sql import (
     _is_busy,
     _load_sync,
     _release_sync,
+    _renew_many_sync,
     _renew_sync,
     _run_record,
     _save_batch_sync,
@@ -529,6 +530,22 @@ class SQLiteStore(Store):
         if row is None:
             return LeaseState.LOST
         return LeaseState.CANCEL_REQUESTED if row[0] else LeaseState.OWNED
+
+    async def renew_leases(
+        self, app: str, leases: Sequence[tuple[str, int]], lease_ttl: float
+    ) -> dict[str, LeaseState]:
+        """Every lease renewed in one write transaction: one commit for the batch."""
+        if not leases:
+            return {}
+        renewed = await self._call(_renew_many_sync, app, list(leases), lease_ttl)
+        states: dict[str, LeaseState] = {}
+        for run_id, _ in leases:
+            cancel = renewed.get(run_id)
+            if cancel is None:
+                states[run_id] = LeaseState.LOST
+            else:
+                states[run_id] = LeaseState.CANCEL_REQUESTED if cancel else LeaseState.OWNED
+        return states
 
     async def release_run(self, app: str, run_id: str, token: int) -> None:
         await self._call(_release_sync, app, run_id, token)
