@@ -37,6 +37,7 @@ class RunContext:
         "resumed",
         "run_id",
         "steps",
+        "timed_out",
         "token",
         "workflow",
     )
@@ -70,6 +71,8 @@ class RunContext:
         # The task running the body, and the other tasks (asyncio.gather
         # branches, say) executing one of its steps right now.
         self.main_task: asyncio.Task[Any] | None = None
+        # Set when the workflow's own timeout stopped the body.
+        self.timed_out = False
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._next_position = 0
         self._auto_counts: dict[str, int] = {}

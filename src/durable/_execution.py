@@ -294,7 +294,7 @@ class Executor:
                     )
                 ctx.main_task = asyncio.current_task()
                 try:
-                    value = await self._call_body(wf_fn, run, args, kwargs)
+                    value = await self._call_body(ctx, wf_fn, run, args, kwargs)
                 finally:
                     await _stop_stragglers(ctx)
                 if ctx.lease_lost:
@@ -305,7 +305,25 @@ class Executor:
                 # Stop renewing first: a renewal after the release would lease the
                 # run again and keep the next caller out until the lease expires.
                 heartbeat.discard(ctx)
-                await _shielded(store.release_run(self.app.name, run.run_id, ctx.token))
+                timed_out = _timed_out_ancestor(ctx)
+                if timed_out is None:
+                    await _shielded(store.release_run(self.app.name, run.run_id, ctx.token))
+                else:
+                    # A parent past its timeout never resumes this child: end it
+                    # rather than leave it for recover() to finish for nothing.
+                    stopped = RunCancelledError(
+                        f"run {run.run_id!r} of workflow {wf_fn.name!r} was cancelled: its "
+                        f"parent run {timed_out.run_id!r} timed out"
+                    )
+                    await _shielded(
+                        store.finish_run(
+                            self.app.name,
+                            run.run_id,
+                            ctx.token,
+                            "cancelled",
+                            error=_serde.encode_error(stopped),
+                        )
+                    )
                 raise
             except _Adopt:
                 raise
@@ -336,6 +354,7 @@ class Executor:
 
     async def _call_body(
         self,
+        ctx: RunContext,
         wf_fn: WorkflowFunction[Any, Any],
         run: RunRecord,
         args: tuple[Any, ...],
@@ -357,6 +376,8 @@ class Executor:
         except TimeoutError as exc:
             if not limit.expired() or isinstance(exc, WorkflowTimeoutError):
                 raise  # raised by the body (e.g. a task's own timeout), not this limit
+            # Before the child runs it was waiting on handle their cancellation.
+            ctx.timed_out = True
             raise WorkflowTimeoutError(message) from exc
 
     async def _finish(
@@ -368,6 +389,35 @@ class Executor:
             )
         except LeaseLostError as exc:
             raise _Adopt from exc
+
+    async def cancel_unowned(self, run: RunRecord) -> None:
+        """Finish a cancelled run that no live process executes, as ``cancelled``.
+
+        Nobody would notice its cancel flag until a ``recover()`` ran it again.
+        Claiming it is the test of ownership: the store hands over only a run
+        whose owner released it, is provably dead, or whose lease expired.
+        """
+        if run.status != "running" or run.run_id in self._active:
+            return
+        steal_from = run.owner if run.owner is not None and owner_is_dead(run.owner) else None
+        new = NewRun(self.app.name, run.run_id, run.workflow, run.inputs, run.parent_run_id)
+        claim = await self.app.store.claim_run(
+            new, owner=self.owner, lease_ttl=self.app.lease_ttl, steal_from=steal_from
+        )
+        if not claim.acquired:
+            return  # a live owner: it stops at its next step boundary or heartbeat
+        stopped = RunCancelledError(
+            f"run {run.run_id!r} of workflow {run.workflow!r} was cancelled"
+        )
+        # Taken over meanwhile (LeaseLostError): its new owner sees the cancel flag.
+        with contextlib.suppress(LeaseLostError):
+            await self.app.store.finish_run(
+                self.app.name,
+                run.run_id,
+                claim.run.token,
+                "cancelled",
+                error=_serde.encode_error(stopped),
+            )
 
     def cancel_requested(self, run_id: str) -> None:
         """Tell the execution of ``run_id`` in this process, if any, that it was cancelled."""
@@ -517,6 +567,13 @@ def _failed_error(run: RunRecord) -> BaseException:
         error_type=error_type,
         run_id=run.run_id,
     )
+
+
+def _timed_out_ancestor(ctx: RunContext) -> RunContext | None:
+    ancestor = ctx.parent
+    while ancestor is not None and not ancestor.timed_out:
+        ancestor = ancestor.parent
+    return ancestor
 
 
 async def _stop_stragglers(ctx: RunContext) -> None:

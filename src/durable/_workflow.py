@@ -541,6 +541,8 @@ class Workflow:
         # child runs it waits on stop with it.
         self._executor.cancel_requested(run_id)
         self._waits.cancel_requested(run_id)
+        # Executed nowhere (its process died): it is cancelled right now.
+        await self._executor.cancel_unowned(run)
 
     async def resume(self, run_id: str) -> Any:
         """Continue a cancelled (or failed) run from where it stopped; its output.

@@ -12,7 +12,7 @@ from tests._journal import Journal
 from tests.primitives._waiting import wait_for_run
 
 from durable import Workflow
-from durable.errors import RunCancelledError, RunNotFoundError
+from durable.errors import RunCancelledError, RunNotFoundError, WorkflowTimeoutError
 from durable.testing import skip_sleeps
 
 
@@ -274,3 +274,50 @@ async def test_a_cancel_reaches_a_child_that_recover_resumed_before_its_parent(
     assert sorted(await asyncio.wait_for(recovery, 3)) == ["kid-1", "mom-1"]
     assert (await wf.get_run("mom-1")).status == "cancelled"
     assert (await wf.get_run("kid-1")).status == "cancelled"
+
+
+async def test_cancelling_a_run_no_process_executes_cancels_it_at_once(wf: Workflow) -> None:
+    """A run left 'running' by a dead process is cancelled by wf.cancel, not left for recover()."""
+    journal = Journal()
+    parent = _parent_and_child(wf, journal)
+    call = asyncio.ensure_future(parent(4))
+    await wait_for_run(wf, "child-4", steps=2)
+    call.cancel()  # as if the process died: both runs stay 'running', ownerless
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    for _ in range(200):
+        runs = await wf.store.list_runs(wf.name, status="running")
+        if len(runs) == 2 and all(run.owner is None for run in runs):
+            break
+        await asyncio.sleep(0.01)
+    await wf.cancel("child-4")
+    info = await wf.get_run("child-4")
+    assert info.status == "cancelled"
+    assert info.error is not None
+    assert info.error.type == "durable.errors.RunCancelledError"
+    assert await wf.recover() == ["parent-4"]
+    assert (await wf.get_run("parent-4")).status == "cancelled"
+
+
+async def test_a_workflow_timeout_cancels_the_child_it_waits_on(wf: Workflow) -> None:
+    """Past its timeout the parent fails, and the child it waited on ends cancelled."""
+
+    @wf.workflow(id="slow-child")
+    async def slow_child() -> None:
+        await wf.sleep(60)
+
+    @wf.workflow(id="impatient", timeout=0.3)
+    async def impatient() -> None:
+        await slow_child()
+
+    with pytest.raises(WorkflowTimeoutError):
+        await asyncio.wait_for(impatient(), 5)
+    for _ in range(200):
+        child = await wf.get_run("slow-child")
+        if child.status != "running":
+            break
+        await asyncio.sleep(0.01)
+    assert child.status == "cancelled"
+    assert child.error is not None
+    assert "parent run 'impatient' timed out" in child.error.message
+    assert await wf.recover() == []
