@@ -429,9 +429,9 @@ class Executor:
             self._heartbeat = Heartbeat(self._renew, self.app.heartbeat)
         return self._heartbeat
 
-    async def _renew(self, ctx: RunContext) -> LeaseState:
-        return await self.app.store.renew_lease(
-            self.app.name, ctx.run_id, ctx.token, self.app.lease_ttl
+    async def _renew(self, runs: list[RunContext]) -> dict[str, LeaseState]:
+        return await self.app.store.renew_leases(
+            self.app.name, [(ctx.run_id, ctx.token) for ctx in runs], self.app.lease_ttl
         )
 
     # -- steps -------------------------------------------------------------------------

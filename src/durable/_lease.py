@@ -93,7 +93,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        renew: Callable[[RunContext], Awaitable[LeaseState]],
+        renew: Callable[[list[RunContext]], Awaitable[dict[str, LeaseState]]],
         interval: float,
     ) -> None:
         self._renew = renew
@@ -145,23 +145,24 @@ class Heartbeat:
                     self._interval,
                     extra={"action": "heartbeat_late"},
                 )
-            for ctx in list(self._runs):
+            # All runs in one store call: one transaction, however many there are.
+            batch = {ctx.run_id: ctx for ctx in self._runs}
+            try:
+                states = await self._renew(list(batch.values()))
+            except Exception:
+                # A transient store error: the next beat retries, the lease
+                # covers several missed beats.
+                logger.warning(
+                    "lease renewal failed for %d run(s)",
+                    len(batch),
+                    exc_info=True,
+                    extra={"action": "lease_renew_failed"},
+                )
+                continue
+            for run_id, ctx in batch.items():
                 if ctx not in self._runs:
-                    # Discarded while an earlier renewal was awaited: its run may
-                    # have been released since, and renewing would re-lease it.
-                    continue
-                try:
-                    state = await self._renew(ctx)
-                except Exception:
-                    # A transient store error: the next beat retries, the lease
-                    # covers several missed beats.
-                    logger.warning(
-                        "lease renewal failed for run %s",
-                        ctx.run_id,
-                        exc_info=True,
-                        extra={"action": "lease_renew_failed", "run_id": ctx.run_id},
-                    )
-                    continue
+                    continue  # finished meanwhile: its answer is stale
+                state = states.get(run_id)
                 if state is LeaseState.LOST:
                     ctx.lease_lost = True
                     logger.warning(
