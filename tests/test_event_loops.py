@@ -27,23 +27,9 @@ import pytest
 from tests import _services
 
 from durable import Workflow
+from durable.stores.base import NewRun
 
-_POSTGRES_PENDING = pytest.mark.xfail(
-    strict=True,
-    # Only a failure of the test itself: a missing server under
-    # DURABLE_REQUIRE_SERVICES=1 (pytest.fail) must still fail the run.
-    raises=AssertionError,
-    reason="PostgresStore reconnect on a new event loop: pending",
-)
-
-KINDS = [
-    pytest.param(
-        *param.values,
-        marks=[*param.marks, _POSTGRES_PENDING] if param.values == ("postgres",) else param.marks,
-        id=str(param.values[0]),
-    )
-    for param in _services.STORE_KINDS
-]
+KINDS = _services.STORE_KINDS
 
 
 class _Collector(logging.Handler):
@@ -267,3 +253,56 @@ def test_sqlite_call_in_flight_when_its_loop_closes(waiting: str, tmp_path: Path
                 app.close()
 
     _check("sqlite", scenario)
+
+
+@pytest.mark.postgres
+def test_postgres_calls_in_flight_on_a_loop_left_open() -> None:
+    """A loop left open with PostgreSQL calls in flight finishes them when it runs again.
+
+    On the first loop one call holds the only connection (an UPDATE waiting
+    for a row lock) and another waits for it. Meanwhile the store moves to
+    another loop. When the first loop runs again, the call in flight
+    completes on its connection, which is closed as it comes back, and the
+    waiting call moves the store back to the first loop and completes there.
+    """
+
+    def scenario() -> None:
+        asyncpg = _services.import_driver("asyncpg")
+        postgres = _services.import_driver("durable.stores.postgres")
+        dsn = asyncio.run(_services.postgres_dsn())
+        schema = _services.unique_name("pg")
+        store = postgres.PostgresStore(dsn, schema=schema, max_size=1)
+        first = asyncio.new_event_loop()
+        try:
+            new = NewRun("loops", "locked", "wf", "[]", None)
+            claim = first.run_until_complete(store.claim_run(new, owner="o", lease_ttl=60))
+            assert claim.acquired
+            admin = first.run_until_complete(asyncpg.connect(dsn))
+            try:
+                lock = f"SELECT 1 FROM \"{schema}\".runs WHERE run_id = 'locked' FOR UPDATE"
+                first.run_until_complete(admin.execute(f"BEGIN; {lock}"))
+                cancel = first.create_task(store.request_cancel("loops", "locked"))
+                read = first.create_task(store.get_run("loops", "locked"))
+                first.run_until_complete(asyncio.sleep(0.2))
+                assert not cancel.done()
+                assert not read.done()
+                # Another loop: a pool of its own, closed when that loop ends.
+                run = _run(store.get_run("loops", "locked"))
+                assert run is not None
+                assert not run.cancel_requested
+                first.run_until_complete(admin.execute("COMMIT"))
+                cancelled, read_back = first.run_until_complete(
+                    asyncio.wait_for(asyncio.gather(cancel, read), 10)
+                )
+                assert cancelled.cancel_requested
+                assert read_back is not None
+                run = first.run_until_complete(store.get_run("loops", "locked"))
+                assert run.cancel_requested
+                first.run_until_complete(store.close())
+            finally:
+                first.run_until_complete(admin.close())
+        finally:
+            first.close()
+            asyncio.run(_services.drop_postgres_schema(dsn, schema))
+
+    _check("postgres", scenario)

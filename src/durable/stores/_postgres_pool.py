@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from durable.errors import StoreError
+from durable.stores._loops import close_on_loop, close_without_loop
 
 Connect = Callable[[], Awaitable[Any]]
+
+
+class PoolAbandonedError(ConnectionError):
+    """The pool was dropped for another event loop's: retry on the store's current pool."""
+
+    def __init__(self) -> None:
+        super().__init__("the connection pool of an event loop no longer in use was dropped")
 
 
 class ConnectionPool:
@@ -29,11 +38,14 @@ class ConnectionPool:
         self._min_size = min_size
         self._max_size = max_size
         self._idle: list[Any] = []
+        # Every connection opened and not yet given up, idle or in use.
+        self._conns: set[Any] = set()
         # Connections open, being opened, or in use; never above max_size.
         self._size = 0
         # A waiter receives a connection, or None: a free slot to open one in.
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._closed = False
+        self._abandoned = False
         self._drained: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
@@ -44,10 +56,17 @@ class ConnectionPool:
     async def _open_slot(self) -> Any:
         """Open a connection in a slot already counted in ``_size``."""
         try:
-            return await self._connect()
+            conn = await self._connect()
         except BaseException:
             self._free_slot()
             raise
+        self._conns.add(conn)
+        return conn
+
+    def _discard(self, conn: Any) -> None:
+        """Give up a closed connection and its slot."""
+        self._conns.discard(conn)
+        self._free_slot()
 
     def _free_slot(self) -> None:
         while self._waiters:
@@ -59,14 +78,19 @@ class ConnectionPool:
         if self._size == 0 and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
+    def _closed_error(self) -> Exception:
+        if self._abandoned:
+            return PoolAbandonedError()
+        return StoreError("the PostgreSQL store is closed")
+
     async def acquire(self) -> Any:
         if self._closed:
-            raise StoreError("the PostgreSQL store is closed")
+            raise self._closed_error()
         while self._idle:
             conn = self._idle.pop()
             if not conn.is_closed():
                 return conn
-            self._free_slot()
+            self._discard(conn)
         if self._size < self._max_size:
             self._size += 1
             return await self._open_slot()
@@ -85,6 +109,10 @@ class ConnectionPool:
                     self.release(handed)
             raise
         if conn is None:
+            if self._closed:
+                # A slot freed by a connection given back after an abandon.
+                self._free_slot()
+                raise self._closed_error()
             return await self._open_slot()
         return conn
 
@@ -93,7 +121,7 @@ class ConnectionPool:
         if self._closed or conn.is_closed():
             if not conn.is_closed():
                 conn.terminate()
-            self._free_slot()
+            self._discard(conn)
             return
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -105,17 +133,53 @@ class ConnectionPool:
     async def close(self) -> None:
         """Close idle connections, then wait for the ones in use to come back."""
         self._closed = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(StoreError("the PostgreSQL store is closed"))
+        self._fail_waiters()
         idle, self._idle = self._idle, []
         for conn in idle:
             try:
                 await conn.close(timeout=5)
             except Exception:
                 conn.terminate()
-            self._free_slot()
+            self._discard(conn)
         if self._size > 0:
             self._drained = asyncio.get_running_loop().create_future()
             await self._drained
+
+    def abandon(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Let go of the pool of an event loop no longer in use, awaiting nothing.
+
+        Connections are bound to the loop they were opened on. If that loop is
+        still open (it may run again), its idle connections are closed and its
+        waiters told to retry when it next runs, and connections in use are
+        closed as they come back. If it is closed, every connection is closed
+        now, without it.
+        """
+        self._closed = self._abandoned = True
+        close_on_loop(loop, self._close_idle, self._close_without_loop)
+
+    def _fail_waiters(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(self._closed_error())
+
+    def _close_idle(self) -> None:
+        self._fail_waiters()
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.terminate()
+            self._discard(conn)
+
+    def _close_without_loop(self) -> None:
+        conns, self._conns = self._conns, set()
+        self._idle = []
+        self._waiters.clear()
+        for conn in conns:
+            transport = conn._transport
+            # On a closed loop terminate() fails to schedule the transport's
+            # closing ("Event loop is closed"), having marked the connection
+            # aborted (so it does not warn when collected): the transport and
+            # its socket are closed here.
+            with contextlib.suppress(RuntimeError):
+                conn.terminate()
+            close_without_loop(transport)

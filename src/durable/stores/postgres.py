@@ -35,7 +35,7 @@ from durable.errors import (
 )
 from durable.stores import _postgres_sql as statements
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
-from durable.stores._postgres_pool import ConnectionPool
+from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
 from durable.stores._rows import StepParams, step_params
 from durable.stores.base import (
     Claim,
@@ -57,6 +57,8 @@ _T = TypeVar("_T")
 _Op = Callable[[Any], Awaitable[_T]]
 # The parameters of one step save, in SAVE_STEP's order.
 _SaveOutcome = SavedStep | None | Exception
+# A save waiting for a batch, with the future its caller awaits.
+_Queued = tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]
 
 _MAX_RETRY_DELAY = 1.0
 # Step saves in flight at once, each a statement on its own connection; saves
@@ -143,6 +145,22 @@ def _as_text(value: str | float) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
+class _GroupCommit:
+    """The step saves of one event loop: writers busy, saves waiting, batch tasks.
+
+    Saves arriving while every writer is busy wait in ``pending`` and go out
+    together, as one statement, when a writer is free. Each event loop the
+    store runs on has its own: the futures and tasks belong to that loop.
+    """
+
+    __slots__ = ("batches", "pending", "writers")
+
+    def __init__(self) -> None:
+        self.writers = 0
+        self.pending: list[_Queued] = []
+        self.batches: set[asyncio.Task[None]] = set()
+
+
 def _stored_step(step_id: str, row: Any) -> StepRecord:
     return StepRecord(
         step_id=step_id,
@@ -166,6 +184,10 @@ class PostgresStore(Store):
     doubling delay starting at ``retry_delay`` seconds (every operation is
     idempotent under retry); then :class:`~durable.errors.StoreUnavailableError`
     is raised. Other database errors raise :class:`~durable.errors.StoreError`.
+
+    One store may serve successive event loops (several ``asyncio.run``
+    calls): on a new loop it opens a new pool, and the connections of the
+    previous loop are closed.
     """
 
     def __init__(
@@ -192,14 +214,13 @@ class PostgresStore(Store):
         self._connect_timeout = connect_timeout
         self._retry_attempts = retry_attempts
         self._retry_delay = retry_delay
+        self._sql: dict[str, str] = {}
+        # Everything below belongs to one event loop, _loop (None before the
+        # first use): the pool's connections, the lock and the group commit.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: ConnectionPool | None = None
         self._open_lock = asyncio.Lock()
-        self._sql: dict[str, str] = {}
-        # Group commit: saves arriving while every writer is busy wait here
-        # and go out together, as one statement, when a writer is free.
-        self._writers = 0
-        self._pending: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
-        self._batches: set[asyncio.Task[None]] = set()
+        self._group = _GroupCommit()
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r})"
@@ -229,7 +250,26 @@ class PostgresStore(Store):
             },
         )
 
+    def _follow_loop(self) -> None:
+        """Move to the running event loop if the store was last used on another.
+
+        After ``asyncio.run`` returned and another began, the previous loop's
+        pool is dropped without awaiting anything on that loop, and its lock
+        and group commit are left to it.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        pool, previous = self._pool, self._loop
+        self._loop, self._pool = loop, None
+        self._open_lock = asyncio.Lock()
+        self._group = _GroupCommit()
+        if pool is not None:
+            pool.abandon(previous)
+
     async def _open_pool(self) -> ConnectionPool:
+        """The pool of the running event loop, opened on first use on that loop."""
+        self._follow_loop()
         async with self._open_lock:
             if self._pool is not None:
                 return self._pool
@@ -244,13 +284,18 @@ class PostgresStore(Store):
             except BaseException:
                 await pool.close()
                 raise
+            # Used on another loop while this one was opening: come back.
+            self._follow_loop()
             self._pool = pool
             return pool
 
     async def close(self) -> None:
+        # A pool of another loop is dropped, not closed on this one.
+        self._follow_loop()
         # Saves already queued still complete (each batch on a connection).
-        while self._batches:
-            await asyncio.gather(*self._batches, return_exceptions=True)
+        group = self._group
+        while group.batches:
+            await asyncio.gather(*group.batches, return_exceptions=True)
         async with self._open_lock:
             pool, self._pool = self._pool, None
             if pool is not None:
@@ -291,7 +336,9 @@ class PostgresStore(Store):
         attempt = 1
         while True:
             try:
-                pool = self._pool or await self._open_pool()
+                pool = self._pool
+                if pool is None or self._loop is not asyncio.get_running_loop():
+                    pool = await self._open_pool()
                 conn = await pool.acquire()
                 try:
                     result = await op(conn)
@@ -304,6 +351,10 @@ class PostgresStore(Store):
                     raise
                 pool.release(conn)
                 return result
+            except PoolAbandonedError:
+                # Waited on a pool dropped when the store moved to another
+                # event loop, and this one runs again: nothing was sent.
+                continue
             except DurableError:
                 raise
             except Exception as exc:
@@ -365,19 +416,21 @@ class PostgresStore(Store):
             raise StoreError(f"step status must be 'completed' or 'failed', not {step.status!r}")
         params = step_params(app, run_id, token, step)
         outcome: _SaveOutcome
-        if self._writers < self._max_writers:
-            # A writer is free (nothing waits in _pending then): write at once,
+        self._follow_loop()
+        group = self._group
+        if group.writers < self._max_writers:
+            # A writer is free (nothing waits in pending then): write at once,
             # as this caller, so a lone save costs no task and no batch.
-            self._writers += 1
+            group.writers += 1
             try:
                 outcome = await self._save_one(params, step)
             finally:
-                self._writers -= 1
-                if self._pending:
-                    self._send_batch()
+                group.writers -= 1
+                if group.pending:
+                    self._send_batch(group)
         else:
             future: asyncio.Future[_SaveOutcome] = asyncio.get_running_loop().create_future()
-            self._pending.append((params, step, future))
+            group.pending.append((params, step, future))
             outcome = await future
         if isinstance(outcome, SavedStep):
             return outcome
@@ -385,29 +438,27 @@ class PostgresStore(Store):
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
         raise outcome
 
-    def _send_batch(self) -> None:
+    def _send_batch(self, group: _GroupCommit) -> None:
         """Write every queued save, as one statement, in a task of its own.
 
         The batch belongs to no caller, so a cancelled caller cannot strand the
         others' outcomes. A second save of a step id already in the batch
         waits for the next one: within one statement it could not see the first.
         """
-        batch: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
-        later: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        batch: list[_Queued] = []
+        later: list[_Queued] = []
         keys: set[tuple[str, str, str]] = set()
-        for item in self._pending:
+        for item in group.pending:
             key = (item[0][0], item[0][1], item[0][3])
             (later if key in keys else batch).append(item)
             keys.add(key)
-        self._pending = later
-        self._writers += 1
-        task = asyncio.get_running_loop().create_task(self._write_batch(batch))
-        self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
+        group.pending = later
+        group.writers += 1
+        task = asyncio.get_running_loop().create_task(self._write_batch(group, batch))
+        group.batches.add(task)
+        task.add_done_callback(group.batches.discard)
 
-    async def _write_batch(
-        self, batch: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]]
-    ) -> None:
+    async def _write_batch(self, group: _GroupCommit, batch: list[_Queued]) -> None:
         outcomes: list[_SaveOutcome] = [StoreError("PostgreSQL: step save interrupted")] * len(
             batch
         )
@@ -419,9 +470,9 @@ class PostgresStore(Store):
             for (_, _, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
-            self._writers -= 1
-            if self._pending:
-                self._send_batch()
+            group.writers -= 1
+            if group.pending:
+                self._send_batch(group)
 
     async def _save_one(self, params: StepParams, step: StepRecord) -> _SaveOutcome:
         sql = self._q(statements.INSERT_STEP)

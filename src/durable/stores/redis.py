@@ -13,7 +13,6 @@ the driver with ``pip install python-durable[redis]``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -26,6 +25,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._loops import close_on_loop, close_without_loop
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -642,14 +642,11 @@ def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None) -> None:
         conn._writer = conn._reader = None
     if not writers:
         return
-    if loop is not None and not loop.is_closed():
-        try:
-            loop.call_soon_threadsafe(_close_writers, writers)
-            return
-        except RuntimeError:
-            pass  # The loop closed in the meantime.
-    for writer in writers:
-        _close_without_loop(writer.transport)
+    close_on_loop(
+        loop,
+        lambda: _close_writers(writers),
+        lambda: _close_transports([writer.transport for writer in writers]),
+    )
 
 
 def _close_writers(writers: Sequence[asyncio.StreamWriter]) -> None:
@@ -657,24 +654,9 @@ def _close_writers(writers: Sequence[asyncio.StreamWriter]) -> None:
         writer.close()
 
 
-def _close_without_loop(transport: asyncio.BaseTransport | None) -> None:
-    """Close a transport whose event loop is closed, and its socket, synchronously.
-
-    ``transport.close()`` marks the transport closing (so its stream writer
-    does not warn) but then fails to schedule the socket's closing on the
-    closed loop; asyncio has no public way to close that socket now, so it is
-    closed here and unlinked from the transport (whose finalizer would warn
-    otherwise), as the transport's own connection-lost callback does. A TLS
-    transport wraps the socket transport, which is closed next.
-    """
-    while transport is not None:
-        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
-            transport.close()
-        sock = getattr(transport, "_sock", None)
-        if sock is not None:
-            sock.close()
-            transport._sock = None  # type: ignore[attr-defined]
-        transport = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+def _close_transports(transports: Sequence[asyncio.BaseTransport]) -> None:
+    for transport in transports:
+        close_without_loop(transport)
 
 
 def _translate(exc: Exception) -> Exception:
