@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -151,17 +152,25 @@ async def _check_constraints(admin: Any, schema: str) -> list[str]:
     return sorted(row["conname"] for row in rows)
 
 
-async def test_a_version_1_schema_is_upgraded_in_place(
-    make_store: Callable[..., PostgresStore], admin: Any, schema: str
-) -> None:
-    """A schema as version 1 left it keeps its runs and steps; open() brings it up to date."""
+async def _schema_at_version(admin: Any, schema: str, version: int) -> str:
+    """Create ``schema`` as the first ``version`` migrations leave it; its quoted name."""
     sql = _sql()
     quoted = f'"{schema}"'
     async with admin.transaction():
         await admin.execute(f"CREATE SCHEMA {quoted}")
         await admin.execute(sql.render(sql.VERSION_TABLE, quoted))
-        await admin.execute(sql.render(sql.MIGRATIONS[0], quoted))
-        await admin.execute(f"INSERT INTO {quoted}.schema_version (version) VALUES (1)")
+        for migration in sql.MIGRATIONS[:version]:
+            await admin.execute(sql.render(migration, quoted))
+        await admin.execute(f"INSERT INTO {quoted}.schema_version (version) VALUES ($1)", version)
+    return quoted
+
+
+async def test_a_version_1_schema_is_upgraded_in_place(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """A schema as version 1 left it keeps its runs and steps; open() brings it up to date."""
+    sql = _sql()
+    quoted = await _schema_at_version(admin, schema, 1)
     claim_args = ("app", "r", "wf", "{}", None, "old", 30.0, None, False, uuid.uuid4())
     first = await admin.fetchrow(sql.render(sql.CLAIM, quoted), *claim_args)
     await admin.execute(
@@ -196,6 +205,40 @@ async def test_a_version_1_schema_is_upgraded_in_place(
     assert await admin.fetchval(f"SELECT version FROM {quoted}.schema_version") == len(
         sql.MIGRATIONS
     )
+
+
+async def test_a_version_2_schema_is_upgraded_in_place(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """A schema as version 2 left it keeps its runs; open() rebuilds the listing index."""
+    sql = _sql()
+    quoted = await _schema_at_version(admin, schema, 2)
+    for run_id in ("a", "b"):
+        args = ("app", run_id, "wf", "{}", None, "old", 30.0, None, False, uuid.uuid4())
+        await admin.fetchrow(sql.render(sql.CLAIM, quoted), *args)
+
+    def index() -> Any:
+        return admin.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'runs_newest'",
+            schema,
+        )
+
+    assert "COLLATE" not in await index()
+    store = make_store()
+    await store.open()
+    assert await admin.fetchval(f"SELECT version FROM {quoted}.schema_version") == len(
+        sql.MIGRATIONS
+    )
+    assert 'COLLATE "C"' in await index()
+    assert [run.run_id for run in await store.list_runs("app")] == ["b", "a"]
+    claim = await store.claim_run(
+        NewRun("app", "a", "wf", "{}"), owner="new", lease_ttl=30, steal_from="old"
+    )
+    assert claim.acquired
+    assert await store.save_step("app", "a", claim.run.token, _step("t")) == SavedStep(
+        _step("t"), False
+    )
+    await make_store().open()
 
 
 async def test_a_step_saved_twice_keeps_the_first(
@@ -578,3 +621,69 @@ async def test_a_repeated_batch_returns_what_its_first_run_wrote(
     again = await store._save_many(items)
     assert [_stored(saved) for saved in first] == steps
     assert [_stored(saved) for saved in again] == steps
+
+
+# The statements that find a run by its key.
+_KEYED = (
+    "GET_RUN",
+    "LOAD_RUN",
+    "INSERT_STEP",
+    "SAVE_STEP",
+    "SAVE_STEPS",
+    "RENEW",
+    "RELEASE",
+    "FINISH",
+    "FINISHED",
+    "CANCEL",
+)
+
+
+async def _generic_plans(store: PostgresStore) -> dict[str, str]:
+    """The generic plan of each statement on runs, on a connection set up like the store's."""
+    sql = _sql()
+    conn = await store._connect()
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        plans: dict[str, str] = {}
+        for name in (*_KEYED, "LIST_RUNS"):
+            text = store._q(getattr(sql, name))
+            params = max(int(n) for n in re.findall(r"\$(\d+)", text))
+            await conn.execute(f"PREPARE keyed AS {text}")
+            rows = await conn.fetch(f"EXPLAIN EXECUTE keyed({', '.join(['NULL'] * params)})")
+            await conn.execute("DEALLOCATE keyed")
+            plans[name] = "\n".join(row[0] for row in rows)
+        return plans
+    finally:
+        await conn.close()
+
+
+async def test_lookups_by_key_use_the_primary_key_whatever_the_statistics(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """The generic plan of every lookup by key uses the primary key, from empty to grown tables.
+
+    A generic plan is cached on a connection for as long as it lives, whatever
+    the table grows to since: it must never scan the runs of an app, neither
+    without statistics (new tables, autovacuum off) nor with those of a table
+    analyzed while nearly empty.
+    """
+    store = make_store()
+    await store.open()
+
+    async def check(when: str) -> None:
+        plans = await _generic_plans(store)
+        for name in _KEYED:
+            assert "runs_pkey" in plans[name], f"{when}, {name}:\n{plans[name]}"
+            assert "Seq Scan" not in plans[name], f"{when}, {name}:\n{plans[name]}"
+            assert "runs_newest" not in plans[name], f"{when}, {name}:\n{plans[name]}"
+        assert "runs_newest" in plans["LIST_RUNS"], f"{when}:\n{plans['LIST_RUNS']}"
+
+    tables = ", ".join(f'"{schema}".{table}' for table in ("runs", "steps"))
+    await check("new tables")
+    await admin.execute(f"ANALYZE {tables}")
+    await check("analyzed while empty")
+    for i in range(200):
+        await store.claim_run(NewRun("app", f"r{i}", "wf", "{}"), owner="a", lease_ttl=30)
+    await check("200 runs, statistics of the empty tables")
+    await admin.execute(f"ANALYZE {tables}")
+    await check("200 runs, analyzed")

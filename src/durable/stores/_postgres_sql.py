@@ -180,6 +180,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE {s}.steps DROP CONSTRAINT IF EXISTS steps_status_check;
     """,
+    # 3: the listing index can no longer serve a lookup by key. On (app, ...),
+    # it matched ``app = $1`` as well as the primary key did, and without
+    # table statistics (autovacuum off, new tables) the cached generic plan of
+    # a lookup by (app, run_id), the fencing of every step save among them,
+    # could pick it: a scan of every run of the app. In the "C" collation,
+    # only a condition on ``app COLLATE "C"`` (LIST_RUNS) can use it.
+    """
+    DROP INDEX {s}.runs_newest;
+    CREATE INDEX runs_newest ON {s}.runs (app COLLATE "C", created_at DESC, seq DESC);
+    """,
 )
 
 VERSION_TABLE = """
@@ -322,9 +332,11 @@ LOAD_RUN = """
     ORDER BY s.position, s.step_id
 """
 
+# ``app COLLATE "C"`` matches the listing index (the same rows as ``app = $1``:
+# the column's collation is deterministic, so equality is bytewise either way).
 LIST_RUNS = """
     SELECT {run_columns}, run_id FROM {s}.runs
-    WHERE app = $1 AND ($2::text IS NULL OR status = $2)
+    WHERE app COLLATE "C" = $1 AND ($2::text IS NULL OR status = $2)
       AND ($3::text IS NULL OR workflow = $3)
     ORDER BY created_at DESC, seq DESC
     LIMIT $4

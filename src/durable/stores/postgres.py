@@ -247,6 +247,11 @@ class PostgresStore(Store):
                 "application_name": self._application_name,
                 # The claim function relies on a fresh snapshot per statement.
                 "default_transaction_isolation": "read committed",
+                # Every statement finds its rows through an index. Statistics
+                # of a table analyzed while nearly empty would otherwise make a
+                # scan of the whole table look cheapest, and the generic plan
+                # cached on this connection would keep scanning as it grows.
+                "enable_seqscan": "off",
             },
         )
 
