@@ -291,6 +291,16 @@ RENEW = """
     RETURNING cancel_requested
 """
 
+# Every lease of a heartbeat in one statement; a run missing from the answer
+# was not renewed (another token owns it, or it finished).
+RENEW_MANY = """
+    UPDATE {s}.runs AS r SET lease_expires_at = extract(epoch FROM now()) + $4,
+                             updated_at = extract(epoch FROM now())
+    FROM unnest($2::text[], $3::bigint[]) AS l(run_id, token)
+    WHERE r.app = $1 AND r.run_id = l.run_id AND r.token = l.token AND r.status = 'running'
+    RETURNING r.run_id, r.cancel_requested
+"""
+
 RELEASE = """
     UPDATE {s}.runs SET owner = NULL, lease_expires_at = extract(epoch FROM now()),
                         updated_at = extract(epoch FROM now())

@@ -541,6 +541,27 @@ class PostgresStore(Store):
             return LeaseState.LOST
         return LeaseState.CANCEL_REQUESTED if row["cancel_requested"] else LeaseState.OWNED
 
+    async def renew_leases(
+        self, app: str, leases: Sequence[tuple[str, int]], lease_ttl: float
+    ) -> dict[str, LeaseState]:
+        if not leases:
+            return {}
+        # Sorted, so that two overlapping batches lock rows in the same order.
+        ordered = sorted(leases)
+        rows = await self._fetch(
+            statements.RENEW_MANY,
+            app,
+            [run_id for run_id, _ in ordered],
+            [token for _, token in ordered],
+            lease_ttl,
+        )
+        states = dict.fromkeys((run_id for run_id, _ in leases), LeaseState.LOST)
+        for row in rows:
+            states[row["run_id"]] = (
+                LeaseState.CANCEL_REQUESTED if row["cancel_requested"] else LeaseState.OWNED
+            )
+        return states
+
     async def release_run(self, app: str, run_id: str, token: int) -> None:
         sql = self._q(statements.RELEASE)
         await self._call(lambda conn: conn.execute(sql, app, run_id, token))
