@@ -36,7 +36,7 @@ from durable.errors import (
 from durable.stores import _postgres_sql as statements
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
 from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
-from durable.stores._rows import StepParams, step_params
+from durable.stores._rows import StepParams, lease_states, step_params
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -555,12 +555,7 @@ class PostgresStore(Store):
             [token for _, token in ordered],
             lease_ttl,
         )
-        states = dict.fromkeys((run_id for run_id, _ in leases), LeaseState.LOST)
-        for row in rows:
-            states[row["run_id"]] = (
-                LeaseState.CANCEL_REQUESTED if row["cancel_requested"] else LeaseState.OWNED
-            )
-        return states
+        return lease_states(leases, {row["run_id"]: row["cancel_requested"] for row in rows})
 
     async def release_run(self, app: str, run_id: str, token: int) -> None:
         sql = self._q(statements.RELEASE)

@@ -42,7 +42,7 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
-from durable.stores._rows import StepParams, step_params
+from durable.stores._rows import StepParams, lease_states, step_params
 from durable.stores._sqlite_sql import (
     _BUSY,
     _CANTOPEN,
@@ -538,14 +538,7 @@ class SQLiteStore(Store):
         if not leases:
             return {}
         renewed = await self._call(_renew_many_sync, app, list(leases), lease_ttl)
-        states: dict[str, LeaseState] = {}
-        for run_id, _ in leases:
-            cancel = renewed.get(run_id)
-            if cancel is None:
-                states[run_id] = LeaseState.LOST
-            else:
-                states[run_id] = LeaseState.CANCEL_REQUESTED if cancel else LeaseState.OWNED
-        return states
+        return lease_states(leases, renewed)
 
     async def release_run(self, app: str, run_id: str, token: int) -> None:
         await self._call(_release_sync, app, run_id, token)
