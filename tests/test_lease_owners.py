@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,42 @@ async def test_close_stops_lease_renewals_instead_of_reopening_the_store(tmp_pat
     assert reopened == 0, "a lease renewal reopened the store after close()"
     await call
     await wf.close()
+
+
+async def test_the_heartbeat_renews_all_runs_of_the_app_in_one_call_per_beat(
+    tmp_path: Path,
+) -> None:
+    """Five waiting runs: a beat is one renew_leases call covering all five, no renew_lease."""
+    wf = Workflow("beats", db=tmp_path / "beats.db", heartbeat=0.05)
+    store = wf.store
+    batches: list[list[str]] = []
+    singles = 0
+    real_many, real_one = store.renew_leases, store.renew_lease
+
+    async def spy_many(app: str, leases: Any, lease_ttl: float) -> Any:
+        batches.append(sorted(run_id for run_id, _ in leases))
+        return await real_many(app, leases, lease_ttl)
+
+    async def spy_one(*args: Any) -> Any:
+        nonlocal singles
+        singles += 1
+        return await real_one(*args)
+
+    store.renew_leases = spy_many  # type: ignore[method-assign]
+    store.renew_lease = spy_one  # type: ignore[method-assign]
+
+    @wf.workflow(id="waiter-{i}")
+    async def waiter(i: int) -> Any:
+        return await wf.signal("go")
+
+    calls = [asyncio.ensure_future(waiter(i)) for i in range(5)]
+    for _ in range(200):
+        if batches and len(batches[-1]) == 5:
+            break
+        await asyncio.sleep(0.02)
+    for i in range(5):
+        await wf.send_signal(f"waiter-{i}", "go", i)
+    assert await asyncio.gather(*calls) == [0, 1, 2, 3, 4]
+    await wf.close()
+    assert [f"waiter-{i}" for i in range(5)] in batches
+    assert singles == 0
