@@ -111,10 +111,16 @@ class WorkflowFunction(Generic[P, R]):
             )
         return text
 
+    @functools.cached_property
+    def _parameter_hints(self) -> dict[str, Any]:
+        # Resolved on first use, not at decoration: annotations may name
+        # classes defined later in the module.
+        return _serde._hints(self.fn)
+
     def decode_inputs(self, inputs: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Positional and keyword arguments to call the function with stored inputs."""
         arguments = _serde.loads(inputs)
-        hints = _serde._hints(self.fn)
+        hints = self._parameter_hints
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for name, param in self.signature.parameters.items():
