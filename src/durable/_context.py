@@ -131,8 +131,11 @@ class RunContext:
         ``_stop_stragglers`` in the executor. Discard it from ``in_flight``
         when the step ends.
         """
-        task = asyncio.current_task()
-        if task is None or task is self.main_task:
+        main = self.main_task
+        # With its loop given, current_task() skips get_running_loop() and the
+        # getpid() system call that comes with it.
+        task = asyncio.current_task() if main is None else asyncio.current_task(main.get_loop())
+        if task is None or task is main:
             return None
         self.in_flight.add(task)
         return task

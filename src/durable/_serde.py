@@ -16,12 +16,9 @@ import traceback
 import types
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from durable.errors import ResultTooLargeError, SerializationError
-
-if TYPE_CHECKING:
-    import json
 
 _NONE_TYPE = type(None)
 
@@ -35,22 +32,55 @@ def _default(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# One encoder for the process (json.dumps builds a new one per call when given
-# options), made on first use like the json module itself: import stays cheap.
-_encoder: json.JSONEncoder | None = None
+class _Codec:
+    """The json module's machinery, built once on first use (import stays cheap).
+
+    ``json.dumps`` and ``json.loads`` look up or build an encoder or decoder
+    on every call, which costs more than coding a small value: a step's
+    result is coded on every task call, so these are kept instead.
+    """
+
+    __slots__ = ("checked", "fast", "loads", "scan", "string")
+
+    def __init__(self) -> None:
+        import json
+        from json import encoder
+
+        self.checked = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+        self.string = encoder.encode_basestring_ascii
+        # The C encoder without cycle detection: a cycle ends in RecursionError,
+        # and ``checked`` encodes that value again to report it as a cycle.
+        make = getattr(encoder, "c_make_encoder", None)  # None without the C accelerator
+        self.fast = (
+            None
+            if make is None
+            else make(None, _default, self.string, None, ":", ",", False, False, False)
+        )
+        self.scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+        self.loads = json.loads
 
 
-def _new_encoder() -> json.JSONEncoder:
-    global _encoder
-    import json
+_codec: _Codec | None = None
 
-    _encoder = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
-    return _encoder
+
+def _new_codec() -> _Codec:
+    global _codec
+    _codec = _Codec()
+    return _codec
 
 
 def dumps(value: object) -> str:
     """Encode ``value`` as compact JSON; raises TypeError/ValueError as json does."""
-    return (_encoder or _new_encoder()).encode(value)
+    codec = _codec or _new_codec()
+    if type(value) is str:
+        return codec.string(value)
+    fast = codec.fast
+    if fast is not None:
+        try:
+            return "".join(fast(value, 0))
+        except RecursionError:
+            pass  # a cycle or very deep nesting: the checked encoder tells them apart
+    return codec.checked.encode(value)
 
 
 def encode(
@@ -91,9 +121,15 @@ def encode(
 
 
 def loads(text: str) -> Any:
-    import json  # a dictionary lookup once imported
-
-    return json.loads(text)
+    """Decode JSON text; raises ``json.JSONDecodeError`` as ``json.loads`` does."""
+    codec = _codec or _new_codec()
+    try:
+        value, end = codec.scan(text, 0)
+    except Exception:
+        return codec.loads(text)  # invalid or padded text: json words the error
+    if end != len(text):
+        return codec.loads(text)
+    return value
 
 
 # -- Rebuilding annotated types ------------------------------------------------
@@ -165,7 +201,10 @@ def _needs_rebuild(annotation: Any) -> bool:
         return True
     if annotation is tuple:
         return True
-    return typing.get_origin(annotation) is tuple or any(
+    origin = typing.get_origin(annotation)
+    if origin is dict and typing.get_args(annotation)[:1] == (int,):
+        return True  # JSON object keys come back as strings
+    return origin is tuple or any(
         _needs_rebuild(a) for a in typing.get_args(annotation) if a is not Ellipsis
     )
 

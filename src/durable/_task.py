@@ -144,8 +144,23 @@ class Task(Generic[P, R]):
         what = f"task {self.name!r} (step {step_id!r} of run {ctx.run_id!r})"
         while True:
             attempt += 1
+            # A task body is plain code: tasks it calls are ordinary function
+            # calls, not steps of their own, so a retried body never re-allocates ids.
+            outer = current_run.set(None)
+            step = current_step.set(
+                StepContext(self.app.name, ctx.workflow, ctx.run_id, step_id, self.name, attempt)
+            )
             try:
-                value = await self._attempt(ctx, step_id, attempt, args, kwargs)
+                try:
+                    if self.timeout is None:
+                        value = await self.fn(*args, **kwargs)
+                    else:
+                        value = await self._attempt_within_timeout(
+                            ctx, step_id, attempt, args, kwargs
+                        )
+                finally:
+                    current_step.reset(step)
+                    current_run.reset(outer)
                 result = _serde.encode(value, what=what, limit=self.app.max_value_bytes)
             except Exception as exc:
                 if attempt > self.retries or not self._retryable(exc):
@@ -196,7 +211,7 @@ class Task(Generic[P, R]):
             )
             return await self.app._save_step(ctx, record)
 
-    async def _attempt(
+    async def _attempt_within_timeout(
         self,
         ctx: RunContext,
         step_id: str,
@@ -204,29 +219,17 @@ class Task(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> R:
-        # A task body is plain code: tasks it calls are ordinary function calls,
-        # not steps of their own, so that a retried body never re-allocates ids.
-        outer = current_run.set(None)
-        step = current_step.set(
-            StepContext(self.app.name, ctx.workflow, ctx.run_id, step_id, self.name, attempt)
-        )
+        limit = asyncio.timeout(self.timeout)
         try:
-            if self.timeout is None:
+            async with limit:
                 return await self.fn(*args, **kwargs)
-            limit = asyncio.timeout(self.timeout)
-            try:
-                async with limit:
-                    return await self.fn(*args, **kwargs)
-            except TimeoutError as exc:
-                if not limit.expired():
-                    raise  # the body's own TimeoutError, not this limit
-                raise TimeoutError(
-                    f"task {self.name!r} (step {step_id!r} of run {ctx.run_id!r}): attempt "
-                    f"{attempt} did not finish within its timeout of {self.timeout:g}s"
-                ) from exc
-        finally:
-            current_step.reset(step)
-            current_run.reset(outer)
+        except TimeoutError as exc:
+            if not limit.expired():
+                raise  # the body's own TimeoutError, not this limit
+            raise TimeoutError(
+                f"task {self.name!r} (step {step_id!r} of run {ctx.run_id!r}): attempt "
+                f"{attempt} did not finish within its timeout of {self.timeout:g}s"
+            ) from exc
 
     def _retryable(self, exc: Exception) -> bool:
         if isinstance(exc, NonRetryableError | LeaseLostError | RunCancelledError):

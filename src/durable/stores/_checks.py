@@ -47,8 +47,16 @@ def check_claim(new: NewRun, owner: str, steal_from: str | None) -> None:
 
 def check_step(step: StepRecord) -> None:
     """The text of a ``save_step`` call."""
-    check_names(step_id=step.step_id, task_name=step.task)
-    check_json(step_result=step.result, step_error=step.error)
+    # Every step save passes here: look for a NUL first, name it only if found.
+    result, error = step.result, step.error
+    if (
+        "\x00" in step.step_id
+        or "\x00" in step.task
+        or (result is not None and "\x00" in result)
+        or (error is not None and "\x00" in error)
+    ):
+        check_names(step_id=step.step_id, task_name=step.task)
+        check_json(step_result=result, step_error=error)
 
 
 def check_signal(app: str, run_id: str, name: str, payload: str) -> None:
