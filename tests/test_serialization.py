@@ -190,3 +190,23 @@ async def test_unicode_and_odd_text_round_trip(wf: Workflow) -> None:
 
     assert await flow() == {odd: odd}
     assert await flow() == {odd: odd}
+
+
+async def test_int_keyed_dict_results_get_int_keys_back(wf: Workflow) -> None:
+    """JSON turns int keys into strings; a ``dict[int, ...]`` annotation turns them back."""
+    calls = Journal()
+
+    @wf.task
+    async def scores() -> dict[int, list[Point]]:
+        calls("scores")
+        return {7: [Point(1, 2)], 10: []}
+
+    @wf.workflow(id="scores")
+    async def flow() -> dict[int, int]:
+        by_id = await scores()
+        assert by_id == {7: [Point(1, 2)], 10: []}
+        return {key: len(points) for key, points in by_id.items()}
+
+    assert await flow() == {7: 1, 10: 0}
+    assert await flow() == {7: 1, 10: 0}  # the stored output, decoded the same way
+    assert calls.counts["scores"] == 1
