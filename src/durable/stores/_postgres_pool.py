@@ -83,14 +83,23 @@ class ConnectionPool:
             return PoolAbandonedError()
         return StoreError("the PostgreSQL store is closed")
 
-    async def acquire(self) -> Any:
+    def acquire_idle(self) -> Any | None:
+        """An idle connection at once, or None: :meth:`acquire` without awaiting."""
         if self._closed:
-            raise self._closed_error()
+            return None
         while self._idle:
             conn = self._idle.pop()
             if not conn.is_closed():
                 return conn
             self._discard(conn)
+        return None
+
+    async def acquire(self) -> Any:
+        if self._closed:
+            raise self._closed_error()
+        conn = self.acquire_idle()
+        if conn is not None:
+            return conn
         if self._size < self._max_size:
             self._size += 1
             return await self._open_slot()

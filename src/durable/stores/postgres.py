@@ -336,15 +336,22 @@ class PostgresStore(Store):
                     extra={"action": "postgres_migrate"},
                 )
 
-    async def _call(self, op: _Op[_T]) -> _T:
-        """Run ``op`` on a pooled connection, retrying connection-class failures only."""
+    async def _call(self, op: _Op[_T], *, on_loop: bool = False) -> _T:
+        """Run ``op`` on a pooled connection, retrying connection-class failures only.
+
+        ``on_loop`` says the caller just checked that the store follows the
+        running loop: the hot path then skips a second check, whose
+        ``get_running_loop()`` costs a ``getpid()`` system call.
+        """
         attempt = 1
         while True:
             try:
                 pool = self._pool
-                if pool is None or self._loop is not asyncio.get_running_loop():
+                if pool is None or not (on_loop or self._loop is asyncio.get_running_loop()):
                     pool = await self._open_pool()
-                conn = await pool.acquire()
+                conn = pool.acquire_idle()
+                if conn is None:
+                    conn = await pool.acquire()
                 try:
                     result = await op(conn)
                 except BaseException as exc:
@@ -428,7 +435,7 @@ class PostgresStore(Store):
             # as this caller, so a lone save costs no task and no batch.
             group.writers += 1
             try:
-                outcome = await self._save_one(params, step)
+                outcome = await self._save_one(params, step, on_loop=True)
             finally:
                 group.writers -= 1
                 if group.pending:
@@ -479,7 +486,9 @@ class PostgresStore(Store):
             if group.pending:
                 self._send_batch(group)
 
-    async def _save_one(self, params: StepParams, step: StepRecord) -> _SaveOutcome:
+    async def _save_one(
+        self, params: StepParams, step: StepRecord, *, on_loop: bool = False
+    ) -> _SaveOutcome:
         sql = self._q(statements.INSERT_STEP)
 
         async def insert(conn: Any) -> bool:
@@ -489,7 +498,7 @@ class PostgresStore(Store):
                 return False  # the step exists: SAVE_STEP reads it
             return status == "INSERT 0 1"
 
-        if await self._call(insert):
+        if await self._call(insert, on_loop=on_loop):
             return SavedStep(step, False)
         sql = self._q(statements.SAVE_STEP)
         row = await self._call(lambda conn: conn.fetchrow(sql, *params))
