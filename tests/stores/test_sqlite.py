@@ -25,6 +25,7 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from durable.stores import sqlite as sqlite_module
 from durable.stores.base import NewRun, StepRecord
 from durable.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
@@ -401,6 +402,66 @@ async def test_concurrent_saves_are_all_durable(
     )
     assert len(saved) == 100
     assert _sql(tmp_path / "durable.db", "SELECT count(*) FROM durable_steps") == [(100,)]
+
+
+async def test_saves_started_together_share_one_commit(
+    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saves made in the same pass of the event loop go to the database as one batch."""
+    store = make_store()
+    runs = [await store.claim_run(_new(f"run-{i}"), owner="o", lease_ttl=60) for i in range(10)]
+    # A save first: lone saves may now commit at once, without the loop.
+    await store.save_step(APP, "run-0", runs[0].run.token, _step("first", 99))
+    batches: list[int] = []
+    save_batch = sqlite_module._save_batch_sync
+
+    def counting(db: sqlite3.Connection, items: list[Any]) -> list[Any]:
+        batches.append(len(items))
+        return save_batch(db, items)
+
+    monkeypatch.setattr(sqlite_module, "_save_batch_sync", counting)
+    await asyncio.gather(
+        *(
+            store.save_step(APP, run.run.run_id, run.run.token, _step(f"s{j}", j))
+            for run in runs
+            for j in range(10)
+        )
+    )
+    assert batches == [100]
+
+
+async def test_saves_in_a_row_still_let_other_tasks_run(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    """A caller saving step after step without ever waiting does not starve the loop.
+
+    A lone save commits without a pass through the event loop, but only for a
+    few milliseconds in a row: a task waiting for its turn still gets it.
+    """
+    store = make_store(synchronous="NORMAL")
+    got = await store.claim_run(_new(), owner="o", lease_ttl=60)
+    ticks = 0
+    stop = False
+
+    async def ticker() -> None:
+        # A timer, not a callback always ready: it runs only when the loop does.
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    started, ticks = time.monotonic(), 0
+    for i in range(3000):
+        await store.save_step(APP, "run-1", got.run.token, _step(f"s{i}", i))
+    elapsed = time.monotonic() - started
+    stop = True
+    await ticking
+    # The loop ran about once per 5 ms budget; counted with a wide margin.
+    budgets = int(elapsed / 0.005)
+    assert ticks > 0
+    assert ticks >= min(3, budgets // 4), (ticks, elapsed)
 
 
 async def test_one_bad_save_fails_only_its_caller(

@@ -124,9 +124,23 @@ _TAKE_RUN_SQL: Final = """
     WHERE app = ? AND run_id = ?
 """
 
-# The hot path: the fencing check, the first-writer-wins insert and the read of
-# the cancel flag in a single statement. No row back means a fenced-out token or
-# an existing step; only then is a second statement needed to tell which.
+# The hot path: a new step by the owner of a run not asked to cancel, fenced
+# and inserted by one statement whose row count says it all. Neither an upsert
+# nor RETURNING: both cost every insert. Any other case writes nothing (an
+# existing step fails it with a unique violation, which rolls back only this
+# statement) and is answered by _SAVE_STEP_SQL.
+_INSERT_STEP_SQL: Final = """
+    INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
+                               error, attempts, started_at, finished_at)
+    SELECT ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+    WHERE EXISTS (SELECT 1 FROM durable_runs
+                  WHERE app = ?1 AND run_id = ?2 AND token = ?3 AND status = 'running'
+                    AND cancel_requested = 0)
+"""
+
+# The fencing check, the first-writer-wins insert and the read of the cancel
+# flag in a single statement. No row back means a fenced-out token or an
+# existing step; only then is a third statement needed to tell which.
 _SAVE_STEP_SQL: Final = """
     INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
                                error, attempts, started_at, finished_at)
@@ -450,6 +464,11 @@ def _cancel_sync(db: sqlite3.Connection, app: str, run_id: str) -> Any:
 
 
 def _save_one(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> SavedStep | None:
+    try:
+        if db.execute(_INSERT_STEP_SQL, params).rowcount == 1:
+            return SavedStep(step, False)
+    except sqlite3.IntegrityError:
+        pass  # the step exists: _SAVE_STEP_SQL reads it
     rows = db.execute(_SAVE_STEP_SQL, params).fetchall()
     if rows:
         return SavedStep(step, bool(rows[0][0]))

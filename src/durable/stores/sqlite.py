@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import math
 import os
@@ -95,6 +96,17 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _T = TypeVar("_T")
 
+# How long saves may commit one after another without the event loop running
+# (see SQLiteStore._save_at_once): other tasks wait at most about this long.
+_INLINE_BUDGET = 0.005
+
+
+class _Queued(enum.Enum):
+    QUEUED = "queued"
+
+
+_QUEUED = _Queued.QUEUED
+
 
 class SQLiteStore(Store):
     """A Store in a local SQLite file: durable across crashes of the process.
@@ -162,6 +174,8 @@ class SQLiteStore(Store):
         self._open_lock = asyncio.Lock()
         self._pending: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
         self._flush_scheduled = False
+        # Until when a lone save may commit without a pass through the loop.
+        self._inline_until = 0.0
         # The batch on the connection thread now; saves queue in _pending meanwhile.
         self._in_flight: asyncio.Future[list[_SaveOutcome]] | None = None
 
@@ -595,14 +609,16 @@ class SQLiteStore(Store):
         if self._submit is None:
             await self.open()
         params = step_params(app, run_id, token, step)
-        future: asyncio.Future[_SaveOutcome] = loop.create_future()
-        self._pending.append((params, step, future))
-        if self._in_flight is None and not self._flush_scheduled:
-            # Saves made by the other coroutines that run in this pass of the
-            # event loop join the same transaction.
-            self._flush_scheduled = True
-            loop.call_soon(self._scheduled_flush, loop)
-        outcome = await future
+        outcome = self._save_at_once(loop, params, step)
+        if outcome is _QUEUED:
+            future: asyncio.Future[_SaveOutcome] = loop.create_future()
+            self._pending.append((params, step, future))
+            if self._in_flight is None and not self._flush_scheduled:
+                # Saves made by the other coroutines that run in this pass of the
+                # event loop join the same transaction.
+                self._flush_scheduled = True
+                loop.call_soon(self._scheduled_flush, loop)
+            outcome = await future
         if isinstance(outcome, SavedStep):
             return outcome
         if outcome is None:
@@ -610,6 +626,37 @@ class SQLiteStore(Store):
         if isinstance(outcome, sqlite3.Error):
             raise self._translate(outcome) from outcome
         raise outcome
+
+    def _save_at_once(
+        self, loop: asyncio.AbstractEventLoop, params: StepParams, step: StepRecord
+    ) -> _SaveOutcome | _Queued:
+        """Commit a lone save right here, with no trip through the event loop.
+
+        Only when it could not join a group anyway: nothing is queued or
+        committing, the connection thread is idle, and no other callback is
+        ready to run in this pass of the loop (``_ready``, the standard loop's
+        queue; a loop without one always queues). A caller that saves over and
+        over without ever waiting still lets the loop run every
+        ``_INLINE_BUDGET`` seconds: every so often its save is queued.
+        """
+        db = self._db
+        if (
+            self._pending
+            or self._in_flight is not None
+            or self._flush_scheduled
+            or db is None
+            or getattr(loop, "_ready", True)
+            or loop.time() >= self._inline_until
+            or not self._is_idle()
+        ):
+            return _QUEUED
+        try:
+            outcome = _save_batch_sync(db, [(params, step)])[0]
+        except Exception as exc:  # a bug, not a database answer: fail the caller, not the loop
+            return exc
+        if isinstance(outcome, sqlite3.Error) and _is_busy(outcome):
+            return _QUEUED  # another connection writes: wait for it on the connection thread
+        return outcome
 
     def _scheduled_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         # Scheduled on a loop the store has since left: that loop's saves were dropped.
@@ -626,6 +673,9 @@ class SQLiteStore(Store):
         the batch goes to the connection thread, which waits for it there.
         """
         self._flush_scheduled = False
+        if self._loop is not None:
+            # The loop ran this callback: saves may skip it again for a while.
+            self._inline_until = self._loop.time() + _INLINE_BUDGET
         if self._in_flight is not None or not self._pending:
             return
         db = self._db
