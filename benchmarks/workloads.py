@@ -133,14 +133,22 @@ async def durable_sequential(store: Any, n: int) -> float:
 
 async def _median_rounds(
     rounds: int, measures: dict[str, Callable[[int], Awaitable[float]]]
-) -> dict[str, float]:
-    # Interleaved rounds, so that a slow phase of the machine hits every series.
+) -> dict[str, Any]:
+    """Each series' median, and each series' samples round by round.
+
+    Every round measures every series once, one after the other, so that a
+    slow phase of the machine hits all of them; the order is reversed every
+    other round, so that no series always goes first (or right after another
+    one's setup). A ratio is then taken within each round: see ``run.py``.
+    """
     samples: dict[str, list[float]] = {name: [] for name in measures}
     for r in range(rounds):
-        for name, measure in measures.items():
+        order = list(measures.items())
+        for name, measure in order if r % 2 == 0 else reversed(order):
             gc.collect()
             samples[name].append(await measure(r))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    medians: dict[str, Any] = {name: statistics.median(v) for name, v in samples.items()}
+    return {**medians, "rounds": samples}
 
 
 # -- workloads -----------------------------------------------------------------------
