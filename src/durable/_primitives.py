@@ -162,21 +162,22 @@ class Waits:
                     del self._waiters[ctx.run_id]
 
     @contextlib.contextmanager
-    def waiting_for_signal(self, ctx: RunContext, name: str, index: int) -> Iterator[_Waiter]:
-        """A waiter whose ``watch`` reads the ``index``-th signal ``name`` of the run."""
+    def waiting_for_signal(
+        self, ctx: RunContext, name: str, index: int
+    ) -> Iterator[tuple[_Waiter, Watch]]:
+        """A waiter, and its watch that reads the ``index``-th signal ``name`` of the run."""
         loop = asyncio.get_running_loop()
         if self._poller is None or self._poller.loop is not loop:
             # The poller of an earlier loop stays with the waits made there.
             self._poller = SignalPoller(self._read, loop)
         poller = self._poller
         with self.waiting(ctx) as waiter:
-            waiter.watch = poller.watch(
-                (ctx.run_id, name, index), waiter.event, _flag_check_period(ctx)
-            )
+            watch = poller.watch((ctx.run_id, name, index), waiter.event, _flag_check_period(ctx))
+            waiter.watch = watch
             try:
-                yield waiter
+                yield waiter, watch
             finally:
-                poller.discard(waiter.watch)
+                poller.discard(watch)
 
     def signal_sent(self, run_id: str, name: str) -> None:
         for waiter in self._waiters.get(run_id, ()):
@@ -327,9 +328,7 @@ async def _receive(
     started = time.time()
     index = app._waits.claim_index(ctx, name)
     try:
-        with app._waits.waiting_for_signal(ctx, name, index) as waiter:
-            watch = waiter.watch
-            assert watch is not None
+        with app._waits.waiting_for_signal(ctx, name, index) as (waiter, watch):
             while True:
                 ensure_may_continue(ctx)
                 if watch.error is not None:
