@@ -132,6 +132,17 @@ class _App:
         await self.wf.send_signal(f"waits-{n}", "go", payload)
         return await run
 
+    async def signalled_from_elsewhere(self, n: int, payload: int) -> int:
+        """Run ``waits(n)`` and send its signal through another app object.
+
+        As from another process: nothing wakes the wait here, the signal poller
+        of this loop must read it.
+        """
+        run = asyncio.ensure_future(self.waits(n))
+        await asyncio.sleep(0.1)
+        await Workflow("loops", db=self.store).send_signal(f"waits-{n}", "go", payload)
+        return await asyncio.wait_for(run, 10)
+
     def close(self) -> None:
         """Close the app, from a loop of its own, and remove what the test stored."""
         asyncio.run(self._close())
@@ -165,6 +176,23 @@ def test_one_app_serves_successive_asyncio_runs(kind: str, tmp_path: Path) -> No
             assert (run.status, run.output) == ("completed", 4)
             listed = _run(app.wf.list_runs())
             assert sorted(r.run_id for r in listed) == ["doubled-1", "doubled-2", "waits-1"]
+        finally:
+            app.close()
+
+    _check(kind, scenario)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_signal_waits_are_polled_on_each_successive_loop(kind: str, tmp_path: Path) -> None:
+    """Each asyncio.run gets a signal poller of its own, and none is left behind."""
+
+    def scenario() -> None:
+        app = _App(kind, tmp_path)
+        try:
+            assert _run(app.signalled_from_elsewhere(1, 10)) == 11
+            assert _run(app.signalled_from_elsewhere(2, 20)) == 22
+            # In-process sends still wake the waits at once on a later loop.
+            assert _run(app.signalled(3, 30)) == 33
         finally:
             app.close()
 

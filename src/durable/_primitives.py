@@ -13,8 +13,14 @@ signal, and its failure is recorded so that replay raises it again. A
 timeout's deadline is itself a step, recorded when the wait starts, so a
 crash does not restart the clock.
 
-Waiting polls the store with a growing delay; a signal sent or a cancel asked
-for through the same app in this process wakes the waiter at once.
+A signal wait does not read the store itself: the waits of an app share one
+poller per event loop (``_signal_poller``), which reads every due wait's signal
+with one ``Store.read_signals`` call, each wait on its own growing delay (20 ms
+up to 1 s). A signal sent through the same app in this process makes the
+poller read it at once; a cancel asked for here wakes the waiter at once.
+Between reads a waiter wakes at least once per heartbeat (1 s at most) to look
+at its run's cancel and lease flags, and at its deadline it times out only
+after one more read.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 
 from durable import _backoff_clock, _serde
 from durable._context import RunContext, current_run
+from durable._signal_poller import ReadSignals, SignalPoller, Watch
 from durable._task import ensure_may_continue, step_outcome
 from durable.errors import (
     ConfigurationError,
@@ -43,9 +50,6 @@ SLEEP_TASK = "durable.sleep"
 SIGNAL_TASK_PREFIX = "durable.signal:"
 DEADLINE_TASK_PREFIX = "durable.signal-deadline:"
 
-# Delay between two reads of the store by a waiting signal.
-_POLL_MIN = 0.02
-_POLL_MAX = 1.0
 # Upper bound between two looks at the run's cancel and lease flags while waiting.
 _FLAG_CHECK_MAX = 1.0
 
@@ -113,12 +117,13 @@ def encode_payload(payload: object, *, name: str, run_id: str, limit: int) -> st
 
 
 class _Waiter:
-    __slots__ = ("ctx", "event", "signal")
+    __slots__ = ("ctx", "event", "watch")
 
-    def __init__(self, ctx: RunContext, signal: str | None) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.signal = signal
         self.event = asyncio.Event()
+        # A signal wait's place in the app's poller; None for a sleep.
+        self.watch: Watch | None = None
 
     async def wait(self, seconds: float) -> None:
         """Return after ``seconds``, or earlier when woken."""
@@ -130,16 +135,22 @@ class _Waiter:
 
 
 class Waits:
-    """The sleeps and signal waits in progress in this process, per app."""
+    """The sleeps and signal waits in progress in this process, per app.
 
-    def __init__(self) -> None:
+    ``read`` reads signals from the app's store; the signal waits share one
+    :class:`SignalPoller` per event loop that calls it.
+    """
+
+    def __init__(self, read: ReadSignals) -> None:
+        self._read = read
         self._waiters: dict[str, set[_Waiter]] = {}
         # Signal indexes being waited for right now, per run execution and name.
         self._claimed: dict[tuple[RunContext, str], set[int]] = {}
+        self._poller: SignalPoller | None = None
 
     @contextlib.contextmanager
-    def waiting(self, ctx: RunContext, signal: str | None) -> Iterator[_Waiter]:
-        waiter = _Waiter(ctx, signal)
+    def waiting(self, ctx: RunContext) -> Iterator[_Waiter]:
+        waiter = _Waiter(ctx)
         self._waiters.setdefault(ctx.run_id, set()).add(waiter)
         try:
             yield waiter
@@ -150,10 +161,28 @@ class Waits:
                 if not waiters:
                     del self._waiters[ctx.run_id]
 
+    @contextlib.contextmanager
+    def waiting_for_signal(
+        self, ctx: RunContext, name: str, index: int
+    ) -> Iterator[tuple[_Waiter, Watch]]:
+        """A waiter, and its watch that reads the ``index``-th signal ``name`` of the run."""
+        loop = asyncio.get_running_loop()
+        if self._poller is None or self._poller.loop is not loop:
+            # The poller of an earlier loop stays with the waits made there.
+            self._poller = SignalPoller(self._read, loop)
+        poller = self._poller
+        with self.waiting(ctx) as waiter:
+            watch = poller.watch((ctx.run_id, name, index), waiter.event, _flag_check_period(ctx))
+            waiter.watch = watch
+            try:
+                yield waiter, watch
+            finally:
+                poller.discard(watch)
+
     def signal_sent(self, run_id: str, name: str) -> None:
         for waiter in self._waiters.get(run_id, ()):
-            if waiter.signal == name:
-                waiter.event.set()
+            if waiter.watch is not None and waiter.watch.key[1] == name:
+                waiter.watch.read_soon()
 
     def cancel_requested(self, run_id: str) -> None:
         """Wake the waits of ``run_id`` and of the child runs it is waiting on."""
@@ -229,7 +258,7 @@ async def sleep_step(
     if _backoff_clock.skipped_sleeps is not None:
         _backoff_clock.skipped_sleeps.append(max(0.0, wake_at - time.time()))
         return
-    with ctx.app._waits.waiting(ctx, None) as waiter:
+    with ctx.app._waits.waiting(ctx) as waiter:
         while True:
             ensure_may_continue(ctx)
             remaining = wake_at - time.time()
@@ -299,29 +328,30 @@ async def _receive(
     started = time.time()
     index = app._waits.claim_index(ctx, name)
     try:
-        with app._waits.waiting(ctx, name) as waiter:
-            delay = _POLL_MIN
+        with app._waits.waiting_for_signal(ctx, name, index) as (waiter, watch):
             while True:
                 ensure_may_continue(ctx)
-                payload = await app.store.read_signal(app.name, ctx.run_id, name, index)
+                if watch.error is not None:
+                    raise watch.error
                 now = time.time()
-                if payload is not None:
+                if watch.payload is not None:
                     status: Any = "completed"
-                    result: str | None = f'{{"index":{index},"payload":{payload}}}'
+                    result: str | None = f'{{"index":{index},"payload":{watch.payload}}}'
                     error: str | None = None
                     break
-                if deadline is not None and now >= deadline:
+                pause = _flag_check_period(ctx)
+                if deadline is not None and now < deadline:
+                    pause = min(pause, deadline - now)
+                elif deadline is not None and watch.last_look():
+                    # Timed out only after a read made once the deadline passed.
                     timed_out = SignalTimeoutError(
                         f"run {ctx.run_id!r} of workflow {ctx.workflow!r}: no signal "
                         f"{name!r} arrived within {limit:g}s"
                     )
                     status, result, error = "failed", None, _serde.encode_error(timed_out)
                     break
-                pause = min(delay, _flag_check_period(ctx))
-                if deadline is not None:
-                    pause = min(pause, deadline - now)
+                watch.keep_polled()
                 await waiter.wait(pause)
-                delay = min(delay * 1.5, _POLL_MAX)
         record = StepRecord(
             step_id=step_id,
             position=position,

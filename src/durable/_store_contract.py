@@ -397,6 +397,10 @@ class _Signal:
         else:
             expected = sent[self.read_index] if self.read_index < len(sent) else None
             assert await store.read_signal(app, self.run_id, self.name, self.read_index) == expected
+            key = (self.run_id, self.name, self.read_index)
+            assert await store.read_signals(app, [key]) == (
+                {} if expected is None else {key: expected}
+            )
 
 
 _Op = _Claim | _SaveStep | _Renew | _Release | _Finish | _Cancel | _Load | _List | _Signal
@@ -1092,6 +1096,91 @@ class StoreContract:
         assert sorted(indexes) == list(range(30))
         for index, payload in zip(indexes, payloads, strict=True):
             assert await store.read_signal(APP, "run-1", "go", index) == payload
+
+    # -- read_signals ----------------------------------------------------------
+
+    async def test_read_signals_returns_the_sent_ones_only(self, store: Store) -> None:
+        """A batch over several runs and names returns the sent signals and omits the rest."""
+        await store.send_signal(APP, "run-1", "go", '"go-0"')
+        await store.send_signal(APP, "run-1", "go", '"go-1"')
+        await store.send_signal(APP, "run-1", "stop", '"stop-0"')
+        await store.send_signal(APP, "run-2", "go", '{"run": 2}')
+        wanted = [
+            ("run-1", "go", 1),
+            ("run-1", "go", 2),  # beyond the last one sent
+            ("run-1", "stop", 0),
+            ("run-1", "other", 0),  # a name never sent
+            ("run-2", "go", 0),
+            ("run-2", "stop", 0),
+            ("run-3", "go", 0),  # a run without signals
+            ("run-1", "go", 0),
+        ]
+        assert await store.read_signals(APP, wanted) == {
+            ("run-1", "go", 0): '"go-0"',
+            ("run-1", "go", 1): '"go-1"',
+            ("run-1", "stop", 0): '"stop-0"',
+            ("run-2", "go", 0): '{"run": 2}',
+        }
+        for key in wanted:
+            single = await store.read_signal(APP, *key)
+            assert (await store.read_signals(APP, [key])).get(key) == single
+
+    async def test_read_signals_of_nothing_is_empty(self, store: Store) -> None:
+        """An empty batch answers {}, whether or not signals exist."""
+        assert await store.read_signals(APP, []) == {}
+        await store.send_signal(APP, "run-1", "go", '"x"')
+        assert await store.read_signals(APP, []) == {}
+
+    async def test_read_signals_sees_only_its_own_app(self, store: Store) -> None:
+        """Signals another app sent to the same run ids and names are not in the answer."""
+        await store.send_signal("app-two", "shared", "go", '"two"')
+        await store.send_signal("app-one", "shared", "go", '"one-0"')
+        await store.send_signal("app-one", "shared", "go", '"one-1"')
+        await store.send_signal("app-two", "shared", "go", '"two-1"')
+        await store.send_signal("app-two", "shared", "go", '"two-2"')
+        wanted = [("shared", "go", i) for i in range(3)]
+        assert await store.read_signals("app-one", wanted) == {
+            ("shared", "go", 0): '"one-0"',
+            ("shared", "go", 1): '"one-1"',
+        }
+        assert await store.read_signals("app-three", wanted) == {}
+
+    async def test_read_signals_returns_payloads_byte_for_byte(self, store: Store) -> None:
+        """Payloads come back exactly as sent, under ids and names with odd text."""
+        payloads = [*ODD_JSON, *(json.dumps(t) for t in ODD_TEXTS), MEGABYTE_JSON]
+        sent: dict[tuple[str, str, int], str] = {}
+        for i, payload in enumerate(payloads):
+            # Several payloads share an odd run id and name: indexes 0, 1, 2 ...
+            text = ODD_TEXTS[i % len(ODD_TEXTS)]
+            run_id, name = f"run {text}", f"signal {text}"
+            sent[run_id, name, await store.send_signal(APP, run_id, name, payload)] = payload
+        assert await store.read_signals(APP, list(sent)) == sent
+
+    async def test_read_signals_of_a_large_batch(self, store: Store) -> None:
+        """Twelve thousand signals in one call (36,000 values: over SQLite's parameter limit)."""
+        names = ("go", "stop", "next")
+        sent: dict[tuple[str, str, int], str] = {}
+        for r in range(40):
+            key = (f"run-{r:02}", names[r % 3], 0)
+            sent[key] = json.dumps([r, names[r % 3]])
+            assert await store.send_signal(APP, *key[:2], sent[key]) == 0
+        unsent = [(f"run-{r:02}", n, i) for r in range(40) for n in names for i in range(1, 100)]
+        # Found ones at both ends: a read in chunks must answer for the first and the last.
+        found = list(sent)
+        wanted = [*found[:20], *unsent, *found[20:]]
+        assert len(wanted) == 11_920
+        assert await store.read_signals(APP, wanted) == sent
+
+    async def test_read_signals_refuses_nul_in_names(self, store: Store) -> None:
+        """A NUL in the app, a wanted run id or a name is a RunIdError, as for send_signal."""
+        await store.send_signal(APP, "run-1", "go", '"x"')
+        for app, key in (
+            ("bad\x00app", ("run-1", "go", 0)),
+            (APP, ("run\x001", "go", 0)),
+            (APP, ("run-1", "g\x00o", 0)),
+        ):
+            with pytest.raises(RunIdError):
+                await store.read_signals(app, [("run-1", "go", 0), key])
 
     # -- round trips -----------------------------------------------------------
 

@@ -199,7 +199,7 @@ class Workflow:
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
         self._executor = Executor(self)
-        self._waits = _primitives.Waits()
+        self._waits = _primitives.Waits(lambda wanted: self.store.read_signals(self.name, wanted))
 
     def __repr__(self) -> str:
         return f"<durable Workflow {self.name!r} store={type(self.store).__name__}>"

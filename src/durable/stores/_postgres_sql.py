@@ -376,6 +376,14 @@ READ_SIGNAL = """
     WHERE app = $1 AND run_id = $2 AND name = $3 AND idx = $4
 """
 
+# One primary key lookup per wanted (run id, name, index).
+READ_SIGNALS = """
+    SELECT w.run_id, w.name, w.idx, s.payload
+    FROM unnest($2::text[], $3::text[], $4::bigint[]) AS w(run_id, name, idx)
+    JOIN {s}.signals AS s
+      ON s.app = $1 AND s.run_id = w.run_id AND s.name = w.name AND s.idx = w.idx
+"""
+
 
 def quote_schema(schema: str) -> str:
     if not IDENTIFIER.fullmatch(schema):

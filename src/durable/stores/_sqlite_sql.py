@@ -7,6 +7,7 @@ Each function takes the ``sqlite3`` connection and does one whole operation
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -210,6 +211,25 @@ _SEND_SIGNAL_SQL: Final = """
 _READ_SIGNAL_SQL: Final = """
     SELECT payload FROM durable_signals WHERE app = ? AND run_id = ? AND name = ? AND idx = ?
 """
+
+# Signals read by one statement: 1 + 3 * 332 parameters stay within 999, the
+# smallest limit SQLite builds have had (SQLITE_MAX_VARIABLE_NUMBER).
+_READ_SIGNALS_CHUNK: Final = 332
+
+
+@functools.cache
+def _read_signals_sql(count: int) -> str:
+    """The signals among ``count`` wanted (run id, name, index): a primary key lookup each."""
+    wanted = ", ".join(["(?, ?, ?)"] * count)
+    # Only placeholders are joined into the text; the values are bound. CROSS
+    # JOIN keeps the wanted rows as the outer loop whatever the statistics say.
+    return (
+        f"WITH wanted (run_id, name, idx) AS (VALUES {wanted}) "  # noqa: S608
+        "SELECT s.run_id, s.name, s.idx, s.payload FROM wanted AS w "
+        "CROSS JOIN durable_signals AS s "
+        "ON s.app = ? AND s.run_id = w.run_id AND s.name = w.name AND s.idx = w.idx"
+    )
+
 
 # What one save came to: the stored step, None when fenced out, or the error it raised.
 _SaveOutcome = SavedStep | None | Exception
@@ -440,6 +460,20 @@ def _renew_many_sync(
             if rows:
                 renewed[run_id] = bool(rows[0][0])
     return renewed
+
+
+def _read_signals_sync(
+    db: sqlite3.Connection, app: str, wanted: Sequence[tuple[str, str, int]]
+) -> dict[tuple[str, str, int], str]:
+    """The payloads of the wanted signals that were sent, a statement per chunk of them."""
+    found: dict[tuple[str, str, int], str] = {}
+    for start in range(0, len(wanted), _READ_SIGNALS_CHUNK):
+        chunk = wanted[start : start + _READ_SIGNALS_CHUNK]
+        params = [value for key in chunk for value in key]
+        params.append(app)
+        for run_id, name, index, payload in db.execute(_read_signals_sql(len(chunk)), params):
+            found[run_id, name, index] = payload
+    return found
 
 
 def _release_sync(db: sqlite3.Connection, app: str, run_id: str, token: int) -> None:

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
 
+from durable.stores._checks import check_names
+
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
 StepStatus = Literal["completed", "failed"]
 FinalStatus = Literal["completed", "failed", "cancelled"]
@@ -295,3 +297,38 @@ class Store(ABC):
     @abstractmethod
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         """The payload of the ``index``-th signal of that name, or None if not sent yet."""
+
+    async def read_signals(
+        self, app: str, wanted: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], str]:
+        """Read many signals at once: :meth:`read_signal` for each ``(run_id, name, index)``.
+
+        Returns the payload of every wanted signal that was sent, keyed by its
+        ``(run_id, name, index)``; a signal not sent yet has no key. Empty
+        ``wanted`` return ``{}``. A NUL character in ``app``, a run id or a
+        name raises :class:`~durable.errors.RunIdError` (no such signal can
+        have been sent).
+
+        The signal waits of a process are polled with one call. This default
+        calls :meth:`read_signal` once per signal; override it to read the
+        whole batch in one round trip.
+        """
+        check_signal_keys(app, wanted)
+        found: dict[tuple[str, str, int], str] = {}
+        for key in wanted:
+            payload = await self.read_signal(app, *key)
+            if payload is not None:
+                found[key] = payload
+        return found
+
+
+def check_signal_keys(app: str, wanted: Sequence[tuple[str, str, int]]) -> None:
+    """Raise :class:`~durable.errors.RunIdError` if ``app`` or a wanted run id or name has a NUL.
+
+    The text check of :meth:`Store.read_signals`, shared by the stores.
+    """
+    check_names(app=app)
+    for run_id, name, _ in wanted:
+        # The common case costs two substring tests; check_names words the error.
+        if "\x00" in run_id or "\x00" in name:
+            check_names(run_id=run_id, signal_name=name)

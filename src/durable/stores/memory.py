@@ -23,6 +23,7 @@ from durable.stores.base import (
     SavedStep,
     StepRecord,
     Store,
+    check_signal_keys,
 )
 
 _RunKey = tuple[str, str]
@@ -228,3 +229,14 @@ class InMemoryStore(Store):
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         queue = self._signals.get((app, run_id, name), [])
         return queue[index] if index < len(queue) else None
+
+    async def read_signals(
+        self, app: str, wanted: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], str]:
+        check_signal_keys(app, wanted)
+        found: dict[tuple[str, str, int], str] = {}
+        for run_id, name, index in wanted:
+            queue = self._signals.get((app, run_id, name), [])
+            if 0 <= index < len(queue):
+                found[run_id, name, index] = queue[index]
+        return found

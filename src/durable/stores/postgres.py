@@ -47,6 +47,7 @@ from durable.stores.base import (
     SavedStep,
     StepRecord,
     Store,
+    check_signal_keys,
 )
 
 __all__ = ["PostgresStore", "from_url"]
@@ -626,6 +627,21 @@ class PostgresStore(Store):
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._fetchrow(statements.READ_SIGNAL, app, run_id, name, index)
         return None if row is None else str(row["payload"])
+
+    async def read_signals(
+        self, app: str, wanted: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], str]:
+        check_signal_keys(app, wanted)
+        if not wanted:
+            return {}
+        rows = await self._fetch(
+            statements.READ_SIGNALS,
+            app,
+            [run_id for run_id, _, _ in wanted],
+            [name for _, name, _ in wanted],
+            [index for _, _, index in wanted],
+        )
+        return {(row["run_id"], row["name"], row["idx"]): str(row["payload"]) for row in rows}
 
 
 def from_url(url: str) -> PostgresStore:

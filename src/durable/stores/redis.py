@@ -36,6 +36,7 @@ from durable.stores.base import (
     SavedStep,
     StepRecord,
     Store,
+    check_signal_keys,
 )
 
 __all__ = ["RedisStore", "from_url"]
@@ -620,6 +621,28 @@ class RedisStore(Store):
             client.hget(self._keys.signals(app, run_id), f"v:{index}:{name}")
         )
         return None if payload is None else _text(payload)
+
+    async def read_signals(
+        self, app: str, wanted: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], str]:
+        """One pipelined round trip: an HMGET of each run's signal hash."""
+        check_signal_keys(app, wanted)
+        if not wanted:
+            return {}
+        per_run: dict[str, list[tuple[str, str, int]]] = {}
+        for key in wanted:
+            per_run.setdefault(key[0], []).append(key)
+        client = await self._connected()
+        pipe = client.pipeline(transaction=False)
+        for run_id, keys in per_run.items():
+            pipe.hmget(self._keys.signals(app, run_id), [f"v:{i}:{name}" for _, name, i in keys])
+        replies = await self._call(pipe.execute())
+        found: dict[tuple[str, str, int], str] = {}
+        for keys, payloads in zip(per_run.values(), replies, strict=True):
+            for key, payload in zip(keys, payloads, strict=True):
+                if payload is not None:
+                    found[key] = _text(payload)
+        return found
 
 
 def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None) -> None:

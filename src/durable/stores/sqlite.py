@@ -70,6 +70,7 @@ from durable.stores._sqlite_sql import (
     _finish_sync,
     _is_busy,
     _load_sync,
+    _read_signals_sync,
     _release_sync,
     _renew_many_sync,
     _renew_sync,
@@ -90,6 +91,7 @@ from durable.stores.base import (
     SavedStep,
     StepRecord,
     Store,
+    check_signal_keys,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -600,6 +602,15 @@ class SQLiteStore(Store):
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._call(_fetchone, _READ_SIGNAL_SQL, (app, run_id, name, index))
         return None if row is None else str(row[0])
+
+    async def read_signals(
+        self, app: str, wanted: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], str]:
+        """Every wanted signal in one hop to the connection thread."""
+        check_signal_keys(app, wanted)
+        if not wanted:
+            return {}
+        return await self._call(_read_signals_sync, app, list(wanted))
 
     # -- steps: group commit -------------------------------------------------
 
