@@ -413,13 +413,13 @@ async def test_saves_started_together_share_one_commit(
     # A save first: lone saves may now commit at once, without the loop.
     await store.save_step(APP, "run-0", runs[0].run.token, _step("first", 99))
     batches: list[int] = []
-    save_batch = sqlite_module._save_batch_sync
+    save_batch = sqlite_module._write_batch_sync
 
     def counting(db: sqlite3.Connection, items: list[Any]) -> list[Any]:
         batches.append(len(items))
         return save_batch(db, items)
 
-    monkeypatch.setattr(sqlite_module, "_save_batch_sync", counting)
+    monkeypatch.setattr(sqlite_module, "_write_batch_sync", counting)
     await asyncio.gather(
         *(
             store.save_step(APP, run.run.run_id, run.run.token, _step(f"s{j}", j))
@@ -428,6 +428,41 @@ async def test_saves_started_together_share_one_commit(
         )
     )
     assert batches == [100]
+
+
+async def test_claims_and_finishes_made_together_share_one_commit(
+    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs started or finished in the same pass of the loop commit as one group."""
+    store = make_store()
+    await store.claim_run(_new("warm-up"), owner="o", lease_ttl=60)
+    groups: list[int] = []
+    write_batch = sqlite_module._write_batch_sync
+
+    def counting(db: sqlite3.Connection, writes: list[Any]) -> list[Any]:
+        groups.append(len(writes))
+        return write_batch(db, writes)
+
+    monkeypatch.setattr(sqlite_module, "_write_batch_sync", counting)
+    claims = await asyncio.gather(
+        *(store.claim_run(_new(f"run-{i}"), owner="o", lease_ttl=60) for i in range(20)),
+        store.claim_run(_new("warm-up"), owner="other", lease_ttl=60),  # owned: not acquired
+    )
+    assert groups == [21]
+    assert [c.acquired for c in claims] == [True] * 20 + [False]
+    finished = await asyncio.gather(
+        *(
+            store.finish_run(APP, c.run.run_id, c.run.token, "completed", output=str(i))
+            for i, c in enumerate(claims[:20])
+        ),
+        store.finish_run(APP, "run-0", 99, "completed", output="0"),  # fenced out
+        return_exceptions=True,
+    )
+    assert groups == [21, 21]
+    assert [r.output for r in finished[:20]] == [str(i) for i in range(20)]  # type: ignore[union-attr]
+    assert isinstance(finished[20], LeaseLostError)
+    rows = _sql(Path(store.path), "SELECT count(*) FROM durable_runs WHERE status = 'completed'")
+    assert rows == [(20,)]
 
 
 async def test_saves_in_a_row_still_let_other_tasks_run(

@@ -231,8 +231,21 @@ def _read_signals_sql(count: int) -> str:
     )
 
 
-# What one save came to: the stored step, None when fenced out, or the error it raised.
-_SaveOutcome = SavedStep | None | Exception
+# One write of a group commit: run inside the group's transaction, or (when it
+# is alone, or another write broke the group) in a transaction of its own.
+_Work = Callable[[sqlite3.Connection], Any]
+
+
+class _Write:
+    __slots__ = ("alone", "within")
+
+    def __init__(self, within: _Work, alone: _Work) -> None:
+        self.within = within
+        self.alone = alone
+
+
+# What one write came to: its answer, or the error it raised.
+_Outcome = Any
 
 
 # -- functions run on the connection thread ------------------------------------
@@ -355,90 +368,102 @@ def _claim_sync(
     resume: bool,
 ) -> Claim:
     with _write_transaction(db):
-        now = time.time()
-        loaded = _load_sync(db, new.app, new.run_id)
-        if loaded is None:
-            lease = now + lease_ttl
-            db.execute(
-                _INSERT_RUN_SQL,
-                (
-                    new.app,
-                    new.run_id,
-                    new.workflow,
-                    new.inputs,
-                    owner,
-                    lease,
-                    new.parent_run_id,
-                    now,
-                    now,
-                ),
-            )
-            run = RunRecord(
-                app=new.app,
-                run_id=new.run_id,
-                workflow=new.workflow,
-                status="running",
-                inputs=new.inputs,
-                output=None,
-                error=None,
-                owner=owner,
-                token=1,
-                lease_expires_at=lease,
-                attempts=1,
-                cancel_requested=False,
-                parent_run_id=new.parent_run_id,
-                created_at=now,
-                updated_at=now,
-            )
-            return Claim(run, (), acquired=True)
-        run, steps = loaded
-        if run.workflow != new.workflow:
-            return Claim(run, steps, acquired=False)
-        restart = run.status == "failed" or (run.status == "cancelled" and resume)
-        takeover = run.status == "running" and (
-            (run.lease_expires_at is not None and run.lease_expires_at <= now)
-            or (steal_from is not None and run.owner == steal_from)
-        )
-        if not (restart or takeover):
-            return Claim(run, steps, acquired=False)
-        if restart:
-            db.execute(
-                "DELETE FROM durable_steps WHERE app = ? AND run_id = ? AND status = 'failed'",
-                (new.app, new.run_id),
-            )
-            steps = tuple(s for s in steps if s.status != "failed")
-        run = RunRecord(
-            app=run.app,
-            run_id=run.run_id,
-            workflow=run.workflow,
-            status="running",
-            inputs=run.inputs,
-            output=run.output,
-            error=None if restart else run.error,
-            owner=owner,
-            token=run.token + 1,
-            lease_expires_at=now + lease_ttl,
-            attempts=run.attempts + 1,
-            cancel_requested=False if restart else run.cancel_requested,
-            parent_run_id=run.parent_run_id,
-            created_at=run.created_at,
-            updated_at=now,
-        )
+        return _claim_in(db, new, owner, lease_ttl, steal_from, resume)
+
+
+def _claim_in(
+    db: sqlite3.Connection,
+    new: NewRun,
+    owner: str,
+    lease_ttl: float,
+    steal_from: str | None,
+    resume: bool,
+) -> Claim:
+    """:func:`_claim_sync` inside a write transaction already open."""
+    now = time.time()
+    loaded = _load_sync(db, new.app, new.run_id)
+    if loaded is None:
+        lease = now + lease_ttl
         db.execute(
-            _TAKE_RUN_SQL,
+            _INSERT_RUN_SQL,
             (
-                run.error,
+                new.app,
+                new.run_id,
+                new.workflow,
+                new.inputs,
                 owner,
-                run.token,
-                run.lease_expires_at,
-                run.attempts,
-                int(run.cancel_requested),
+                lease,
+                new.parent_run_id,
                 now,
-                run.app,
-                run.run_id,
+                now,
             ),
         )
-        return Claim(run, steps, acquired=True)
+        run = RunRecord(
+            app=new.app,
+            run_id=new.run_id,
+            workflow=new.workflow,
+            status="running",
+            inputs=new.inputs,
+            output=None,
+            error=None,
+            owner=owner,
+            token=1,
+            lease_expires_at=lease,
+            attempts=1,
+            cancel_requested=False,
+            parent_run_id=new.parent_run_id,
+            created_at=now,
+            updated_at=now,
+        )
+        return Claim(run, (), acquired=True)
+    run, steps = loaded
+    if run.workflow != new.workflow:
+        return Claim(run, steps, acquired=False)
+    restart = run.status == "failed" or (run.status == "cancelled" and resume)
+    takeover = run.status == "running" and (
+        (run.lease_expires_at is not None and run.lease_expires_at <= now)
+        or (steal_from is not None and run.owner == steal_from)
+    )
+    if not (restart or takeover):
+        return Claim(run, steps, acquired=False)
+    if restart:
+        db.execute(
+            "DELETE FROM durable_steps WHERE app = ? AND run_id = ? AND status = 'failed'",
+            (new.app, new.run_id),
+        )
+        steps = tuple(s for s in steps if s.status != "failed")
+    run = RunRecord(
+        app=run.app,
+        run_id=run.run_id,
+        workflow=run.workflow,
+        status="running",
+        inputs=run.inputs,
+        output=run.output,
+        error=None if restart else run.error,
+        owner=owner,
+        token=run.token + 1,
+        lease_expires_at=now + lease_ttl,
+        attempts=run.attempts + 1,
+        cancel_requested=False if restart else run.cancel_requested,
+        parent_run_id=run.parent_run_id,
+        created_at=run.created_at,
+        updated_at=now,
+    )
+    db.execute(
+        _TAKE_RUN_SQL,
+        (
+            run.error,
+            owner,
+            run.token,
+            run.lease_expires_at,
+            run.attempts,
+            int(run.cancel_requested),
+            now,
+            run.app,
+            run.run_id,
+        ),
+    )
+    return Claim(run, steps, acquired=True)
 
 
 def _renew_sync(db: sqlite3.Connection, app: str, run_id: str, token: int, lease_ttl: float) -> Any:
@@ -516,28 +541,70 @@ def _save_one(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> S
     return SavedStep(_step_record(step.step_id, row[3:]), bool(row[2]))
 
 
-def _save_batch_sync(
-    db: sqlite3.Connection, items: list[tuple[StepParams, StepRecord]]
-) -> list[_SaveOutcome]:
-    if len(items) == 1:
-        # One statement is its own transaction, and a writing statement takes
-        # the write lock when it starts, so this is as safe as BEGIN IMMEDIATE.
-        return [_save_alone(db, *items[0])]
+def _write_batch_sync(db: sqlite3.Connection, writes: list[_Write]) -> list[_Outcome]:
+    """Commit the writes together: one transaction, one fsync; each one's outcome."""
+    if len(writes) == 1:
+        return [_alone(db, writes[0].alone)]
     try:
         with _write_transaction(db):
-            return [_save_one(db, params, step) for params, step in items]
+            return [write.within(db) for write in writes]
     except Exception as exc:
         code = getattr(exc, "sqlite_errorcode", None)
         if isinstance(code, int) and code & 0xFF in _ENVIRONMENTAL:
-            return [exc] * len(items)
-    # One row broke the batch (the transaction was rolled back as a whole): commit
-    # each row on its own so that only its caller sees the error.
-    return [_save_alone(db, params, step) for params, step in items]
+            return [exc] * len(writes)
+    # One write broke the group (the transaction was rolled back as a whole):
+    # commit each on its own so that only its caller sees the error.
+    return [_alone(db, write.alone) for write in writes]
 
 
-def _save_alone(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> _SaveOutcome:
+def _alone(db: sqlite3.Connection, work: _Work) -> _Outcome:
     try:
-        return _save_one(db, params, step)
+        return work(db)
     except Exception as exc:
         _rollback(db)
         return exc
+
+
+def _step_write(params: StepParams, step: StepRecord) -> _Write:
+    # One statement is its own transaction, and a writing statement takes the
+    # write lock when it starts: alone, a save is as safe as in BEGIN IMMEDIATE.
+    work = functools.partial(_save_one, params=params, step=step)
+    return _Write(work, work)
+
+
+def _claim_write(
+    new: NewRun, owner: str, lease_ttl: float, steal_from: str | None, resume: bool
+) -> _Write:
+    return _Write(
+        functools.partial(
+            _claim_in,
+            new=new,
+            owner=owner,
+            lease_ttl=lease_ttl,
+            steal_from=steal_from,
+            resume=resume,
+        ),
+        functools.partial(
+            _claim_sync,
+            new=new,
+            owner=owner,
+            lease_ttl=lease_ttl,
+            steal_from=steal_from,
+            resume=resume,
+        ),
+    )
+
+
+def _finish_write(
+    app: str, run_id: str, token: int, status: FinalStatus, output: str | None, error: str | None
+) -> _Write:
+    work = functools.partial(
+        _finish_sync,
+        app=app,
+        run_id=run_id,
+        token=token,
+        status=status,
+        output=output,
+        error=error,
+    )
+    return _Write(work, work)

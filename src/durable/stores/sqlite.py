@@ -43,7 +43,7 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
-from durable.stores._rows import StepParams, lease_states, step_params
+from durable.stores._rows import lease_states, step_params
 from durable.stores._sqlite_sql import (
     _BUSY,
     _CANTOPEN,
@@ -64,21 +64,23 @@ from durable.stores._sqlite_sql import (
     _SYNCHRONOUS_PRAGMAS,
     SCHEMA_VERSION,
     _cancel_sync,
-    _claim_sync,
+    _claim_write,
     _fetchall,
     _fetchone,
-    _finish_sync,
+    _finish_write,
     _is_busy,
     _load_sync,
+    _Outcome,
     _read_signals_sync,
     _release_sync,
     _renew_many_sync,
     _renew_sync,
     _run_record,
-    _save_batch_sync,
-    _SaveOutcome,
     _schema_version,
+    _step_write,
     _waiting_for_locks,
+    _Write,
+    _write_batch_sync,
     _write_transaction,
 )
 from durable.stores.base import (
@@ -174,12 +176,13 @@ class SQLiteStore(Store):
         # State bound to the event loop that uses the store; reset when it changes.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open_lock = asyncio.Lock()
-        self._pending: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]] = []
+        # Writes (step saves, claims, finishes) waiting to be committed as a group.
+        self._pending: list[tuple[_Write, asyncio.Future[_Outcome]]] = []
         self._flush_scheduled = False
-        # Until when a lone save may commit without a pass through the loop.
+        # Until when a lone write may commit without a pass through the loop.
         self._inline_until = 0.0
-        # The batch on the connection thread now; saves queue in _pending meanwhile.
-        self._in_flight: asyncio.Future[list[_SaveOutcome]] | None = None
+        # The group on the connection thread now; writes queue in _pending meanwhile.
+        self._in_flight: asyncio.Future[list[_Outcome]] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -279,7 +282,7 @@ class SQLiteStore(Store):
             conn = self._conn
             if conn is None:
                 return
-            # Saves already made are committed before the connection goes.
+            # Writes already made are committed before the connection goes.
             while self._pending or self._in_flight is not None:
                 if self._in_flight is None:
                     self._flush()
@@ -309,10 +312,10 @@ class SQLiteStore(Store):
         self._flush_scheduled = False
         self._in_flight = None
         self._open_lock = asyncio.Lock()
-        for _, _, future in stale:
-            # Saves never sent: their callers are on the old loop, if anywhere.
+        for _, future in stale:
+            # Writes never sent: their callers are on the old loop, if anywhere.
             error = StoreError(
-                f"SQLite database {self._path!r}: save dropped, its event loop stopped running"
+                f"SQLite database {self._path!r}: write dropped, its event loop stopped running"
             )
             _post(future.get_loop(), _set_result, future, error)
         return loop
@@ -530,7 +533,8 @@ class SQLiteStore(Store):
         resume: bool = False,
     ) -> Claim:
         check_claim(new, owner, steal_from)
-        return await self._call(_claim_sync, new, owner, lease_ttl, steal_from, resume)
+        claim: Claim = await self._write(_claim_write(new, owner, lease_ttl, steal_from, resume))
+        return claim
 
     async def load_run(
         self, app: str, run_id: str
@@ -570,7 +574,7 @@ class SQLiteStore(Store):
         error: str | None = None,
     ) -> RunRecord:
         check_json(output=output, error=error)
-        row = await self._call(_finish_sync, app, run_id, token, status, output, error)
+        row = await self._write(_finish_write(app, run_id, token, status, output, error))
         if row is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
         return _run_record(app, run_id, row)
@@ -612,43 +616,50 @@ class SQLiteStore(Store):
             return {}
         return await self._call(_read_signals_sync, app, list(wanted))
 
-    # -- steps: group commit -------------------------------------------------
+    # -- writes: group commit ------------------------------------------------
 
     async def save_step(self, app: str, run_id: str, token: int, step: StepRecord) -> SavedStep:
         check_step(step)
+        saved: SavedStep | None = await self._write(
+            _step_write(step_params(app, run_id, token, step), step)
+        )
+        if saved is None:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+        return saved
+
+    async def _write(self, write: _Write) -> Any:
+        """Commit ``write`` with the others made meanwhile (group commit); its answer.
+
+        Step saves, claims and finishes made by coroutines that run in the same
+        pass of the event loop share one transaction and one fsync; while a
+        group commits on the connection thread, the next one gathers.
+        """
         loop = self._enter()
         if self._submit is None:
             await self.open()
-        params = step_params(app, run_id, token, step)
-        outcome = self._save_at_once(loop, params, step)
+        outcome = self._write_at_once(loop, write)
         if outcome is _QUEUED:
-            future: asyncio.Future[_SaveOutcome] = loop.create_future()
-            self._pending.append((params, step, future))
+            future: asyncio.Future[_Outcome] = loop.create_future()
+            self._pending.append((write, future))
             if self._in_flight is None and not self._flush_scheduled:
-                # Saves made by the other coroutines that run in this pass of the
-                # event loop join the same transaction.
                 self._flush_scheduled = True
                 loop.call_soon(self._scheduled_flush, loop)
             outcome = await future
-        if isinstance(outcome, SavedStep):
-            return outcome
-        if outcome is None:
-            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
-        if isinstance(outcome, sqlite3.Error):
-            raise self._translate(outcome) from outcome
-        raise outcome
+        if isinstance(outcome, Exception):
+            if isinstance(outcome, sqlite3.Error):
+                raise self._translate(outcome) from outcome
+            raise outcome
+        return outcome
 
-    def _save_at_once(
-        self, loop: asyncio.AbstractEventLoop, params: StepParams, step: StepRecord
-    ) -> _SaveOutcome | _Queued:
-        """Commit a lone save right here, with no trip through the event loop.
+    def _write_at_once(self, loop: asyncio.AbstractEventLoop, write: _Write) -> Any:
+        """Commit a lone write right here, with no trip through the event loop.
 
         Only when it could not join a group anyway: nothing is queued or
         committing, the connection thread is idle, and no other callback is
         ready to run in this pass of the loop (``_ready``, the standard loop's
-        queue; a loop without one always queues). A caller that saves over and
-        over without ever waiting still lets the loop run every
-        ``_INLINE_BUDGET`` seconds: every so often its save is queued.
+        queue; a loop without one always queues). A caller that writes over
+        and over without ever waiting still lets the loop run every
+        ``_INLINE_BUDGET`` seconds: every so often its write is queued.
         """
         db = self._db
         if (
@@ -662,7 +673,7 @@ class SQLiteStore(Store):
         ):
             return _QUEUED
         try:
-            outcome = _save_batch_sync(db, [(params, step)])[0]
+            outcome = _write_batch_sync(db, [write])[0]
         except Exception as exc:  # a bug, not a database answer: fail the caller, not the loop
             return exc
         if isinstance(outcome, sqlite3.Error) and _is_busy(outcome):
@@ -670,22 +681,22 @@ class SQLiteStore(Store):
         return outcome
 
     def _scheduled_flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Scheduled on a loop the store has since left: that loop's saves were dropped.
+        # Scheduled on a loop the store has since left: that loop's writes were dropped.
         if loop is self._loop:
             self._flush()
 
     def _flush(self) -> None:
-        """Commit the queued saves: on this thread when the connection is idle.
+        """Commit the queued writes: on this thread when the connection is idle.
 
         A commit costs one write and fsync; a hop to the connection thread and
         back costs about as much again. So while nothing is queued for the
-        connection thread, the batch commits right here, without waiting for
+        connection thread, the group commits right here, without waiting for
         any lock (busy_timeout 0): if another connection holds the write lock,
-        the batch goes to the connection thread, which waits for it there.
+        the group goes to the connection thread, which waits for it there.
         """
         self._flush_scheduled = False
         if self._loop is not None:
-            # The loop ran this callback: saves may skip it again for a while.
+            # The loop ran this callback: writes may skip it again for a while.
             self._inline_until = self._loop.time() + _INLINE_BUDGET
         if self._in_flight is not None or not self._pending:
             return
@@ -694,65 +705,65 @@ class SQLiteStore(Store):
             self._send_batch()
             return
         batch, self._pending = self._pending, []
-        outcomes: list[_SaveOutcome]
+        outcomes: list[_Outcome]
         try:
-            outcomes = _save_batch_sync(db, [b[:2] for b in batch])
+            outcomes = _write_batch_sync(db, [write for write, _ in batch])
         except Exception as exc:  # a bug, not a database answer: fail the callers, not the loop
             outcomes = [exc] * len(batch)
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, sqlite3.Error) and _is_busy(outcome):
                 self._pending.append(item)
-            elif not item[2].done():
-                item[2].set_result(outcome)
+            elif not item[1].done():
+                item[1].set_result(outcome)
         if self._pending:
             self._send_batch()
 
     def _send_batch(self) -> None:
-        """Put every queued save on the connection thread as one transaction.
+        """Put every queued write on the connection thread as one transaction.
 
-        While that batch commits, new saves queue up and form the next batch
-        (sent by ``_batch_done``), so the batch size follows the load by itself.
-        The batch belongs to no caller: a cancelled caller cannot strand the
+        While that group commits, new writes queue up and form the next group
+        (sent by ``_batch_done``), so the group size follows the load by itself.
+        The group belongs to no caller: a cancelled caller cannot strand the
         outcome of the others.
         """
         batch, self._pending = self._pending, []
         submit, db = self._submit, self._db
         if submit is None or db is None:
             closed = StoreError(f"SQLite database {self._path!r} is closed")
-            for _, _, future in batch:
+            for _, future in batch:
                 if not future.done():
                     future.set_result(closed)
             return
-        done: asyncio.Future[list[_SaveOutcome]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[list[_Outcome]] = asyncio.get_running_loop().create_future()
         done.add_done_callback(functools.partial(self._batch_done, batch))
         self._in_flight = done
-        items = [b[:2] for b in batch]
+        writes = [write for write, _ in batch]
         self._run_on_thread(
             submit,
             done,
-            functools.partial(_waiting_for_locks, db, self._busy_ms, _save_batch_sync, items),
+            functools.partial(_waiting_for_locks, db, self._busy_ms, _write_batch_sync, writes),
         )
 
     def _batch_done(
         self,
-        batch: list[tuple[StepParams, StepRecord, asyncio.Future[_SaveOutcome]]],
-        done: asyncio.Future[list[_SaveOutcome]],
+        batch: list[tuple[_Write, asyncio.Future[_Outcome]]],
+        done: asyncio.Future[list[_Outcome]],
     ) -> None:
-        outcomes: list[_SaveOutcome]
+        outcomes: list[_Outcome]
         if done.cancelled():
-            outcomes = [StoreError(f"SQLite database {self._path!r}: save interrupted")] * len(
+            outcomes = [StoreError(f"SQLite database {self._path!r}: write interrupted")] * len(
                 batch
             )
         elif (exc := done.exception()) is not None:
             outcomes = [exc if isinstance(exc, Exception) else StoreError(repr(exc))] * len(batch)
         else:
             outcomes = done.result()
-        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
         if self._in_flight is done:
             # Not when the store moved to another loop meanwhile: that loop's
-            # saves are its own.
+            # writes are its own.
             self._in_flight = None
             self._flush()
 
