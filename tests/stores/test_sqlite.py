@@ -404,38 +404,9 @@ async def test_concurrent_saves_are_all_durable(
     assert _sql(tmp_path / "durable.db", "SELECT count(*) FROM durable_steps") == [(100,)]
 
 
-async def test_saves_started_together_share_one_commit(
-    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Saves made in the same pass of the event loop go to the database as one batch."""
-    store = make_store()
-    runs = [await store.claim_run(_new(f"run-{i}"), owner="o", lease_ttl=60) for i in range(10)]
-    # A save first: lone saves may now commit at once, without the loop.
-    await store.save_step(APP, "run-0", runs[0].run.token, _step("first", 99))
-    batches: list[int] = []
-    save_batch = sqlite_module._write_batch_sync
-
-    def counting(db: sqlite3.Connection, items: list[Any]) -> list[Any]:
-        batches.append(len(items))
-        return save_batch(db, items)
-
-    monkeypatch.setattr(sqlite_module, "_write_batch_sync", counting)
-    await asyncio.gather(
-        *(
-            store.save_step(APP, run.run.run_id, run.run.token, _step(f"s{j}", j))
-            for run in runs
-            for j in range(10)
-        )
-    )
-    assert batches == [100]
-
-
-async def test_claims_and_finishes_made_together_share_one_commit(
-    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Runs started or finished in the same pass of the loop commit as one group."""
-    store = make_store()
-    await store.claim_run(_new("warm-up"), owner="o", lease_ttl=60)
+@pytest.fixture
+def commit_groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every group of writes committed from now on, in order."""
     groups: list[int] = []
     write_batch = sqlite_module._write_batch_sync
 
@@ -444,11 +415,40 @@ async def test_claims_and_finishes_made_together_share_one_commit(
         return write_batch(db, writes)
 
     monkeypatch.setattr(sqlite_module, "_write_batch_sync", counting)
+    return groups
+
+
+async def test_saves_started_together_share_one_commit(
+    make_store: Callable[..., SQLiteStore], commit_groups: list[int]
+) -> None:
+    """Saves made in the same pass of the event loop go to the database as one batch."""
+    store = make_store()
+    runs = [await store.claim_run(_new(f"run-{i}"), owner="o", lease_ttl=60) for i in range(10)]
+    # A save first: lone saves may now commit at once, without the loop.
+    await store.save_step(APP, "run-0", runs[0].run.token, _step("first", 99))
+    commit_groups.clear()
+    await asyncio.gather(
+        *(
+            store.save_step(APP, run.run.run_id, run.run.token, _step(f"s{j}", j))
+            for run in runs
+            for j in range(10)
+        )
+    )
+    assert commit_groups == [100]
+
+
+async def test_claims_and_finishes_made_together_share_one_commit(
+    make_store: Callable[..., SQLiteStore], commit_groups: list[int]
+) -> None:
+    """Runs started or finished in the same pass of the loop commit as one group."""
+    store = make_store()
+    await store.claim_run(_new("warm-up"), owner="o", lease_ttl=60)
+    commit_groups.clear()
     claims = await asyncio.gather(
         *(store.claim_run(_new(f"run-{i}"), owner="o", lease_ttl=60) for i in range(20)),
         store.claim_run(_new("warm-up"), owner="other", lease_ttl=60),  # owned: not acquired
     )
-    assert groups == [21]
+    assert commit_groups == [21]
     assert [c.acquired for c in claims] == [True] * 20 + [False]
     finished = await asyncio.gather(
         *(
@@ -458,7 +458,7 @@ async def test_claims_and_finishes_made_together_share_one_commit(
         store.finish_run(APP, "run-0", 99, "completed", output="0"),  # fenced out
         return_exceptions=True,
     )
-    assert groups == [21, 21]
+    assert commit_groups == [21, 21]
     assert [r.output for r in finished[:20]] == [str(i) for i in range(20)]  # type: ignore[union-attr]
     assert isinstance(finished[20], LeaseLostError)
     rows = _sql(Path(store.path), "SELECT count(*) FROM durable_runs WHERE status = 'completed'")
