@@ -1078,6 +1078,8 @@ class StoreContract:
         await store.send_signal(APP, "run-1", "go", '"x"')
         assert await store.read_signal(APP, "run-1", "go", 1) is None
         assert await store.read_signal(APP, "run-1", "other", 0) is None
+        # Indexes count from 0: there is no signal before the first.
+        assert await store.read_signal(APP, "run-1", "go", -1) is None
 
     async def test_signal_sent_before_the_run_exists_is_kept(self, store: Store) -> None:
         """A signal sent to a run id that does not exist yet is there once the run starts."""

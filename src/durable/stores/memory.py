@@ -228,7 +228,7 @@ class InMemoryStore(Store):
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         queue = self._signals.get((app, run_id, name), [])
-        return queue[index] if index < len(queue) else None
+        return queue[index] if 0 <= index < len(queue) else None
 
     async def read_signals(
         self, app: str, wanted: Sequence[tuple[str, str, int]]
