@@ -346,15 +346,17 @@ def bench_postgres(args: argparse.Namespace) -> list[Row]:
     # A round costs about a second: twice the rounds steady the ratio.
     r = work("pg_seq", dsn=dsn, steps=args.steps, rounds=2 * args.rounds)
     rows = [paired_row("PG A seq vs asyncpg insert", r, "durable", "asyncpg", "µs/step", 1.3)]
-    rates: dict[int, float] = {}
-    failed = 0
-    for pool in args.pg_pools:
-        samples = [
-            work("pg_concurrent", dsn=dsn, pool=pool, workflows=args.workflows, steps=10)
-            for _ in range(max(1, args.rounds // 2))
-        ]
-        rates[pool] = statistics.median(s["steps_per_s"] for s in samples)
-        failed += sum(s["failed"] for s in samples)
+    # Every round runs each pool size once, so that a slow phase hits them all.
+    samples: dict[int, list[dict[str, Any]]] = {pool: [] for pool in args.pg_pools}
+    for _ in range(args.rounds):
+        for pool in args.pg_pools:
+            samples[pool].append(
+                work("pg_concurrent", dsn=dsn, pool=pool, workflows=args.workflows, steps=10)
+            )
+    rates = {
+        pool: statistics.median(s["steps_per_s"] for s in got) for pool, got in samples.items()
+    }
+    failed = sum(s["failed"] for got in samples.values() for s in got)
     first = args.pg_pools[0]
     for pool in args.pg_pools:
         rows.append(
