@@ -487,16 +487,13 @@ async def test_saves_in_a_row_still_let_other_tasks_run(
 
     ticking = asyncio.create_task(ticker())
     await asyncio.sleep(0)
-    started, ticks = time.monotonic(), 0
+    ticks = 0
+    # 3000 commits take far longer than one 5 ms budget, even on a fast disk.
     for i in range(3000):
         await store.save_step(APP, "run-1", got.run.token, _step(f"s{i}", i))
-    elapsed = time.monotonic() - started
     stop = True
     await ticking
-    # The loop ran about once per 5 ms budget; counted with a wide margin.
-    budgets = int(elapsed / 0.005)
-    assert ticks > 0
-    assert ticks >= min(3, budgets // 4), (ticks, elapsed)
+    assert ticks >= 2
 
 
 async def test_one_bad_save_fails_only_its_caller(
