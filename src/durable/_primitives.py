@@ -96,8 +96,24 @@ def timestamp_of(when: object) -> float:
 
 
 def check_signal_name(name: object) -> str:
+    """``name`` if every store can keep it, else ConfigurationError naming it.
+
+    Checked where the name enters (``wf.signal``, ``send_signal``): a name no
+    store accepts would otherwise fail the read that the waits of the process
+    share, and with it the waits of other runs.
+    """
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"a signal name must be a non-empty string, got {name!r}")
+    import unicodedata  # on first use: import durable stays cheap
+
+    for ch in name:
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            raise ConfigurationError(
+                f"signal name {name[:80]!r} contains the control character {ch!r}"
+            )
+        if category == "Cs":
+            raise ConfigurationError(f"signal name {name[:80]!r} contains a lone surrogate")
     return name
 
 

@@ -259,6 +259,29 @@ async def test_bad_signals_are_refused(wf: Workflow) -> None:
         await flow()
 
 
+@pytest.mark.parametrize("name", ["bad\x00name", "tab\there", "half \ud800"])
+async def test_signal_names_no_store_keeps_are_refused_where_they_enter(
+    wf: Workflow, name: str
+) -> None:
+    """A name with a control character or a lone surrogate fails its own call only.
+
+    Waiting runs share their reads of the store: a name that broke the shared
+    read would fail the waits of other runs. It never gets that far.
+    """
+    await wf.send_signal("good", "approved", {"ok": True})
+
+    @wf.workflow(id="{run}")
+    async def waiter(run: str, signal_name: str) -> Any:
+        return await wf.signal(signal_name)
+
+    bad = asyncio.create_task(waiter("bad", name))
+    assert await waiter("good", "approved") == {"ok": True}
+    with pytest.raises(ConfigurationError, match="signal name"):
+        await bad
+    with pytest.raises(ConfigurationError, match="signal name"):
+        await wf.send_signal("good", name, 1)
+
+
 async def test_signal_outside_a_workflow_is_an_error(wf: Workflow) -> None:
     """wf.signal outside a workflow raises a DurableError saying it needs a workflow."""
     with pytest.raises(DurableError, match="outside a workflow"):
