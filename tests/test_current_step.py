@@ -103,3 +103,30 @@ async def test_outside_a_task_of_a_workflow_it_raises(wf: Workflow) -> None:
         await body()
     with pytest.raises(NotInWorkflowError):
         durable.current_step()
+
+
+async def test_a_workflow_started_from_a_task_is_not_inside_that_step(wf: Workflow) -> None:
+    """A run started in a task body has its own steps; the task's step is not its."""
+    seen: list[str] = []
+
+    @wf.task
+    async def inner_step() -> str:
+        return durable.current_step().step_id
+
+    @wf.workflow(id="inner-{n}")
+    async def inner(n: int) -> str:
+        with pytest.raises(NotInWorkflowError):
+            durable.current_step()
+        return await inner_step()
+
+    @wf.task
+    async def launcher() -> str:
+        seen.append(durable.current_step().step_id)
+        return await inner(1)
+
+    @wf.workflow(id="outer-{n}")
+    async def outer(n: int) -> str:
+        return await launcher()
+
+    assert await outer(1) == "inner_step"
+    assert seen == ["launcher"]

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from durable import _serde
-from durable._context import RunContext, current_run
+from durable._context import RunContext, current_run, current_step
 from durable._lease import Heartbeat, new_owner_id, owner_is_dead
 from durable._task import ensure_may_continue
 from durable.errors import (
@@ -286,6 +286,8 @@ class Executor:
         heartbeat = self._heartbeat_for()
         heartbeat.add(ctx)
         reset = current_run.set(ctx)
+        # A workflow called from a task body is not inside that task's step.
+        reset_step = current_step.set(None)
         try:
             try:
                 if ctx.cancel_requested:
@@ -349,6 +351,7 @@ class Executor:
             # Return the stored form, so a first run and a replay give equal values.
             return wf_fn.decode_output(output)
         finally:
+            current_step.reset(reset_step)
             current_run.reset(reset)
             heartbeat.discard(ctx)
 
