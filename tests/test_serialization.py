@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -210,3 +212,32 @@ async def test_int_keyed_dict_results_get_int_keys_back(wf: Workflow) -> None:
     assert await flow() == {7: 1, 10: 0}
     assert await flow() == {7: 1, 10: 0}  # the stored output, decoded the same way
     assert calls.counts["scores"] == 1
+
+
+_CYCLE_UNDER_A_RAISED_LIMIT = """
+import sys
+from durable import _serde
+from durable.errors import SerializationError
+
+sys.setrecursionlimit(200_000)
+value = []
+value.append(value)
+try:
+    _serde.encode(value, what="task 'build'")
+except SerializationError as exc:
+    print(exc)
+"""
+
+
+def test_a_cycle_is_reported_under_a_raised_recursion_limit() -> None:
+    """A value that contains itself is a clear error, whatever the recursion limit."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CYCLE_UNDER_A_RAISED_LIMIT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "task 'build' returned a value that cannot be stored as JSON" in proc.stdout
+    assert "Circular reference detected" in proc.stdout

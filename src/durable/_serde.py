@@ -49,7 +49,9 @@ class _Codec:
         self.checked = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
         self.string = encoder.encode_basestring_ascii
         # The C encoder without cycle detection: a cycle ends in RecursionError,
-        # and ``checked`` encodes that value again to report it as a cycle.
+        # and ``checked`` encodes that value again to report it as a cycle. Only
+        # used under the default recursion limit: under a raised one, a cycle
+        # could exhaust the C stack before Python's limit stops it.
         make = getattr(encoder, "c_make_encoder", None)  # None without the C accelerator
         self.fast = (
             None
@@ -61,6 +63,8 @@ class _Codec:
 
 
 _codec: _Codec | None = None
+# CPython's default recursion limit.
+_FAST_RECURSION_LIMIT = 1000
 
 
 def _new_codec() -> _Codec:
@@ -75,7 +79,7 @@ def dumps(value: object) -> str:
     if type(value) is str:
         return codec.string(value)
     fast = codec.fast
-    if fast is not None:
+    if fast is not None and sys.getrecursionlimit() <= _FAST_RECURSION_LIMIT:
         try:
             return "".join(fast(value, 0))
         except RecursionError:
