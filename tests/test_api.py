@@ -156,6 +156,9 @@ def test_workflow_option_validation() -> None:
     """Bad Workflow() arguments are rejected with the option named."""
     with pytest.raises(ConfigurationError, match="name"):
         Workflow("")
+    for unstorable in ("app\x00", "app\ud800", "tab\tapp"):
+        with pytest.raises(ConfigurationError, match=r"Workflow name .* control characters"):
+            Workflow(unstorable, db=InMemoryStore())
     with pytest.raises(ConfigurationError, match="lease_ttl"):
         Workflow("a", db=InMemoryStore(), lease_ttl=0)
     with pytest.raises(ConfigurationError, match="heartbeat"):

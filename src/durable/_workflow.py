@@ -180,6 +180,12 @@ class Workflow:
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"Workflow name must be a non-empty string, got {name!r}")
+        if not name.isprintable():
+            # Every store keys the app's runs by this name: it must be storable text.
+            raise ConfigurationError(
+                f"Workflow name {name[:80]!r} must not contain control characters or "
+                "lone surrogates"
+            )
         _positive("lease_ttl", lease_ttl)
         heartbeat = lease_ttl / 3 if heartbeat is None else heartbeat
         _positive("heartbeat", heartbeat)
