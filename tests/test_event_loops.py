@@ -17,6 +17,7 @@ import gc
 import logging
 import sqlite3
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,6 +28,7 @@ import pytest
 from tests import _services
 
 from durable import Workflow
+from durable.errors import ConfigurationError
 from durable.stores.base import NewRun
 
 KINDS = _services.STORE_KINDS
@@ -334,3 +336,38 @@ def test_postgres_calls_in_flight_on_a_loop_left_open() -> None:
             asyncio.run(_services.drop_postgres_schema(dsn, schema))
 
     _check("postgres", scenario)
+
+
+def test_two_loops_running_at_once_get_a_clear_error(tmp_path: Path) -> None:
+    """A Workflow serves one running loop at a time; a second one is told so, not hung."""
+    wf = Workflow("threads", db=tmp_path / "durable.db")
+    started, release = threading.Event(), threading.Event()
+
+    @wf.task
+    async def hold() -> str:
+        started.set()
+        await asyncio.to_thread(release.wait, 30)
+        return "held"
+
+    @wf.workflow(id="first")
+    async def first() -> str:
+        return await hold()
+
+    @wf.workflow(id="second")
+    async def second() -> str:
+        return "second"
+
+    outcome: list[str] = []
+    other = threading.Thread(target=lambda: outcome.append(asyncio.run(first())))
+    other.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(ConfigurationError, match="one event loop at a time"):
+            asyncio.run(second())
+    finally:
+        release.set()
+        other.join(30)
+    assert outcome == ["held"]
+    # Once that loop has stopped, this thread's loop may take the app over.
+    assert asyncio.run(second()) == "second"
+    asyncio.run(wf.close())

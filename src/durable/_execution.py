@@ -22,6 +22,7 @@ from durable._context import RunContext, current_run, current_step
 from durable._lease import Heartbeat, new_owner_id, owner_is_dead
 from durable._task import ensure_may_continue
 from durable.errors import (
+    ConfigurationError,
     LeaseLostError,
     NonDeterminismError,
     RunCancelledError,
@@ -74,8 +75,13 @@ class Executor:
         self._open_lock: asyncio.Lock | None = None
         self._opened = False
         self._heartbeat: Heartbeat | None = None
+        # The event loop the app serves; another may take over once it stopped.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def ensure_open(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._serve(loop)
         if self._opened:
             return
         if self._open_lock is None:
@@ -84,6 +90,18 @@ class Executor:
             if not self._opened:
                 await self.app.store.open()
                 self._opened = True
+
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        previous = self._loop
+        if previous is not None and previous.is_running() and not previous.is_closed():
+            # Its store, heartbeat and waits belong to that loop: sharing them
+            # between two running loops (two threads) would corrupt them.
+            raise ConfigurationError(
+                f"Workflow {self.app.name!r} is in use by an event loop running in another "
+                "thread; a Workflow serves one event loop at a time. Create one Workflow "
+                "(with its own store) per thread, or run all workflows on one event loop"
+            )
+        self._loop = loop
 
     async def close(self) -> None:
         self._opened = False
