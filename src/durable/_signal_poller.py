@@ -13,16 +13,22 @@ wait.
 A signal sent through the app in this process asks for a read at once
 (:meth:`Watch.read_soon`). A wait whose deadline passed asks for one last read
 before it times out, so that a signal stored before the deadline is received.
-A store error ends every wait of the round with that error, as each wait's own
-read raised it before rounds were shared.
+A store that cannot be reached (``StoreUnavailableError``) is read again
+later, each wait after its own delay: waits outlast an outage. Any other
+store error ends every wait of the round with that error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
+
+from durable.errors import StoreUnavailableError
+
+logger = logging.getLogger("durable.signals")
 
 SignalKey = tuple[str, str, int]
 ReadSignals = Callable[[Sequence[SignalKey]], Awaitable[dict[SignalKey, str]]]
@@ -135,6 +141,7 @@ class SignalPoller:
             w._due = math.inf  # being read: read_soon() meanwhile asks for another read
             if w._last_look == "asked":
                 w._last_look = "reading"
+        read = True
         try:
             found = await self._read(list(dict.fromkeys(w.key for w in batch)))
         except asyncio.CancelledError:
@@ -145,6 +152,15 @@ class SignalPoller:
                 if w._last_look == "reading":
                     w._last_look = "asked"
             raise
+        except StoreUnavailableError as exc:
+            # A wait may last days: an outage of the store is waited out, each
+            # wait reading again after its own delay, as if nothing had come.
+            logger.warning(
+                "signal waits could not read the store (%s); reading again later",
+                exc,
+                extra={"action": "signal_read_retry"},
+            )
+            found, read = {}, False
         except Exception as exc:
             for w in batch:
                 self._finish(w, None, exc)
@@ -158,8 +174,11 @@ class SignalPoller:
                 self._finish(w, payload, None)
                 continue
             if w._last_look == "reading":
-                w._last_look = "done"
-                w._wake.set()
+                if read:
+                    w._last_look = "done"
+                    w._wake.set()
+                else:
+                    w._last_look = "asked"  # a timeout waits for a read that happened
             if w._due == math.inf:
                 w._pause = min(w._delay, w._max_pause)
                 w._due = read_at + w._pause

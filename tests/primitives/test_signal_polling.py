@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from durable import Workflow
-from durable.errors import StoreUnavailableError
+from durable.errors import StoreError, StoreUnavailableError
 from durable.stores.base import Store
 from durable.stores.sqlite import SQLiteStore
 
@@ -141,6 +141,27 @@ async def test_runs_of_several_apps_and_names_are_read_in_one_call(
     assert reads.singles == 0
 
 
+async def test_an_unreachable_store_is_waited_out(make_app: Callable[..., Workflow]) -> None:
+    """StoreUnavailableError fails no wait: each reads again later and gets its signal."""
+    wf = make_app()
+    reads = _Reads(wf.store)
+
+    @wf.workflow(id="patient-{n}")
+    async def patient(n: int) -> Any:
+        return await wf.signal("go")
+
+    calls = [asyncio.ensure_future(patient(n)) for n in range(3)]
+    wanted = {(f"patient-{n}", "go", 0) for n in range(3)}
+    await _until(lambda: any(set(w) == wanted for _, w in reads.batches), "one round read all")
+    failed_at = len(reads.batches)
+    reads.fail_next = StoreUnavailableError("the store went away")
+    await _until(lambda: len(reads.batches) > failed_at + 1, "a read after the failed one")
+    assert not any(call.done() for call in calls)
+    for n in range(3):
+        await wf.send_signal(f"patient-{n}", "go", n)
+    assert await asyncio.wait_for(asyncio.gather(*calls), 10) == [0, 1, 2]
+
+
 async def test_a_store_error_of_a_round_reaches_every_wait_in_it(
     make_app: Callable[..., Workflow],
 ) -> None:
@@ -155,11 +176,11 @@ async def test_a_store_error_of_a_round_reaches_every_wait_in_it(
     calls = [asyncio.ensure_future(fragile(n)) for n in range(3)]
     wanted = {(f"fragile-{n}", "go", 0) for n in range(3)}
     await _until(lambda: any(set(w) == wanted for _, w in reads.batches), "one round read all")
-    reads.fail_next = StoreUnavailableError("the store went away")
+    reads.fail_next = StoreError("the store answered nonsense")
     outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
     for outcome in outcomes:
-        assert isinstance(outcome, StoreUnavailableError)
-        assert str(outcome) == "the store went away"
+        assert isinstance(outcome, StoreError)
+        assert str(outcome) == "the store answered nonsense"
     for n in range(3):
         assert (await wf.get_run(f"fragile-{n}")).status == "failed"
     await asyncio.sleep(0)
