@@ -231,17 +231,19 @@ def _read_signals_sql(count: int) -> str:
     )
 
 
-# One write of a group commit: run inside the group's transaction, or (when it
-# is alone, or another write broke the group) in a transaction of its own.
-_Work = Callable[[sqlite3.Connection], Any]
-
-
 class _Write:
-    __slots__ = ("alone", "within")
+    """One write of a group commit: ``work(db)`` runs inside the group's transaction.
 
-    def __init__(self, within: _Work, alone: _Work) -> None:
-        self.within = within
-        self.alone = alone
+    Committed alone (a group of one, or after another write broke the group),
+    work that must be atomic runs in a write transaction of its own
+    (``own_transaction``); otherwise each of its statements commits by itself.
+    """
+
+    __slots__ = ("own_transaction", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any], *, own_transaction: bool) -> None:
+        self.work = work
+        self.own_transaction = own_transaction
 
 
 # What one write came to: its answer, or the error it raised.
@@ -359,7 +361,7 @@ def _load_sync(
     return run, tuple(_step_record(row[1], row[2:]) for row in rows[1:])
 
 
-def _claim_sync(
+def _claim(
     db: sqlite3.Connection,
     new: NewRun,
     owner: str,
@@ -367,19 +369,7 @@ def _claim_sync(
     steal_from: str | None,
     resume: bool,
 ) -> Claim:
-    with _write_transaction(db):
-        return _claim_in(db, new, owner, lease_ttl, steal_from, resume)
-
-
-def _claim_in(
-    db: sqlite3.Connection,
-    new: NewRun,
-    owner: str,
-    lease_ttl: float,
-    steal_from: str | None,
-    resume: bool,
-) -> Claim:
-    """:func:`_claim_sync` inside a write transaction already open."""
+    """Create, restart or take over the run when allowed; inside a write transaction."""
     now = time.time()
     loaded = _load_sync(db, new.app, new.run_id)
     if loaded is None:
@@ -544,55 +534,43 @@ def _save_one(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> S
 def _write_batch_sync(db: sqlite3.Connection, writes: list[_Write]) -> list[_Outcome]:
     """Commit the writes together: one transaction, one fsync; each one's outcome."""
     if len(writes) == 1:
-        return [_alone(db, writes[0].alone)]
+        return [_alone(db, writes[0])]
     try:
         with _write_transaction(db):
-            return [write.within(db) for write in writes]
+            return [write.work(db) for write in writes]
     except Exception as exc:
         code = getattr(exc, "sqlite_errorcode", None)
         if isinstance(code, int) and code & 0xFF in _ENVIRONMENTAL:
             return [exc] * len(writes)
     # One write broke the group (the transaction was rolled back as a whole):
     # commit each on its own so that only its caller sees the error.
-    return [_alone(db, write.alone) for write in writes]
+    return [_alone(db, write) for write in writes]
 
 
-def _alone(db: sqlite3.Connection, work: _Work) -> _Outcome:
+def _alone(db: sqlite3.Connection, write: _Write) -> _Outcome:
     try:
-        return work(db)
+        if not write.own_transaction:
+            return write.work(db)
+        with _write_transaction(db):
+            return write.work(db)
     except Exception as exc:
         _rollback(db)
         return exc
 
 
 def _step_write(params: StepParams, step: StepRecord) -> _Write:
-    # One statement is its own transaction, and a writing statement takes the
-    # write lock when it starts: alone, a save is as safe as in BEGIN IMMEDIATE.
-    work = functools.partial(_save_one, params=params, step=step)
-    return _Write(work, work)
+    # Alone, each statement of a save is its own transaction, and a writing
+    # statement takes the write lock when it starts: as safe as BEGIN IMMEDIATE.
+    return _Write(functools.partial(_save_one, params=params, step=step), own_transaction=False)
 
 
 def _claim_write(
     new: NewRun, owner: str, lease_ttl: float, steal_from: str | None, resume: bool
 ) -> _Write:
-    return _Write(
-        functools.partial(
-            _claim_in,
-            new=new,
-            owner=owner,
-            lease_ttl=lease_ttl,
-            steal_from=steal_from,
-            resume=resume,
-        ),
-        functools.partial(
-            _claim_sync,
-            new=new,
-            owner=owner,
-            lease_ttl=lease_ttl,
-            steal_from=steal_from,
-            resume=resume,
-        ),
+    work = functools.partial(
+        _claim, new=new, owner=owner, lease_ttl=lease_ttl, steal_from=steal_from, resume=resume
     )
+    return _Write(work, own_transaction=True)
 
 
 def _finish_write(
@@ -607,4 +585,4 @@ def _finish_write(
         output=output,
         error=error,
     )
-    return _Write(work, work)
+    return _Write(work, own_transaction=False)
