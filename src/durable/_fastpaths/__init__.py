@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ENV_VAR", "enabled", "version_at_least"]
+__all__ = ["ENV_VAR", "enabled", "version_in_range", "version_tuple"]
 
 ENV_VAR = "DURABLE_DISABLE_FAST_PATHS"
 
@@ -46,7 +46,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def version_at_least(version: str, minimum: tuple[int, ...], below: tuple[int, ...]) -> bool:
+def version_in_range(version: str, minimum: tuple[int, ...], below: tuple[int, ...]) -> bool:
     """True when ``minimum <= version < below``: the range a fast path was checked against."""
     parsed = version_tuple(version)
     return minimum <= parsed < below
