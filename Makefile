@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/ruff format --check src tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## bench: speed against the raw database limits, printed as a table
 bench: $(STAMP)

@@ -88,7 +88,7 @@ def main() -> None:
         assert run_worker(env, kill_after=None) == 0
         ledger = json.loads(Path(env["EXAMPLE_LEDGER"]).read_text())
         print(f"\nprovider ledger: {len(ledger)} charge(s): {ledger}")
-        assert list(ledger) == ["checkout-A7:charge"], ledger
+        assert len(ledger) == 1, ledger  # one key: the retried charge was not made twice
 
 
 async def worker() -> None:

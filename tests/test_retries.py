@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import pytest
 from tests._journal import Journal
 
-from durable import NonRetryableError, Workflow, _backoff_clock
+from durable import NonRetryableError, Workflow
 from durable.backoff import constant, exponential, linear
+from durable.engine import clock as _backoff_clock
 from durable.testing import no_backoff
 
 

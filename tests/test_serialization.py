@@ -216,7 +216,7 @@ async def test_int_keyed_dict_results_get_int_keys_back(wf: Workflow) -> None:
 
 _CYCLE_UNDER_A_RAISED_LIMIT = """
 import sys
-from durable import _serde
+from durable.engine import serde as _serde
 from durable.errors import SerializationError
 
 sys.setrecursionlimit(200_000)

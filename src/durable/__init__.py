@@ -15,11 +15,11 @@ async def run_pipeline(source: str) -> None:
 import logging as _logging
 import typing as _typing
 
-from durable._context import StepContext as StepContext
 from durable._task import Task as Task
 from durable._task import get_current_step as current_step
 from durable._workflow import Workflow as Workflow
 from durable._workflow import WorkflowFunction as WorkflowFunction
+from durable.engine.context import StepContext as StepContext
 from durable.errors import DurableError as DurableError
 from durable.errors import NonRetryableError as NonRetryableError
 from durable.stores.base import Store as Store

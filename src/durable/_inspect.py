@@ -7,12 +7,16 @@ booleans, None); timestamps become timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from durable import _serde
-from durable.stores.base import RunRecord, RunStatus, StepRecord, StepStatus
+from durable.engine import serde as _serde
+from durable.engine.waits import SLEEP_TASK
+from durable.stores.base import RunRecord, RunStatus, StepRecord
+
+StepInfoStatus = Literal["completed", "failed", "waiting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +40,22 @@ class StepInfo:
     ``durable.sleep`` (result ``{"wake_at": <timestamp>}``) and
     ``durable.signal:<name>`` (result ``{"index": <n>, "payload": <payload>}``).
     ``duration`` is in seconds, from the first attempt's start to the record.
+
+    A sleep that has not woken yet is ``"waiting"``: ``wakes_at`` tells when
+    it will, and ``finished_at`` and ``duration`` are None until then.
     """
 
     step_id: str
     position: int
     task: str
-    status: StepStatus
+    status: StepInfoStatus
     attempts: int
     started_at: datetime
-    finished_at: datetime
-    duration: float
+    finished_at: datetime | None
+    duration: float | None
     result: Any
     error: ErrorInfo | None
+    wakes_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +108,24 @@ def error_info(text: str | None) -> ErrorInfo | None:
     )
 
 
-def step_info(record: StepRecord) -> StepInfo:
+def step_info(record: StepRecord, now: float | None = None) -> StepInfo:
+    result = _json(record.result)
+    wake_at = _wake_at(record, result)
+    if wake_at is not None and wake_at > (time.time() if now is None else now):
+        # The record holds the wake-up time, saved before the sleep began.
+        return StepInfo(
+            step_id=record.step_id,
+            position=record.position,
+            task=record.task,
+            status="waiting",
+            attempts=record.attempts,
+            started_at=_datetime(record.started_at),
+            finished_at=None,
+            duration=None,
+            result=result,
+            error=None,
+            wakes_at=_datetime(wake_at),
+        )
     return StepInfo(
         step_id=record.step_id,
         position=record.position,
@@ -108,16 +133,26 @@ def step_info(record: StepRecord) -> StepInfo:
         status=record.status,
         attempts=record.attempts,
         started_at=_datetime(record.started_at),
-        finished_at=_datetime(record.finished_at),
-        duration=max(0.0, record.finished_at - record.started_at),
-        result=_json(record.result),
+        finished_at=_datetime(record.finished_at if wake_at is None else wake_at),
+        duration=max(0.0, (record.finished_at if wake_at is None else wake_at) - record.started_at),
+        result=result,
         error=error_info(record.error),
+        wakes_at=None if wake_at is None else _datetime(wake_at),
     )
+
+
+def _wake_at(record: StepRecord, result: Any) -> float | None:
+    """The wake-up time of a durable sleep's record, None for any other step."""
+    if record.task != SLEEP_TASK or record.status != "completed" or not isinstance(result, dict):
+        return None
+    wake_at = result.get("wake_at")
+    return float(wake_at) if isinstance(wake_at, int | float) else None
 
 
 def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
     finished = run.status != "running"
     inputs = _json(run.inputs)
+    now = time.time()
     return RunInfo(
         run_id=run.run_id,
         workflow=run.workflow,
@@ -133,5 +168,5 @@ def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
         updated_at=_datetime(run.updated_at),
         finished_at=_datetime(run.updated_at) if finished else None,
         duration=max(0.0, run.updated_at - run.created_at) if finished else None,
-        steps=tuple(step_info(s) for s in steps),
+        steps=tuple(step_info(s, now) for s in steps),
     )

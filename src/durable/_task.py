@@ -1,31 +1,20 @@
-"""One checkpointed, retried task call: look up the record, else run, then save.
+"""Tasks: ``@wf.task`` functions, checkpointed steps inside a workflow.
 
-Outside a workflow a task is its plain function: no store, no retries.
+Outside a workflow a task is its plain function: no store, no retries. The
+step itself (replay, retries, recording) is the engine's ``steps.run_task``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import logging
-import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from durable import _serde
-from durable._backoff_clock import backoff_sleep
-from durable._context import RunContext, StepContext, current_run, current_step
 from durable.backoff import Backoff
-from durable.errors import (
-    ConfigurationError,
-    LeaseLostError,
-    NonRetryableError,
-    NotInWorkflowError,
-    RunCancelledError,
-    TaskFailedError,
-)
-from durable.stores.base import StepRecord
+from durable.engine import serde, steps
+from durable.engine.context import StepContext, current_run, current_step
+from durable.errors import ConfigurationError, NotInWorkflowError
 
 if TYPE_CHECKING:
     from durable._workflow import Workflow
@@ -34,8 +23,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _P2 = ParamSpec("_P2")
 _S = TypeVar("_S")
-
-logger = logging.getLogger("durable.task")
 
 RetryFilter = Callable[[BaseException], bool]
 
@@ -66,7 +53,7 @@ class Task(Generic[P, R]):
         self.backoff = backoff
         self.retry_on = retry_on
         self.timeout = timeout
-        self._annotation = _serde.return_annotation(fn)
+        self.result_type = serde.return_annotation(fn)
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -107,134 +94,10 @@ class Task(Generic[P, R]):
         # Allocate now, at call time, not when the coroutine first runs: call
         # order is what the workflow code fixes, and it is the same on replay.
         resolved, position = ctx.allocate(self.name, step_id)
-        return self._checkpointed(ctx, resolved, position, args, kwargs)
-
-    async def _checkpointed(
-        self,
-        ctx: RunContext,
-        step_id: str,
-        position: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> R:
-        ensure_may_continue(ctx)
-        record = ctx.recorded(self.name, step_id, position)
-        if record is None:
-            branch = ctx.branch_started()
-            try:
-                record = await self._execute(ctx, step_id, position, args, kwargs)
-            finally:
-                if branch is not None:
-                    ctx.in_flight.discard(branch)
-        return self._outcome(ctx, record)
-
-    def _outcome(self, ctx: RunContext, record: StepRecord) -> R:
-        return step_outcome(ctx, record, self._annotation)  # type: ignore[no-any-return]
-
-    async def _execute(
-        self,
-        ctx: RunContext,
-        step_id: str,
-        position: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> StepRecord:
-        started = time.time()
-        attempt = 0
-        what = f"task {self.name!r} (step {step_id!r} of run {ctx.run_id!r})"
-        while True:
-            attempt += 1
-            # A task body is plain code: tasks it calls are ordinary function
-            # calls, not steps of their own, so a retried body never re-allocates ids.
-            outer = current_run.set(None)
-            step = current_step.set(
-                StepContext(self.app.name, ctx.workflow, ctx.run_id, step_id, self.name, attempt)
-            )
-            try:
-                try:
-                    if self.timeout is None:
-                        value = await self.fn(*args, **kwargs)
-                    else:
-                        value = await self._attempt_within_timeout(
-                            ctx, step_id, attempt, args, kwargs
-                        )
-                finally:
-                    current_step.reset(step)
-                    current_run.reset(outer)
-                result = _serde.encode(value, what=what, limit=self.app.max_value_bytes)
-            except Exception as exc:
-                if attempt > self.retries or not self._retryable(exc):
-                    logger.warning(
-                        "%s failed after %d attempt(s): %r",
-                        what,
-                        attempt,
-                        exc,
-                        extra={"action": "step_failed", "run_id": ctx.run_id, "step_id": step_id},
-                    )
-                    record = StepRecord(
-                        step_id=step_id,
-                        position=position,
-                        task=self.name,
-                        status="failed",
-                        result=None,
-                        error=_serde.encode_error(exc),
-                        attempts=attempt,
-                        started_at=started,
-                        finished_at=time.time(),
-                    )
-                    stored = await self.app._save_step(ctx, record)
-                    if stored == record:
-                        raise
-                    return stored
-                delay = self.backoff(attempt)
-                logger.info(
-                    "%s attempt %d failed (%r); retrying in %.3gs",
-                    what,
-                    attempt,
-                    exc,
-                    delay,
-                    extra={"action": "step_retry", "run_id": ctx.run_id, "step_id": step_id},
-                )
-                await backoff_sleep(delay)
-                ensure_may_continue(ctx)
-                continue
-            record = StepRecord(
-                step_id=step_id,
-                position=position,
-                task=self.name,
-                status="completed",
-                result=result,
-                error=None,
-                attempts=attempt,
-                started_at=started,
-                finished_at=time.time(),
-            )
-            return await self.app._save_step(ctx, record)
-
-    async def _attempt_within_timeout(
-        self,
-        ctx: RunContext,
-        step_id: str,
-        attempt: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> R:
-        limit = asyncio.timeout(self.timeout)
-        try:
-            async with limit:
-                return await self.fn(*args, **kwargs)
-        except TimeoutError as exc:
-            if not limit.expired():
-                raise  # the body's own TimeoutError, not this limit
-            raise TimeoutError(
-                f"task {self.name!r} (step {step_id!r} of run {ctx.run_id!r}): attempt "
-                f"{attempt} did not finish within its timeout of {self.timeout:g}s"
-            ) from exc
-
-    def _retryable(self, exc: Exception) -> bool:
-        if isinstance(exc, NonRetryableError | LeaseLostError | RunCancelledError):
-            return False
-        return self.retry_on(exc)
+        call: Coroutine[Any, Any, R] = steps.run_task(self, ctx, resolved, position, args, kwargs)
+        # A call never awaited is reported by Python under this name.
+        call.__qualname__ = f"durable task {self.name!r} (step {resolved!r})"  # type: ignore[attr-defined]
+        return call
 
 
 class BoundTask(Generic[P, R]):
@@ -281,42 +144,6 @@ def get_current_step() -> StepContext:
             "durable.current_step() is only available in the body of a task called from a workflow"
         )
     return step
-
-
-def ensure_may_continue(ctx: RunContext) -> None:
-    """Stop the run at a step boundary when it was cancelled or its lease lost."""
-    if ctx.lease_lost:
-        raise LeaseLostError(f"run {ctx.run_id!r}: this process no longer owns the run")
-    if ctx.cancel_requested:
-        raise RunCancelledError(f"run {ctx.run_id!r} of workflow {ctx.workflow!r} was cancelled")
-    if ctx.parent is not None and (ancestor := ctx.cancelled_ancestor()) is not None:
-        raise RunCancelledError(
-            f"run {ctx.run_id!r} of workflow {ctx.workflow!r} was cancelled with its "
-            f"parent run {ancestor.run_id!r}"
-        )
-
-
-def step_outcome(ctx: RunContext, record: StepRecord, annotation: Any) -> Any:
-    """The value a recorded step returns, or its recorded error raised again."""
-    if record.status == "completed":
-        assert record.result is not None
-        value = _serde.loads(record.result)
-        return value if annotation is None else _serde.rebuild(value, annotation)
-    raise _rebuild_step_error(ctx, record)
-
-
-def _rebuild_step_error(ctx: RunContext, record: StepRecord) -> BaseException:
-    assert record.error is not None
-    rebuilt = _serde.rebuild_error(record.error)
-    if rebuilt is not None:
-        return rebuilt
-    error_type, message = _serde.describe_error(record.error)
-    return TaskFailedError(
-        f"task {record.task!r} (step {record.step_id!r} of run {ctx.run_id!r}) failed "
-        f"earlier with {error_type}: {message}",
-        error_type=error_type,
-        step_id=record.step_id,
-    )
 
 
 def make_retry_filter(

@@ -10,20 +10,22 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
 
-from durable import _primitives, _serde
-from durable._context import RunContext, current_run
-from durable._execution import Executor
-from durable._ids import IdTemplate, derived_run_id, validate_run_id
-from durable._task import RetryFilter, Task, ensure_may_continue, make_retry_filter, step_outcome
+from durable import stores
+from durable._task import RetryFilter, Task, make_retry_filter
 from durable.backoff import Backoff, exponential
+from durable.engine import serde, waits
+from durable.engine.context import RunContext, current_run
+from durable.engine.executor import Executor
+from durable.engine.ids import IdTemplate, derived_run_id, validate_run_id
+from durable.engine.runtime import Runtime
+from durable.engine.steps import ensure_may_continue, step_outcome
 from durable.errors import (
     ConfigurationError,
     ResultTooLargeError,
-    RunConflictError,
     RunNotFoundError,
     SerializationError,
 )
-from durable.stores.base import RUN_STATUSES, RunStatus, StepRecord, Store
+from durable.stores.base import RUN_STATUSES, RunStatus, Store
 
 if TYPE_CHECKING:
     from durable import _inspect
@@ -64,7 +66,7 @@ class WorkflowFunction(Generic[P, R]):
         self.id_template = (
             None if id_template is None else IdTemplate(id_template, self.signature, workflow=name)
         )
-        self._annotation = _serde.return_annotation(fn)
+        self.result_type = serde.return_annotation(fn)
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -89,10 +91,10 @@ class WorkflowFunction(Generic[P, R]):
 
     def encode_inputs(self, arguments: dict[str, Any]) -> str:
         try:
-            text = _serde.dumps(arguments)
+            text = serde.dumps(arguments)
         except (TypeError, ValueError, RecursionError):
             for name, value in arguments.items():
-                _serde.encode(
+                serde.encode(
                     value, what=f"workflow {self.name!r}: parameter {name!r}", role="argument"
                 )
             raise SerializationError(
@@ -101,7 +103,7 @@ class WorkflowFunction(Generic[P, R]):
         limit = self.app.max_value_bytes
         if len(text) > limit and len(text.encode("utf-8")) > limit:
             # Name the largest argument: that is the one to pass by reference.
-            sizes = {name: len(_serde.dumps(value)) for name, value in arguments.items()}
+            sizes = {name: len(serde.dumps(value)) for name, value in arguments.items()}
             biggest = max(sizes, key=sizes.__getitem__)
             raise ResultTooLargeError(
                 f"workflow {self.name!r}: its arguments take {len(text.encode('utf-8'))} bytes "
@@ -115,11 +117,11 @@ class WorkflowFunction(Generic[P, R]):
     def _parameter_hints(self) -> dict[str, Any]:
         # Resolved on first use, not at decoration: annotations may name
         # classes defined later in the module.
-        return _serde._hints(self.fn)
+        return serde._hints(self.fn)
 
     def decode_inputs(self, inputs: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Positional and keyword arguments to call the function with stored inputs."""
-        arguments = _serde.loads(inputs)
+        arguments = serde.loads(inputs)
         hints = self._parameter_hints
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -129,21 +131,21 @@ class WorkflowFunction(Generic[P, R]):
             value = arguments[name]
             annotation = hints.get(name)
             if param.kind is param.VAR_POSITIONAL:
-                args.extend(_serde.rebuild(v, annotation) for v in value)
+                args.extend(serde.rebuild(v, annotation) for v in value)
             elif param.kind is param.VAR_KEYWORD:
-                kwargs.update({k: _serde.rebuild(v, annotation) for k, v in value.items()})
+                kwargs.update({k: serde.rebuild(v, annotation) for k, v in value.items()})
             elif param.kind is param.POSITIONAL_ONLY or (
                 param.kind is param.POSITIONAL_OR_KEYWORD and not kwargs
             ):
-                args.append(_serde.rebuild(value, annotation))
+                args.append(serde.rebuild(value, annotation))
             else:
-                kwargs[name] = _serde.rebuild(value, annotation)
+                kwargs[name] = serde.rebuild(value, annotation)
         return tuple(args), kwargs
 
     def decode_output(self, output: str | None) -> R:
-        value: Any = None if output is None else _serde.loads(output)
-        if self._annotation is not None:
-            value = _serde.rebuild(value, self._annotation)
+        value: Any = None if output is None else serde.loads(output)
+        if self.result_type is not None:
+            value = serde.rebuild(value, self.result_type)
         return value  # type: ignore[no-any-return]
 
     def resolve_run_id(self, explicit: str | None, arguments: dict[str, Any], inputs: str) -> str:
@@ -151,7 +153,7 @@ class WorkflowFunction(Generic[P, R]):
             return validate_run_id(explicit, workflow=self.name)
         if self.id_template is not None:
             return self.id_template.resolve(arguments)
-        canonical = _serde.dumps(_serde.loads(inputs) if inputs else None)
+        canonical = serde.dumps(serde.loads(inputs) if inputs else None)
         return derived_run_id(self.name, canonical)
 
 
@@ -198,14 +200,21 @@ class Workflow:
         if max_value_bytes <= 0:
             raise ConfigurationError(f"max_value_bytes must be > 0, got {max_value_bytes!r}")
         self.name = name
-        self.store: Store = resolve_store(db)
+        self.store: Store = stores.from_url(DEFAULT_DB if db is None else db)
         self.lease_ttl = float(lease_ttl)
         self.heartbeat = float(heartbeat)
         self.max_value_bytes = max_value_bytes
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
-        self._executor = Executor(self)
-        self._waits = _primitives.Waits(lambda wanted: self.store.read_signals(self.name, wanted))
+        self._runtime = Runtime(
+            app=name,
+            store=self.store,
+            lease_ttl=self.lease_ttl,
+            heartbeat=self.heartbeat,
+            max_value_bytes=max_value_bytes,
+            workflows=self._workflows,
+        )
+        self._executor = Executor(self._runtime)
 
     def __repr__(self) -> str:
         return f"<durable Workflow {self.name!r} store={type(self.store).__name__}>"
@@ -225,6 +234,13 @@ class Workflow:
     async def close(self) -> None:
         """Close the store. Runs in flight lose their lease renewals; a later run reopens it."""
         await self._executor.close()
+
+    def _replace_store(self, store: Store) -> Store:
+        """Use ``store`` from now on; the store used until now (see durable.testing)."""
+        self._executor.detach_store()
+        previous, self.store = self.store, store
+        self._runtime.store = store
+        return previous
 
     # -- decorators --------------------------------------------------------------
 
@@ -436,29 +452,10 @@ class Workflow:
             arguments = wf_fn.bind(args, kwargs)
             inputs = wf_fn.encode_inputs(arguments)
             run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
-            ancestor: RunContext | None = parent
-            while ancestor is not None:
-                if ancestor.run_id == run_id:
-                    # It would wait for its own outcome forever.
-                    raise RunConflictError(
-                        f"workflow {wf_fn.name!r} called from run {parent.run_id!r} resolves "
-                        f"to run id {run_id!r}, which is that run or one of its parents; "
-                        "give the child a run id of its own (id=... or .run(run_id, ...))"
-                    )
-                ancestor = ancestor.parent
-            branch = parent.branch_started()
-            try:
-                record = await self._executor.run_child_step(
-                    parent, step_id, position, wf_fn, run_id, inputs
-                )
-            finally:
-                if branch is not None:
-                    parent.in_flight.discard(branch)
-        return step_outcome(parent, record, wf_fn._annotation)  # type: ignore[no-any-return]
-
-    def _save_step(self, ctx: RunContext, record: StepRecord) -> Coroutine[Any, Any, StepRecord]:
-        # The executor's coroutine itself: one frame less on every step.
-        return self._executor.save_step(ctx, record)
+            record = await self._executor.run_child(
+                parent, step_id, position, wf_fn, run_id, inputs
+            )
+        return step_outcome(parent, record, wf_fn.result_type)  # type: ignore[no-any-return]
 
     async def recover(self) -> list[str]:
         """Resume every run of this app whose owner died; returns their run ids.
@@ -479,17 +476,17 @@ class Workflow:
         crash the resumed run sleeps only the time that remains, and a sleep
         already over replays at once. A cancel interrupts it.
         """
-        ctx = _primitives.context_for("wf.sleep()")
-        duration = _primitives.seconds_of(seconds, "wf.sleep() seconds")
-        step_id, position = ctx.allocate(_primitives.SLEEP_TASK, None)
-        return _primitives.sleep_step(ctx, step_id, position, seconds=duration, until=None)
+        ctx = waits.context_for("wf.sleep()")
+        duration = waits.seconds_of(seconds, "wf.sleep() seconds")
+        step_id, position = ctx.allocate(waits.SLEEP_TASK, None)
+        return waits.sleep_step(ctx, step_id, position, seconds=duration, until=None)
 
     def sleep_until(self, when: datetime | float) -> Coroutine[Any, Any, None]:
         """Sleep durably until ``when`` (a timezone-aware datetime or a Unix timestamp)."""
-        ctx = _primitives.context_for("wf.sleep_until()")
-        until = _primitives.timestamp_of(when)
-        step_id, position = ctx.allocate(_primitives.SLEEP_TASK, None)
-        return _primitives.sleep_step(ctx, step_id, position, seconds=None, until=until)
+        ctx = waits.context_for("wf.sleep_until()")
+        until = waits.timestamp_of(when)
+        step_id, position = ctx.allocate(waits.SLEEP_TASK, None)
+        return waits.sleep_step(ctx, step_id, position, seconds=None, until=until)
 
     def signal(
         self, name: str, timeout: float | timedelta | None = None
@@ -503,14 +500,14 @@ class Workflow:
         raises :class:`~durable.errors.SignalTimeoutError`, which the workflow
         may catch; a timed-out wait takes no signal.
         """
-        ctx = _primitives.context_for("wf.signal()")
-        name = _primitives.check_signal_name(name)
-        limit = None if timeout is None else _primitives.seconds_of(timeout, "wf.signal() timeout")
+        ctx = waits.context_for("wf.signal()")
+        name = waits.check_signal_name(name)
+        limit = None if timeout is None else waits.seconds_of(timeout, "wf.signal() timeout")
         deadline_step = None
         if limit is not None:
-            deadline_step = ctx.allocate(_primitives.DEADLINE_TASK_PREFIX + name, None)
-        step_id, position = ctx.allocate(_primitives.SIGNAL_TASK_PREFIX + name, None)
-        return _primitives.signal_step(
+            deadline_step = ctx.allocate(waits.DEADLINE_TASK_PREFIX + name, None)
+        step_id, position = ctx.allocate(waits.SIGNAL_TASK_PREFIX + name, None)
+        return waits.signal_step(
             ctx, name, step_id, position, limit=limit, deadline_step=deadline_step
         )
 
@@ -522,14 +519,12 @@ class Workflow:
         The signal is stored, so it is kept until the run waits for it, even if
         the run has not started yet or its process is down.
         """
-        name = _primitives.check_signal_name(name)
+        name = waits.check_signal_name(name)
         validate_run_id(run_id, app=self.name)
-        text = _primitives.encode_payload(
-            payload, name=name, run_id=run_id, limit=self.max_value_bytes
-        )
+        text = waits.encode_payload(payload, name=name, run_id=run_id, limit=self.max_value_bytes)
         await self._executor.ensure_open()
         await self.store.send_signal(self.name, run_id, name, text)
-        self._waits.signal_sent(run_id, name)
+        self._runtime.waits.signal_sent(run_id, name)
 
     async def complete(self, run_id: str, name: str, payload: Any = None) -> None:
         """The same as :meth:`send_signal`."""
@@ -553,7 +548,7 @@ class Workflow:
         # Executing here: stop at once rather than at the next heartbeat. The
         # child runs it waits on stop with it.
         self._executor.cancel_requested(run_id)
-        self._waits.cancel_requested(run_id)
+        self._runtime.waits.cancel_requested(run_id)
         # Executed nowhere (its process died): it is cancelled right now.
         await self._executor.cancel_unowned(run)
 
@@ -617,36 +612,3 @@ def _positive(what: str, value: object) -> None:
         raise ConfigurationError(f"{what} must be a number > 0, got {value!r}")
     if value == float("inf"):
         raise ConfigurationError(f"{what} must be finite, got {value!r}")
-
-
-def resolve_store(db: str | os.PathLike[str] | Store | None) -> Store:
-    """The Store described by ``db`` (see :class:`Workflow`), not yet opened."""
-    from durable.stores.sqlite import SQLiteStore
-
-    if db is None:
-        return SQLiteStore(DEFAULT_DB)
-    if isinstance(db, Store):
-        return db
-    if isinstance(db, os.PathLike):
-        return SQLiteStore(os.fspath(db))
-    if not isinstance(db, str):
-        raise ConfigurationError(f"db must be a path, a URL or a Store instance, got {db!r}")
-    if not db:
-        raise ConfigurationError("db must not be empty")
-    scheme = db.split("://", 1)[0].lower() if "://" in db else ""
-    if scheme in ("postgresql", "postgres"):
-        from durable.stores import postgres
-
-        return postgres.from_url(db)
-    if scheme in ("redis", "rediss", "unix"):
-        from durable.stores import redis
-
-        return redis.from_url(db)
-    if scheme == "sqlite":
-        return SQLiteStore.from_url(db)
-    if scheme:
-        raise ConfigurationError(
-            f"db URL scheme {scheme!r} is not supported; use a SQLite path, "
-            "'sqlite:///path', 'postgresql://...', 'redis://...' or a Store instance"
-        )
-    return SQLiteStore(db)

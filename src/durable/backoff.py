@@ -3,9 +3,13 @@
 A backoff maps the retry number (1 for the first retry, 2 for the second, ...)
 to seconds to wait before it::
 
-    exponential(base=2, max=60)   2, 4, 8, 16, 32, 60, 60, ...
-    linear(start=2, step=3)       2, 5, 8, 11, ...
-    constant(5)                   5, 5, 5, ...
+    exponential(base=2, max=60)               2, 4, 8, 16, 32, 60, 60, ...
+    exponential(base=2, max=5, initial=0.1)   0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5, ...
+    linear(start=2, step=3)                   2, 5, 8, 11, ...
+    constant(5)                               5, 5, 5, ...
+
+``backoff=`` of a task also takes any callable with the same meaning, e.g.
+``backoff=lambda retry: 0.5 * retry``.
 
 Each accepts ``jitter``: a fraction in [0, 1]; a wait of ``w`` then becomes a
 random value in ``[w * (1 - jitter), w]`` so that many clients failing
@@ -95,17 +99,19 @@ class _Policy:
 
 
 class _Exponential(_Policy):
-    __slots__ = ("base", "jitter", "max")
-    _fields = ("base", "max", "jitter")
+    __slots__ = ("base", "initial", "jitter", "max")
+    _fields = ("base", "max", "initial", "jitter")
     base: float
     max: float
+    initial: float
     jitter: float
 
     def __call__(self, retry: int) -> float:
         _check_retry(retry)
         # Cap the exponent so huge retry numbers cannot overflow a float.
-        wait = self.max if retry > 1023 else min(self.base**retry, self.max)
-        return _jittered(wait, self.jitter)
+        if retry > 1023:
+            return _jittered(self.max, self.jitter)
+        return _jittered(min(self.initial * self.base ** (retry - 1), self.max), self.jitter)
 
 
 class _Linear(_Policy):
@@ -135,14 +141,26 @@ class _Constant(_Policy):
         return _jittered(self.seconds, self.jitter)
 
 
-def exponential(base: float = 2, max: float = 60, *, jitter: float = 0.0) -> Backoff:
-    """Wait ``min(base ** retry, max)`` seconds: ``exponential(base=2, max=60)`` waits 2, 4, 8, ...
+def exponential(
+    base: float = 2, max: float = 60, *, initial: float | None = None, jitter: float = 0.0
+) -> Backoff:
+    """Wait ``min(initial * base ** (retry - 1), max)`` seconds, growing by ``base`` each retry.
 
-    ``max`` caps every wait; ``jitter`` (0 to 1) randomly shortens waits.
+    ``initial`` is the first wait and defaults to ``base``, so that
+    ``exponential(base=2, max=60)`` waits 2, 4, 8, 16, 32, 60, ...; "start at
+    100 ms and double" is ``exponential(base=2, initial=0.1)``. ``base`` must
+    be greater than 1 (waits must grow). ``max`` caps every wait; ``jitter``
+    (0 to 1) randomly shortens waits.
     """
     _check("base", base, positive=True)
+    if base <= 1:
+        raise ConfigurationError(
+            f"backoff parameter 'base' must be > 1 so that waits grow, got {base!r}; "
+            "for equal waits use constant(seconds), for a first wait below 1 s use initial="
+        )
     _check("max", max)
-    return _Exponential(float(base), float(max), _check_jitter(jitter))
+    first = float(base) if initial is None else _check("initial", initial, positive=True)
+    return _Exponential(float(base), float(max), first, _check_jitter(jitter))
 
 
 def linear(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from durable._store_contract import StoreContract
+from durable.testing.contract import StoreContract
 
 
 class TestStoreContract(StoreContract):

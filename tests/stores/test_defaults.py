@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from durable._store_contract import StoreContract
 from durable.stores.base import Store
 from durable.stores.memory import InMemoryStore
+from durable.testing.contract import StoreContract
 
 
 class _BaseDefaults(InMemoryStore):

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from durable import Workflow
-from durable._lease import new_owner_id, owner_is_dead
+from durable.engine.lease import new_owner_id, owner_is_dead
 
-_PRINT_OWNER = "from durable._lease import new_owner_id; print(new_owner_id())"
+_PRINT_OWNER = "from durable.engine.lease import new_owner_id; print(new_owner_id())"
 
 
 def _python(code: str, *, unshare: bool = False) -> str:
@@ -44,7 +44,7 @@ def test_owners_in_another_pid_namespace_are_never_judged_by_pid() -> None:
     gone = _python(_PRINT_OWNER)
     assert owner_is_dead(gone)
     verdict = _python(
-        f"from durable._lease import owner_is_dead; print(owner_is_dead({gone!r}))",
+        f"from durable.engine.lease import owner_is_dead; print(owner_is_dead({gone!r}))",
         unshare=True,
     )
     assert verdict == "False"
@@ -148,3 +148,44 @@ async def test_the_heartbeat_renews_all_runs_of_the_app_in_one_call_per_beat(
     await wf.close()
     assert [f"waiter-{i}" for i in range(5)] in batches
     assert singles == 0
+
+
+def test_runs_on_a_new_event_loop_keep_their_lease_after_a_loop_stopped_mid_run(
+    tmp_path: Path,
+) -> None:
+    """A loop stopped (not closed) with a run in flight does not keep the next loop's
+    runs from having their leases renewed."""
+    app = Workflow("beat", db=tmp_path / "beat.db", lease_ttl=0.6, heartbeat=0.1)
+
+    @app.task
+    async def pause(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    @app.task
+    async def lease_left(run_id: str) -> float:
+        run = await app.store.get_run("beat", run_id)
+        assert run is not None and run.lease_expires_at is not None
+        return run.lease_expires_at - time.time()
+
+    @app.workflow(id="{key}")
+    async def job(key: str, seconds: float) -> float:
+        await pause(seconds)
+        return await lease_left(key)
+
+    first = asyncio.new_event_loop()
+
+    async def start_then_stop() -> asyncio.Task[float]:
+        task = asyncio.create_task(job(key="first", seconds=30))
+        await asyncio.sleep(0.3)  # the run and its heartbeat are running
+        return task
+
+    stranded = first.run_until_complete(start_then_stop())
+    # The first loop is stopped, not closed: its heartbeat task never ends.
+    try:
+        left = asyncio.run(job(key="second", seconds=1.5))
+        assert left > 0, f"the lease of run 'second' expired {-left:.2f}s before it ended"
+    finally:
+        stranded.cancel()
+        first.run_until_complete(asyncio.gather(stranded, return_exceptions=True))
+        first.run_until_complete(app.close())
+        first.close()

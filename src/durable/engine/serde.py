@@ -18,6 +18,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
+from durable._fastpaths.json import c_encoder
 from durable.errors import ResultTooLargeError, SerializationError
 
 _NONE_TYPE = type(None)
@@ -52,12 +53,7 @@ class _Codec:
         # and ``checked`` encodes that value again to report it as a cycle. Only
         # used under the default recursion limit: under a raised one, a cycle
         # could exhaust the C stack before Python's limit stops it.
-        make = getattr(encoder, "c_make_encoder", None)  # None without the C accelerator
-        self.fast = (
-            None
-            if make is None
-            else make(None, _default, self.string, None, ":", ",", False, False, False)
-        )
+        self.fast = c_encoder(_default, self.string)
         self.scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
         self.loads = json.loads
 

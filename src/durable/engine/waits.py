@@ -33,10 +33,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from durable import _backoff_clock, _serde
-from durable._context import RunContext, current_run
-from durable._signal_poller import ReadSignals, SignalPoller, Watch
-from durable._task import ensure_may_continue, step_outcome
+from durable.engine import clock, serde
+from durable.engine.context import RunContext, current_run
+from durable.engine.signal_poller import ReadSignals, SignalPoller, Watch
+from durable.engine.steps import ensure_may_continue, save, step_outcome
 from durable.errors import (
     ConfigurationError,
     NotInWorkflowError,
@@ -120,7 +120,7 @@ def check_signal_name(name: object) -> str:
 def encode_payload(payload: object, *, name: str, run_id: str, limit: int) -> str:
     what = f"the payload of signal {name!r} for run {run_id!r}"
     try:
-        text = _serde.dumps(payload)
+        text = serde.dumps(payload)
     except (TypeError, ValueError, RecursionError) as exc:
         raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
     size = len(text.encode("utf-8"))
@@ -234,14 +234,14 @@ class Waits:
 
 def _decoded(record: StepRecord) -> dict[str, Any]:
     assert record.result is not None
-    value = _serde.loads(record.result)
+    value = serde.loads(record.result)
     assert isinstance(value, dict)
     return value
 
 
 def _flag_check_period(ctx: RunContext) -> float:
     # The heartbeat refreshes the cancel and lease flags once per interval.
-    return min(ctx.app.heartbeat, _FLAG_CHECK_MAX)
+    return min(ctx.runtime.heartbeat, _FLAG_CHECK_MAX)
 
 
 # -- sleep ----------------------------------------------------------------------------------
@@ -261,20 +261,20 @@ async def sleep_step(
             position=position,
             task=SLEEP_TASK,
             status="completed",
-            result=_serde.dumps({"wake_at": wake_at}),
+            result=serde.dumps({"wake_at": wake_at}),
             error=None,
             attempts=1,
             started_at=now,
             finished_at=now,
         )
-        record = await ctx.app._save_step(ctx, record)
+        record = await save(ctx, record)
     if record.status != "completed":
         step_outcome(ctx, record, None)
     wake_at = float(_decoded(record)["wake_at"])
-    if _backoff_clock.skipped_sleeps is not None:
-        _backoff_clock.skipped_sleeps.append(max(0.0, wake_at - time.time()))
+    if clock.skipped_sleeps is not None:
+        clock.skipped_sleeps.append(max(0.0, wake_at - time.time()))
         return
-    with ctx.app._waits.waiting(ctx) as waiter:
+    with ctx.runtime.waits.waiting(ctx) as waiter:
         while True:
             ensure_may_continue(ctx)
             remaining = wake_at - time.time()
@@ -323,13 +323,13 @@ async def _record_deadline(
         position=position,
         task=DEADLINE_TASK_PREFIX + name,
         status="completed",
-        result=_serde.dumps({"deadline": now + limit}),
+        result=serde.dumps({"deadline": now + limit}),
         error=None,
         attempts=1,
         started_at=now,
         finished_at=now,
     )
-    return await ctx.app._save_step(ctx, record)
+    return await save(ctx, record)
 
 
 async def _receive(
@@ -340,11 +340,11 @@ async def _receive(
     deadline: float | None,
     limit: float | None,
 ) -> StepRecord:
-    app = ctx.app
+    waits = ctx.runtime.waits
     started = time.time()
-    index = app._waits.claim_index(ctx, name)
+    index = waits.claim_index(ctx, name)
     try:
-        with app._waits.waiting_for_signal(ctx, name, index) as (waiter, watch):
+        with waits.waiting_for_signal(ctx, name, index) as (waiter, watch):
             while True:
                 ensure_may_continue(ctx)
                 if watch.error is not None:
@@ -364,7 +364,7 @@ async def _receive(
                         f"run {ctx.run_id!r} of workflow {ctx.workflow!r}: no signal "
                         f"{name!r} arrived within {limit:g}s"
                     )
-                    status, result, error = "failed", None, _serde.encode_error(timed_out)
+                    status, result, error = "failed", None, serde.encode_error(timed_out)
                     break
                 watch.keep_polled()
                 await waiter.wait(pause)
@@ -379,9 +379,9 @@ async def _receive(
             started_at=started,
             finished_at=now,
         )
-        stored = await app._save_step(ctx, record)
+        stored = await save(ctx, record)
         # Later waits of this execution must see this index as taken.
         ctx.steps[step_id] = stored
         return stored
     finally:
-        app._waits.release_index(ctx, name, index)
+        waits.release_index(ctx, name, index)

@@ -15,7 +15,7 @@ from durable.errors import ConfigurationError, NonDeterminismError
 from durable.stores.base import StepRecord
 
 if TYPE_CHECKING:
-    from durable._workflow import Workflow
+    from durable.engine.runtime import Runtime
 
 
 class RunContext:
@@ -26,16 +26,17 @@ class RunContext:
         "_auto_counts",
         "_explicit_ids",
         "_next_position",
-        "app",
         "by_position",
         "cancel_requested",
         "checked_positions",
+        "ended",
         "in_flight",
         "lease_lost",
         "main_task",
         "parent",
         "resumed",
         "run_id",
+        "runtime",
         "steps",
         "timed_out",
         "token",
@@ -44,7 +45,7 @@ class RunContext:
 
     def __init__(
         self,
-        app: Workflow,
+        runtime: Runtime,
         run_id: str,
         workflow: str,
         token: int,
@@ -52,7 +53,7 @@ class RunContext:
         checked_positions: int,
         by_position: dict[int, StepRecord],
     ) -> None:
-        self.app = app
+        self.runtime = runtime
         self.run_id = run_id
         self.workflow = workflow
         self.token = token
@@ -64,6 +65,8 @@ class RunContext:
         self.by_position = by_position
         self.cancel_requested = False
         self.lease_lost = False
+        # Set once the body has returned or raised: no step of the run may start.
+        self.ended = False
         # The parent's context when this run executes as a child workflow.
         self.parent: RunContext | None = None
         # Executing because of Workflow.resume (or as a child of such a run).
@@ -80,14 +83,19 @@ class RunContext:
 
     @classmethod
     def start(
-        cls, app: Workflow, run_id: str, workflow: str, token: int, steps: tuple[StepRecord, ...]
+        cls,
+        runtime: Runtime,
+        run_id: str,
+        workflow: str,
+        token: int,
+        steps: tuple[StepRecord, ...],
     ) -> RunContext:
         by_position = {s.position: s for s in steps}
         contiguous = 0
         while contiguous in by_position:
             contiguous += 1
         return cls(
-            app=app,
+            runtime=runtime,
             run_id=run_id,
             workflow=workflow,
             token=token,
@@ -204,8 +212,15 @@ class StepContext:
 
     @property
     def idempotency_key(self) -> str:
-        """``"{run_id}:{step_id}"``, stable across attempts, crashes and replays."""
-        return f"{self.run_id}:{self.step_id}"
+        """A key for this step, stable across attempts, crashes, replays and versions.
+
+        ``"dk1-"`` followed by the 64 hex digits of the SHA-256 of the JSON
+        array ``[app, run_id, step_id]`` (compact, ASCII-escaped). It names the
+        app, the run and the step without ambiguity: two apps with the same run
+        id, or run ``"a:b"`` step ``"c"`` and run ``"a"`` step ``"b:c"``, get
+        different keys. Its 68 characters fit the limits of payment APIs.
+        """
+        return idempotency_key(self.app, self.run_id, self.step_id)
 
     def __repr__(self) -> str:
         return (
@@ -215,3 +230,20 @@ class StepContext:
 
 
 current_step: ContextVar[StepContext | None] = ContextVar("durable_current_step", default=None)
+
+
+IDEMPOTENCY_KEY_PREFIX = "dk1-"
+
+
+def idempotency_key(app: str, run_id: str, step_id: str) -> str:
+    """The idempotency key of step ``step_id`` of run ``run_id`` of app ``app``.
+
+    The format is part of the public contract (see
+    :attr:`StepContext.idempotency_key`): keys stored by an external API must
+    still match after an upgrade.
+    """
+    import hashlib  # on first use: import durable stays cheap
+    import json
+
+    canonical = json.dumps([app, run_id, step_id], ensure_ascii=True, separators=(",", ":"))
+    return IDEMPOTENCY_KEY_PREFIX + hashlib.sha256(canonical.encode("ascii")).hexdigest()

@@ -8,7 +8,8 @@ import json
 import pytest
 from tests._journal import Journal, interrupt
 
-from durable import Workflow, _serde
+from durable import Workflow
+from durable.engine import serde as _serde
 from durable.errors import SerializationError, TaskFailedError
 
 

@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 
-from durable._context import RunContext
+from durable.engine.context import RunContext
 from durable.stores.base import LeaseState
 
 logger = logging.getLogger("durable.lease")
@@ -103,10 +103,11 @@ class Heartbeat:
 
     def add(self, ctx: RunContext) -> None:
         self._runs.add(ctx)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(), name="durable-heartbeat"
-            )
+        loop = asyncio.get_running_loop()
+        # A task of a loop that stopped (without closing) is never done, and
+        # never beats again either: the runs of this loop need a task of their own.
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._loop(), name="durable-heartbeat")
 
     def discard(self, ctx: RunContext) -> None:
         self._runs.discard(ctx)
