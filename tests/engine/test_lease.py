@@ -164,7 +164,8 @@ def test_runs_on_a_new_event_loop_keep_their_lease_after_a_loop_stopped_mid_run(
     @app.task
     async def lease_left(run_id: str) -> float:
         run = await app.store.get_run("beat", run_id)
-        assert run is not None and run.lease_expires_at is not None
+        assert run is not None
+        assert run.lease_expires_at is not None
         return run.lease_expires_at - time.time()
 
     @app.workflow(id="{key}")
