@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from durable import Workflow
 from durable.backoff import constant, exponential, linear
 from durable.errors import ConfigurationError
+from durable.testing import no_backoff
 
 
 def test_exponential_matches_the_seed() -> None:
@@ -59,6 +63,10 @@ def test_jitter_stays_within_its_fraction(make: object) -> None:
     ("factory", "message"),
     [
         (lambda: exponential(base=0), "'base' must be > 0"),
+        (lambda: exponential(base=0.5), "'base' must be > 1 so that waits grow, got 0.5"),
+        (lambda: exponential(base=1), "'base' must be > 1"),
+        (lambda: exponential(initial=0), "'initial' must be > 0"),
+        (lambda: exponential(initial=float("inf")), "'initial' must be finite"),
         (lambda: exponential(base=2, max=-1), "'max' must be >= 0"),
         (lambda: linear(start=-1), "'start' must be >= 0"),
         (lambda: constant(float("nan")), "'seconds' must be finite"),
@@ -77,3 +85,39 @@ def test_retry_numbers_start_at_one() -> None:
     """Asking for the wait before retry 0 is an error."""
     with pytest.raises(ValueError, match="start at 1"):
         constant(1)(0)
+
+
+def test_exponential_starts_at_initial_and_grows_by_base() -> None:
+    """initial= is the first wait; each later wait is base times the one before, up to max."""
+    waits = exponential(base=2, max=1, initial=0.1)
+    assert [waits(k) for k in range(1, 7)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    assert exponential(base=3, max=100, initial=1)(3) == 9.0
+
+
+def test_exponential_without_initial_keeps_the_documented_sequence() -> None:
+    """Without initial=, exponential(base=2, max=60) still waits 2, 4, 8, 16, 32, 60."""
+    waits = exponential(base=2, max=60)
+    assert [waits(k) for k in range(1, 7)] == [2, 4, 8, 16, 32, 60]
+    assert waits == exponential(base=2, max=60, initial=2)
+
+
+async def test_a_plain_callable_is_a_backoff(tmp_path: Path) -> None:
+    """backoff= takes any callable from retry number to seconds."""
+    app = Workflow("callable-backoff", db=tmp_path / "b.db")
+    attempts: list[int] = []
+
+    @app.task(retries=3, backoff=lambda retry: 0.25 * retry)
+    async def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 4:
+            raise ConnectionError("again")
+        return "ok"
+
+    @app.workflow(id="cb")
+    async def flow() -> str:
+        return await flaky()
+
+    with no_backoff() as waits:
+        assert await flow() == "ok"
+    await app.close()
+    assert waits == [0.25, 0.5, 0.75]

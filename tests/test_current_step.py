@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from collections.abc import Callable
 
 import pytest
 from tests._journal import Journal
 
 import durable
-from durable import StepContext, Workflow
+from durable import StepContext, Workflow, WorkflowFunction
 from durable.errors import NotInWorkflowError
 from durable.testing import no_backoff
 
 
+def _key(app: str, run_id: str, step_id: str) -> str:
+    """The documented key format, computed here independently of the library."""
+    canonical = json.dumps([app, run_id, step_id], ensure_ascii=True, separators=(",", ":"))
+    return "dk1-" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
 async def test_a_task_sees_its_run_step_and_attempt(wf: Workflow) -> None:
-    """The key is run id and step id; the attempt number counts retries."""
+    """The key is made of app, run id and step id; the attempt number counts retries."""
     seen: list[StepContext] = []
 
     @wf.task(retries=1)
@@ -31,7 +40,12 @@ async def test_a_task_sees_its_run_step_and_attempt(wf: Workflow) -> None:
 
     with no_backoff():
         keys = await order(7)
-    assert keys == ["order-7:charge", "order-7:charge#1", "order-7:charge:refund"]
+    assert keys == [
+        _key("test-app", "order-7", "charge"),
+        _key("test-app", "order-7", "charge#1"),
+        _key("test-app", "order-7", "charge:refund"),
+    ]
+    assert all(len(key) == 68 for key in keys)
     assert [(s.step_id, s.attempt) for s in seen] == [
         ("charge", 1),
         ("charge", 2),
@@ -68,7 +82,7 @@ async def test_the_key_is_the_same_when_a_step_runs_again(wf: Workflow) -> None:
     with pytest.raises(asyncio.CancelledError):
         await first
     assert await mail() == "sent"
-    assert journal.entries == ["mail-1:send_mail", "mail-1:send_mail"]
+    assert journal.entries == [_key("test-app", "mail-1", "send_mail")] * 2
 
 
 async def test_concurrent_steps_each_see_their_own(wf: Workflow) -> None:
@@ -130,3 +144,37 @@ async def test_a_workflow_started_from_a_task_is_not_inside_that_step(wf: Workfl
 
     assert await outer(1) == "inner_step"
     assert seen == ["launcher"]
+
+
+async def test_keys_differ_between_apps_and_between_run_and_step_ids_that_share_a_text(
+    make_app: Callable[..., Workflow],
+) -> None:
+    """Two apps with the same run id, and run 'a:b' step 'c' against run 'a' step 'b:c',
+    get different idempotency keys."""
+    keys: list[str] = []
+
+    def define(app: Workflow) -> WorkflowFunction[[bool], None]:
+        @app.task
+        async def c() -> None:
+            keys.append(durable.current_step().idempotency_key)
+
+        @app.task
+        async def b() -> None:
+            keys.append(durable.current_step().idempotency_key)
+
+        @app.workflow
+        async def flow(explicit: bool) -> None:
+            if explicit:
+                await b(step_id="c")  # step id "b:c"
+            else:
+                await c()  # step id "c"
+
+        return flow
+
+    shop = define(make_app("shop"))
+    billing = define(make_app("billing"))
+    await shop.run("a:b", False)
+    await shop.run("a", True)
+    await billing.run("a:b", False)
+    assert keys == [_key("shop", "a:b", "c"), _key("shop", "a", "b:c"), _key("billing", "a:b", "c")]
+    assert len(set(keys)) == 3

@@ -510,10 +510,9 @@ async def test_a_step_recorded_by_another_task_is_not_handed_over(wf: Workflow) 
         await flow()
 
 
-async def test_a_run_keeps_the_arguments_it_was_created_with(
-    wf: Workflow, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Calling a run id again with other arguments resumes it with its stored ones, and says so."""
+async def test_a_run_id_called_with_other_arguments_is_a_conflict(wf: Workflow) -> None:
+    """A failed, completed or running run called again with other arguments raises
+    RunConflictError naming the run and the parameters, and leaves the run as it was."""
     seen: list[int] = []
 
     @wf.task
@@ -529,18 +528,42 @@ async def test_a_run_keeps_the_arguments_it_was_created_with(
 
     with pytest.raises(ValueError, match="first attempt"):
         await report("mon", 0)
-    with caplog.at_level("WARNING", logger="durable"):
-        assert await report("mon", 5) == 0
-    assert seen == [0, 0]
-    warnings = [r for r in caplog.records if getattr(r, "action", None) == "run_inputs_differ"]
-    assert len(warnings) == 1
-    assert "report-mon" in warnings[0].getMessage()
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="durable"):
-        assert await report("mon", 7) == 0  # completed: the stored output
-        assert await report("mon", 0) == 0
-    assert [getattr(r, "action", None) for r in caplog.records] == ["run_inputs_differ"]
+    with pytest.raises(RunConflictError, match=r"run 'report-mon'.*differing: 'n'"):
+        await report("mon", 5)
+    failed = await wf.get_run("report-mon")
+    assert failed.status == "failed"
+    assert [(s.task, s.status) for s in failed.steps] == [("check", "failed")]
+    assert seen == [0]
+    assert await report("mon", 0) == 0  # the same arguments resume it
+    with pytest.raises(RunConflictError, match="differing: 'n'"):
+        await report("mon", 7)  # completed: still not another run's output
+    with pytest.raises(RunConflictError, match="differing: 'n'"):
+        await report.run("report-mon", "mon", 7)  # an explicit run id behaves alike
+    assert await report.run("report-mon", "mon", 0) == 0
     assert (await wf.get_run("report-mon")).inputs == {"day": "mon", "n": 0}
+
+
+async def test_a_run_executing_here_called_with_other_arguments_is_a_conflict(
+    wf: Workflow,
+) -> None:
+    """A second caller joining a run in flight with other arguments gets RunConflictError."""
+    release = asyncio.Event()
+
+    @wf.task
+    async def wait_for_release() -> None:
+        await release.wait()
+
+    @wf.workflow(id="job")
+    async def job(n: int) -> int:
+        await wait_for_release()
+        return n
+
+    first = asyncio.create_task(job(1))
+    await asyncio.sleep(0.05)
+    with pytest.raises(RunConflictError, match=r"run 'job'.*differing: 'n'"):
+        await job(2)
+    release.set()
+    assert await first == 1
 
 
 async def test_the_body_gets_the_stored_arguments_on_its_first_execution_too(

@@ -108,6 +108,31 @@ async def test_running_run_has_no_finish_time(wf: Workflow) -> None:
     assert await call == 1
 
 
+async def test_a_sleep_that_has_not_woken_shows_as_waiting(wf: Workflow) -> None:
+    """get_run shows a sleep in progress as waiting with its wake time, then as completed."""
+
+    @wf.workflow(id="napper")
+    async def napper(seconds: float) -> str:
+        await wf.sleep(seconds)
+        return "awake"
+
+    before = time.time()
+    call = asyncio.ensure_future(napper(0.6))
+    await wait_for_run(wf, "napper", steps=1)
+    (step,) = (await wf.get_run("napper")).steps
+    assert step.task == "durable.sleep"
+    assert step.status == "waiting"
+    assert step.wakes_at is not None
+    assert before + 0.6 <= step.wakes_at.timestamp() <= time.time() + 0.6
+    assert step.finished_at is None
+    assert step.duration is None
+    assert await call == "awake"
+    (step,) = (await wf.get_run("napper")).steps
+    assert step.status == "completed"
+    assert step.finished_at == step.wakes_at
+    assert step.duration == pytest.approx(0.6, abs=0.05)
+
+
 async def test_list_runs_filters_and_limits(make_app: Callable[..., Workflow]) -> None:
     """list_runs filters by status and workflow, returns newest first and honours the limit."""
     wf = make_app()
