@@ -23,8 +23,8 @@ async def test_a_forgotten_await_warns_with_the_task_name(tmp_path: Path) -> Non
         return "done"
 
     with pytest.warns(RuntimeWarning) as caught:
-        assert await order("7") == "done"
-        gc.collect()
+        await order("7")
+    gc.collect()
     messages = [str(w.message) for w in caught]
     assert any("durable task 'send_invoice' (step 'send_invoice')" in m for m in messages), messages
     assert not any("_checkpointed" in m or "run_task" in m for m in messages), messages
