@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +36,15 @@ ReadSignals = Callable[[Sequence[SignalKey]], Awaitable[dict[SignalKey, str]]]
 
 POLL_MIN = 0.02
 POLL_MAX = 1.0
+
+
+class LastLook(enum.Enum):
+    """The read a wait asks for once its deadline passed, before it times out."""
+
+    NOT_ASKED = "not_asked"
+    ASKED = "asked"  # due in the next round
+    READING = "reading"  # in the round being read now
+    DONE = "done"  # read after the deadline and found nothing: the wait may time out
 
 
 class Watch:
@@ -65,8 +75,7 @@ class Watch:
         self._due = 0.0  # loop time of the next read; 0: at once
         self._pause = 0.0  # the pause that set _due
         self._delay = POLL_MIN  # the pause after the next read that finds nothing
-        # The last read before a timeout: "" not asked, "asked", "reading", "done".
-        self._last_look = ""
+        self._last_look = LastLook.NOT_ASKED
 
     def read_soon(self) -> None:
         """Read in the next round, which starts at once."""
@@ -79,10 +88,10 @@ class Watch:
 
     def last_look(self) -> bool:
         """True once a read asked for after the deadline found nothing; asks for it otherwise."""
-        if self._last_look == "":
-            self._last_look = "asked"
+        if self._last_look is LastLook.NOT_ASKED:
+            self._last_look = LastLook.ASKED
             self.read_soon()
-        return self._last_look == "done"
+        return self._last_look is LastLook.DONE
 
 
 class SignalPoller:
@@ -139,8 +148,8 @@ class SignalPoller:
         batch = [w for w in self._watches if w._due - w._pause / 2 <= now]
         for w in batch:
             w._due = math.inf  # being read: read_soon() meanwhile asks for another read
-            if w._last_look == "asked":
-                w._last_look = "reading"
+            if w._last_look is LastLook.ASKED:
+                w._last_look = LastLook.READING
         read = True
         try:
             found = await self._read(list(dict.fromkeys(w.key for w in batch)))
@@ -149,8 +158,8 @@ class SignalPoller:
             for w in batch:
                 if w._due == math.inf:
                     w._due = 0.0
-                if w._last_look == "reading":
-                    w._last_look = "asked"
+                if w._last_look is LastLook.READING:
+                    w._last_look = LastLook.ASKED
             raise
         except StoreUnavailableError as exc:
             # A wait may last days: an outage of the store is waited out, each
@@ -173,12 +182,13 @@ class SignalPoller:
             if payload is not None:
                 self._finish(w, payload, None)
                 continue
-            if w._last_look == "reading":
+            if w._last_look is LastLook.READING:
                 if read:
-                    w._last_look = "done"
+                    w._last_look = LastLook.DONE
                     w._wake.set()
                 else:
-                    w._last_look = "asked"  # a timeout waits for a read that happened
+                    # A timeout waits for a read that happened.
+                    w._last_look = LastLook.ASKED
             if w._due == math.inf:
                 w._pause = min(w._delay, w._max_pause)
                 w._due = read_at + w._pause

@@ -44,7 +44,7 @@ from durable.errors import (
     SerializationError,
     SignalTimeoutError,
 )
-from durable.stores.base import StepRecord
+from durable.stores.base import StepRecord, StepStatus
 
 SLEEP_TASK = "durable.sleep"
 SIGNAL_TASK_PREFIX = "durable.signal:"
@@ -351,7 +351,7 @@ async def _receive(
                     raise watch.error
                 now = time.time()
                 if watch.payload is not None:
-                    status: Any = "completed"
+                    status: StepStatus = "completed"
                     result: str | None = f'{{"index":{index},"payload":{watch.payload}}}'
                     error: str | None = None
                     break
