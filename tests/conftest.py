@@ -1,8 +1,13 @@
-"""Fixtures shared by every suite: a store of each kind, and apps on it."""
+"""Fixtures shared by every suite: a store of each kind, and apps on it.
+
+``DURABLE_TEST_UVLOOP=1`` runs every async test on a uvloop event loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +49,15 @@ async def make_app(store: Store) -> AsyncIterator[Callable[..., Workflow]]:
 def wf(make_app: Callable[..., Workflow]) -> Workflow:
     """An app named 'test-app' on the test's store."""
     return make_app()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """Async tests run on uvloop when DURABLE_TEST_UVLOOP=1 (CI runs the suite once so)."""
+    if os.environ.get("DURABLE_TEST_UVLOOP") != "1":
+        return None
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}
