@@ -27,6 +27,7 @@ from durable.errors import ConfigurationError, LeaseLostError, StoreError, Store
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
 from durable.stores._loops import close_on_loop, close_without_loop
 from durable.stores.base import (
+    RUN_STATUSES,
     Claim,
     FinalStatus,
     LeaseState,
@@ -73,10 +74,25 @@ class _Keys:
         """Sorted set of the app's run ids scored by creation time."""
         return f"{self.prefix}:index:{app}"
 
+    def status(self, app: str, status: str) -> str:
+        """Sorted set of the app's run ids in ``status``, scored by creation time."""
+        return f"{self.prefix}:status:{len(app)}:{app}:{status}"
+
+    def statuses(self, app: str) -> list[str]:
+        """Every :meth:`status` key of the app, in ``RUN_STATUSES`` order (as scripts expect)."""
+        return [self.status(app, status) for status in RUN_STATUSES]
+
+    def layout(self, app: str) -> str:
+        """The layout version the app's keys are complete in (see ``_LAYOUT_VERSION``)."""
+        return f"{self.prefix}:layout:{len(app)}:{app}"
+
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this prefix."""
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
-        return f"{escaped}:*"
+        return f"{_escape_glob(self.prefix)}:*"
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 # Lua numbers become integers in replies and lose digits when passed to
@@ -91,9 +107,22 @@ local function owned(run, token)
     local r = redis.call('HMGET', run, 'status', 'token', 'cancel')
     return r[1] == 'running' and r[2] == token, r[3]
 end
+-- The status indexes of a run's app are KEYS[first .. first + 3], in
+-- RUN_STATUSES order; a run is in exactly the one of its status.
+local STATUSES = {'running', 'completed', 'failed', 'cancelled'}
+local function reindex(first, id, created, status)
+    for i, name in ipairs(STATUSES) do
+        local key = KEYS[first + i - 1]
+        if name == status then
+            redis.call('ZADD', key, created, id)
+        else
+            redis.call('ZREM', key, id)
+        end
+    end
+end
 """
 
-# KEYS: run, steps, signals, index
+# KEYS: run, steps, signals, index, the app's four status indexes, layout
 # ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
 #       steal_from, resume, nonce
 _CLAIM = (
@@ -107,9 +136,12 @@ if redis.call('EXISTS', run) == 0 then
         'owner', ARGV[6], 'token', '1', 'lease', lease, 'attempts', '1', 'cancel', '0',
         'created', fmt(t), 'updated', fmt(t), 'claim_nonce', ARGV[11])
     if ARGV[4] == '1' then redis.call('HSET', run, 'parent', ARGV[5]) end
+    -- The app's first run: its indexes are complete in this layout from the start.
+    if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[9], ARGV[12]) end
     redis.call('DEL', steps)
     redis.call('PERSIST', signals)
     redis.call('ZADD', KEYS[4], fmt(t), ARGV[1])
+    reindex(5, ARGV[1], fmt(t), 'running')
     return {1, redis.call('HGETALL', run), {}}
 end
 local r = {}
@@ -143,6 +175,7 @@ elseif r.workflow == ARGV[2] then
         redis.call('HSET', run, 'status', 'running', 'owner', ARGV[6], 'lease', lease,
             'updated', fmt(t), 'claim_nonce', ARGV[11])
         redis.call('HDEL', run, 'finish_nonce')
+        reindex(5, ARGV[1], r.created, 'running')
         acquired = true
     end
 end
@@ -207,8 +240,9 @@ return 1
 """
 )
 
-# KEYS: run, steps, signals.
-# ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep).
+# KEYS: run, steps, signals, then the app's four status indexes.
+# ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep),
+#       run_id.
 _FINISH = (
     _PRELUDE
     + """
@@ -223,6 +257,7 @@ redis.call('HSET', run, 'status', ARGV[2], 'updated', fmt(now()), 'finish_nonce'
 redis.call('HDEL', run, 'owner', 'lease', 'output', 'error')
 if ARGV[3] == '1' then redis.call('HSET', run, 'output', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', run, 'error', ARGV[6]) end
+reindex(4, ARGV[9], redis.call('HGET', run, 'created'), ARGV[2])
 if ARGV[8] ~= '' then
     for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
 end
@@ -230,7 +265,7 @@ return redis.call('HGETALL', run)
 """
 )
 
-# KEYS: run.
+# KEYS: run, then the app's four status indexes. ARGV: run_id.
 _CANCEL = (
     _PRELUDE
     + """
@@ -240,6 +275,7 @@ if status == 'running' then
     redis.call('HSET', KEYS[1], 'cancel', '1', 'updated', fmt(now()))
 elseif status == 'failed' then
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', fmt(now()))
+    reindex(2, ARGV[1], redis.call('HGET', KEYS[1], 'created'), 'cancelled')
 end
 return redis.call('HGETALL', KEYS[1])
 """
@@ -257,6 +293,36 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return idx
 """
 
+# KEYS: the app's four status indexes, then run keys. ARGV: the runs' ids.
+# Puts each run in the index of its current status: run once per app on
+# data written before status indexes existed. Idempotent, and atomic per call, so writers
+# maintaining the indexes meanwhile are never undone.
+_REINDEX = (
+    _PRELUDE
+    + """
+for i, id in ipairs(ARGV) do
+    local r = redis.call('HMGET', KEYS[4 + i], 'status', 'created')
+    reindex(1, id, r[2] or 0, r[1] or '')
+end
+return #ARGV
+"""
+)
+
+_SCRIPTS = (
+    ("claim", _CLAIM),
+    ("save_step", _SAVE_STEP),
+    ("renew", _RENEW),
+    ("renew_many", _RENEW_MANY),
+    ("release", _RELEASE),
+    ("finish", _FINISH),
+    ("cancel", _CANCEL),
+    ("send_signal", _SEND_SIGNAL),
+    ("reindex", _REINDEX),
+)
+
+# 1 (no layout key): runs listed per app in one sorted set.
+# 2: and per app and status.
+_LAYOUT_VERSION = 2
 _LIST_PAGE = 200
 # Runs renewed by one script call: the server runs nothing else meanwhile.
 _RENEW_CHUNK = 1000
@@ -370,6 +436,8 @@ class RedisStore(Store):
         # The event loop _client was made on; None when there is no client.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
+        # Apps whose status indexes _upgrade_layout found complete.
+        self._indexed_apps: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"
@@ -406,11 +474,13 @@ class RedisStore(Store):
             decode_responses=False,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5),
         )
+        # Scripts are bound to the client that registered them.
+        scripts = {name: client.register_script(source) for name, source in _SCRIPTS}
         try:
             await client.ping()
         except BaseException as exc:
             await client.aclose()
-            if isinstance(exc, Exception):
+            if isinstance(exc, redis.exceptions.RedisError | OSError):
                 raise _translate(exc) from exc
             raise
         if self._loop is loop:
@@ -418,21 +488,42 @@ class RedisStore(Store):
             await client.aclose()
             return
         self._drop_foreign_client(loop)
-        # Scripts are bound to the client that registered them.
-        self._scripts = {
-            name: client.register_script(source)
-            for name, source in (
-                ("claim", _CLAIM),
-                ("save_step", _SAVE_STEP),
-                ("renew", _RENEW),
-                ("renew_many", _RENEW_MANY),
-                ("release", _RELEASE),
-                ("finish", _FINISH),
-                ("cancel", _CANCEL),
-                ("send_signal", _SEND_SIGNAL),
-            )
-        }
+        self._scripts = scripts
         self._client, self._loop = client, loop
+
+    async def _status_index(self, client: Any, app: str, status: RunStatus) -> str:
+        """The app's index of runs in ``status``, built first if its runs predate it."""
+        if app not in self._indexed_apps:
+            await self._upgrade_layout(client, app)
+            self._indexed_apps.add(app)
+        return self._keys.status(app, status)
+
+    async def _upgrade_layout(self, client: Any, app: str) -> None:
+        """Bring the app's keys, written by an older version of this store, to this layout.
+
+        Apps whose first run was claimed by this version are marked current
+        from the start. An older one gets its status indexes built here once,
+        from its run index. Processes still running the older version do not
+        maintain them: upgrade every process sharing the prefix together.
+        """
+        layout = self._keys.layout(app)
+        raw = await self._call(client.get(layout))
+        version = 1 if raw is None else int(raw)
+        if version > _LAYOUT_VERSION:
+            raise StoreError(
+                f"Redis keys of app {app!r} have layout {version}, newer than this"
+                f" library supports ({_LAYOUT_VERSION}); upgrade python-durable"
+            )
+        if version == _LAYOUT_VERSION:
+            return
+        index = self._keys.index(app)
+        start = 0
+        while ids := await self._call(client.zrange(index, start, start + _LIST_PAGE - 1)):
+            start += len(ids)
+            run_ids = [_text(raw_id) for raw_id in ids]
+            keys = [*self._keys.statuses(app), *(self._keys.run(app, r) for r in run_ids)]
+            await self._call(self._scripts["reindex"](keys=keys, args=run_ids))
+        await self._call(client.set(layout, str(_LAYOUT_VERSION)))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._client is not None and self._loop is not loop:
@@ -468,6 +559,8 @@ class RedisStore(Store):
                 k.steps(new.app, new.run_id),
                 k.signals(new.app, new.run_id),
                 k.index(new.app),
+                *k.statuses(new.app),
+                k.layout(new.app),
             ],
             [
                 new.run_id,
@@ -479,6 +572,7 @@ class RedisStore(Store):
                 *_flag(steal_from),
                 "1" if resume else "0",
                 uuid.uuid4().hex,
+                str(_LAYOUT_VERSION),
             ],
         )
         return Claim(
@@ -542,15 +636,17 @@ class RedisStore(Store):
         ttl_ms = "" if self.finished_ttl is None else str(max(1, round(self.finished_ttl * 1000)))
         run = await self._script(
             "finish",
-            [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id)],
-            [str(token), status, *_flag(output), *_flag(error), uuid.uuid4().hex, ttl_ms],
+            [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id), *k.statuses(app)],
+            [str(token), status, *_flag(output), *_flag(error), uuid.uuid4().hex, ttl_ms, run_id],
         )
         if run is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
         return _run_record(app, run_id, run)
 
     async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
-        run = await self._script("cancel", [self._keys.run(app, run_id)], [])
+        run = await self._script(
+            "cancel", [self._keys.run(app, run_id), *self._keys.statuses(app)], [run_id]
+        )
         return None if run is None else _run_record(app, run_id, run)
 
     async def load_run(
@@ -580,12 +676,18 @@ class RedisStore(Store):
         limit: int = 100,
     ) -> Sequence[RunRecord]:
         client = await self._connected()
-        index = self._keys.index(app)
+        # By status, only the runs in that status are read: recover() lists
+        # the running runs among every run ever stored.
+        if status is None:
+            index = self._keys.index(app)
+        else:
+            index = await self._status_index(client, app, status)
+        page = max(1, min(limit, _LIST_PAGE))
         found: list[RunRecord] = []
         expired: list[bytes] = []
         offset = 0
         while len(found) < limit:
-            ids = await self._call(client.zrevrange(index, offset, offset + _LIST_PAGE - 1))
+            ids = await self._call(client.zrevrange(index, offset, offset + page - 1))
             if not ids:
                 break
             offset += len(ids)
@@ -602,8 +704,12 @@ class RedisStore(Store):
                 ):
                     found.append(run)
         if expired:
-            # Runs removed by finished_ttl leave their index entry behind.
-            await self._call(client.zrem(index, *expired))
+            # Runs removed by finished_ttl leave their index entries behind.
+            pipe = client.pipeline(transaction=False)
+            pipe.zrem(self._keys.index(app), *expired)
+            for key in self._keys.statuses(app):
+                pipe.zrem(key, *expired)
+            await self._call(pipe.execute())
         return found[:limit]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
