@@ -23,9 +23,11 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from durable._fastpaths import asyncio as asyncio_fastpaths
+from durable._fastpaths import redis as redis_fastpaths
 from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
-from durable.stores._loops import close_on_loop, close_without_loop
+from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores.base import (
     RUN_STATUSES,
     Claim,
@@ -433,6 +435,8 @@ class RedisStore(Store):
         self.finished_ttl = finished_ttl
         self._keys = _Keys(prefix)
         self._client: Any = None
+        # Closes _client when its loop shuts down, if nothing closed it before.
+        self._shutdown_hook: LoopShutdownHook | None = None
         # The event loop _client was made on; None when there is no client.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
@@ -446,14 +450,15 @@ class RedisStore(Store):
         await self._connected()
 
     async def close(self) -> None:
-        client, loop = self._client, self._loop
-        self._client = self._loop = None
-        if client is None:
+        client, loop, hook = self._client, self._loop, self._shutdown_hook
+        self._client = self._loop = self._shutdown_hook = None
+        if client is None or hook is None:
             return
         if loop is asyncio.get_running_loop():
             await client.aclose()
+            hook.disarm()
         else:
-            _abandon(client, loop)
+            _abandon(client, loop, hook)
 
     async def _connected(self) -> Any:
         """The client of the running event loop, connecting on first use on that loop.
@@ -488,8 +493,10 @@ class RedisStore(Store):
             await client.aclose()
             return
         self._drop_foreign_client(loop)
+        hook = LoopShutdownHook(client.aclose)
+        await hook.arm()
         self._scripts = scripts
-        self._client, self._loop = client, loop
+        self._client, self._loop, self._shutdown_hook = client, loop, hook
 
     async def _status_index(self, client: Any, app: str, status: RunStatus) -> str:
         """The app's index of runs in ``status``, built first if its runs predate it."""
@@ -526,10 +533,10 @@ class RedisStore(Store):
         await self._call(client.set(layout, str(_LAYOUT_VERSION)))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._client is not None and self._loop is not loop:
-            client, old_loop = self._client, self._loop
-            self._client = self._loop = None
-            _abandon(client, old_loop)
+        if self._client is not None and self._loop is not loop and self._shutdown_hook is not None:
+            client, old_loop, hook = self._client, self._loop, self._shutdown_hook
+            self._client = self._loop = self._shutdown_hook = None
+            _abandon(client, old_loop, hook)
 
     async def _call(self, awaitable: Awaitable[_T]) -> _T:
         try:
@@ -751,41 +758,35 @@ class RedisStore(Store):
         return found
 
 
-def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None, hook: LoopShutdownHook) -> None:
     """Drop a client made on another event loop, awaiting nothing.
 
     Its connections are closed on their own loop if that loop is still open
     (it may run again), else at once here: a closed loop cannot run the
     close. Either way nothing is left to warn about an unclosed connection,
-    stream, transport or socket when it is garbage-collected.
+    stream, transport or socket when it is garbage-collected. Without the
+    fast path, ``hook`` closes them when their loop shuts down, or keeps them
+    referenced if it was closed without shutting down.
     """
-    pool = client.connection_pool
-    writers: list[asyncio.StreamWriter] = []
-    for conn in (
-        *getattr(pool, "_available_connections", ()),
-        *getattr(pool, "_in_use_connections", ()),
-    ):
-        if conn._writer is not None:
-            writers.append(conn._writer)
-        # A Connection with a writer warns "unclosed Connection" when collected.
-        conn._writer = conn._reader = None
-    if not writers:
+    writers = redis_fastpaths.take_writers(client.connection_pool)
+    if writers is None:
         return
-    close_on_loop(
-        loop,
-        lambda: _close_writers(writers),
-        lambda: _close_transports([writer.transport for writer in writers]),
-    )
+    if not writers:
+        hook.disarm()
+        return
 
+    def on_loop() -> None:
+        for writer in writers:
+            writer.close()
+        hook.disarm()
 
-def _close_writers(writers: Sequence[asyncio.StreamWriter]) -> None:
-    for writer in writers:
-        writer.close()
+    def without_loop() -> None:
+        # take_writers is only available with close_transport_now.
+        for writer in writers:
+            asyncio_fastpaths.close_transport_now(writer.transport)
+        hook.disarm()
 
-
-def _close_transports(transports: Sequence[asyncio.BaseTransport]) -> None:
-    for transport in transports:
-        close_without_loop(transport)
+    close_on_loop(loop, on_loop, without_loop)
 
 
 def _translate(exc: Exception) -> Exception:
