@@ -15,6 +15,7 @@ from durable.errors import (
     LeaseLostError,
     RunIdError,
     SerializationError,
+    StoreError,
     StoreUnavailableError,
 )
 from durable.stores.base import LeaseState, NewRun, StepRecord
@@ -493,3 +494,14 @@ async def test_status_index_is_rebuilt_for_data_written_without_it(
     assert (await _status_index(reopened, client, "other"))["failed"] == []  # built on first use
     assert [run.run_id for run in await reopened.list_runs("other", status="failed")] == ["x"]
     assert await client.get(store._keys.layout("app")) == b"2"
+
+
+async def test_a_newer_layout_is_refused(
+    make_store: Callable[..., RedisStore], client: Any
+) -> None:
+    """An app whose keys a newer version laid out is not listed by status with the old rules."""
+    store = make_store()
+    await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await client.set(store._keys.layout("app"), "3")
+    with pytest.raises(StoreError, match="newer"):
+        await make_store().list_runs("app", status="running")

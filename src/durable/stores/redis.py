@@ -126,7 +126,7 @@ end
 
 # KEYS: run, steps, signals, index, the app's four status indexes, layout
 # ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
-#       steal_from, resume, nonce
+#       steal_from, resume, nonce, layout version
 _CLAIM = (
     _PRELUDE
     + """
@@ -296,9 +296,9 @@ return idx
 """
 
 # KEYS: the app's four status indexes, then run keys. ARGV: the runs' ids.
-# Puts each run in the index of its current status: run once per app on
-# data written before status indexes existed. Idempotent, and atomic per call, so writers
-# maintaining the indexes meanwhile are never undone.
+# Puts each run in the index of its current status: run once per app on data
+# written before status indexes existed. Idempotent, and atomic per call, so
+# writers maintaining the indexes meanwhile are never undone.
 _REINDEX = (
     _PRELUDE
     + """
@@ -501,7 +501,10 @@ class RedisStore(Store):
     async def _status_index(self, client: Any, app: str, status: RunStatus) -> str:
         """The app's index of runs in ``status``, built first if its runs predate it."""
         if app not in self._indexed_apps:
-            await self._upgrade_layout(client, app)
+            try:
+                await self._upgrade_layout(client, app)
+            except redis.exceptions.RedisError as exc:  # from zscan_iter
+                raise _translate(exc) from exc
             self._indexed_apps.add(app)
         return self._keys.status(app, status)
 
@@ -523,14 +526,21 @@ class RedisStore(Store):
             )
         if version == _LAYOUT_VERSION:
             return
-        index = self._keys.index(app)
-        start = 0
-        while ids := await self._call(client.zrange(index, start, start + _LIST_PAGE - 1)):
-            start += len(ids)
-            run_ids = [_text(raw_id) for raw_id in ids]
-            keys = [*self._keys.statuses(app), *(self._keys.run(app, r) for r in run_ids)]
-            await self._call(self._scripts["reindex"](keys=keys, args=run_ids))
+        # ZSCAN returns every run indexed throughout, whatever is added or
+        # removed meanwhile (paging by rank could skip some); repeats are harmless.
+        batch: list[str] = []
+        async for raw_id, _ in client.zscan_iter(self._keys.index(app), count=_LIST_PAGE):
+            batch.append(_text(raw_id))
+            if len(batch) >= _LIST_PAGE:
+                await self._reindex(app, batch)
+                batch = []
+        if batch:
+            await self._reindex(app, batch)
         await self._call(client.set(layout, str(_LAYOUT_VERSION)))
+
+    async def _reindex(self, app: str, run_ids: list[str]) -> None:
+        keys = [*self._keys.statuses(app), *(self._keys.run(app, r) for r in run_ids)]
+        await self._call(self._scripts["reindex"](keys=keys, args=run_ids))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._client is not None and self._loop is not loop and self._shutdown_hook is not None:
@@ -761,28 +771,26 @@ class RedisStore(Store):
 def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None, hook: LoopShutdownHook) -> None:
     """Drop a client made on another event loop, awaiting nothing.
 
-    Its connections are closed on their own loop if that loop is still open
-    (it may run again), else at once here: a closed loop cannot run the
-    close. Either way nothing is left to warn about an unclosed connection,
-    stream, transport or socket when it is garbage-collected. Without the
-    fast path, ``hook`` closes them when their loop shuts down, or keeps them
-    referenced if it was closed without shutting down.
+    With the fast path, its connections are closed on their own loop if that
+    loop is still open (it may run again), else at once here: a closed loop
+    cannot run the close. Without it, ``hook`` closes them when their loop
+    shuts down, or keeps them referenced if it was closed without shutting
+    down. Either way nothing is left to warn about an unclosed connection,
+    stream, transport or socket when it is garbage-collected.
     """
-    writers = redis_fastpaths.take_writers(client.connection_pool)
-    if writers is None:
+    if not redis_fastpaths.available():
         return
-    if not writers:
-        hook.disarm()
-        return
+    pool = client.connection_pool
 
     def on_loop() -> None:
-        for writer in writers:
+        # Taken only now: were the loop closed before running this, the
+        # connections would stay whole, and referenced by the hook.
+        for writer in redis_fastpaths.take_writers(pool) or ():
             writer.close()
         hook.disarm()
 
     def without_loop() -> None:
-        # take_writers is only available with close_transport_now.
-        for writer in writers:
+        for writer in redis_fastpaths.take_writers(pool) or ():
             asyncio_fastpaths.close_transport_now(writer.transport)
         hook.disarm()
 
