@@ -82,6 +82,54 @@ def test_unchecked_python_versions_take_the_fallback(monkeypatch: pytest.MonkeyP
     assert not asyncio_fastpaths.close_transport_now(None)
 
 
+def _hook(calls: list[str]) -> _loops.LoopShutdownHook:
+    async def on_shutdown() -> None:
+        await asyncio.sleep(0)  # the loop still runs
+        calls.append("shutdown")
+
+    return _loops.LoopShutdownHook(on_shutdown)
+
+
+@pytest.mark.usefixtures("no_warnings")
+def test_a_shutdown_hook_runs_once_as_its_loop_shuts_down() -> None:
+    """An armed hook runs when asyncio.run ends, and is then forgotten."""
+    calls: list[str] = []
+    hook = _hook(calls)
+
+    async def arm() -> None:
+        await hook.arm()
+        assert hook in _loops._armed
+        assert calls == []
+
+    asyncio.run(arm())
+    assert calls == ["shutdown"]
+    assert hook not in _loops._armed
+    hook.disarm()
+    assert calls == ["shutdown"]
+
+
+@pytest.mark.usefixtures("no_warnings")
+def test_a_disarmed_hook_never_runs() -> None:
+    """Disarmed on its loop, or after a bare close of it, a hook never runs and leaves nothing."""
+    calls: list[str] = []
+    on_loop, after_close = _hook(calls), _hook(calls)
+
+    async def arm_both() -> None:
+        await on_loop.arm()
+        await after_close.arm()
+        on_loop.disarm()
+
+    bare = asyncio.new_event_loop()
+    try:
+        bare.run_until_complete(arm_both())
+    finally:
+        bare.close()
+    assert after_close in _loops._armed
+    after_close.disarm()
+    assert after_close not in _loops._armed
+    assert calls == []
+
+
 @pytest.fixture(params=[True, False], ids=["fast", "fallback"])
 def fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Run the test with the fast paths on, then off."""

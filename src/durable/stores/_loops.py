@@ -55,7 +55,7 @@ class LoopShutdownHook:
 
     def __init__(self, on_shutdown: Callable[[], Awaitable[None]]) -> None:
         self._on_shutdown = on_shutdown
-        self._armed = False
+        self._started = self._armed = False
         self._waiting = self._wait()
 
     async def _wait(self) -> AsyncGenerator[None, None]:
@@ -67,15 +67,14 @@ class LoopShutdownHook:
                 await self._on_shutdown()
 
     async def arm(self) -> None:
-        """Arm the hook on the running event loop (once)."""
+        """Arm the hook on the running event loop; a hook is armed once at most."""
+        if self._started:
+            raise RuntimeError("a LoopShutdownHook is armed once at most")
+        self._started = True
         # Starting the generator registers it with the running loop.
         await anext(self._waiting)
         self._armed = True
         _armed.add(self)
-
-    @property
-    def armed(self) -> bool:
-        return self._armed
 
     def disarm(self) -> None:
         """Never run ``on_shutdown``: from any loop or none, awaiting nothing."""
