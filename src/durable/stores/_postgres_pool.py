@@ -166,7 +166,8 @@ class ConnectionPool:
         still open (it may run again), its idle connections are closed and its
         waiters told to retry when it next runs, and connections in use are
         closed as they come back. If it is closed, every connection is closed
-        now, without it.
+        now, without it, where ``durable._fastpaths.asyncpg`` can; otherwise
+        the pool's shutdown hook keeps them referenced.
         """
         self._closed = self._abandoned = True
         close_on_loop(loop, self._close_idle, self._close_without_loop)
