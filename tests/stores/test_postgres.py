@@ -547,6 +547,23 @@ def test_from_url_reads_the_schema_parameter() -> None:
         from_url("mysql://u@h/db")
 
 
+@pytest.mark.parametrize("scheme", ["postgresql+asyncpg", "postgresql", "postgres"])
+async def test_from_url_connects_with_every_accepted_scheme(
+    dsn: str, schema: str, scheme: str
+) -> None:
+    """A store made by from_url from each accepted scheme connects and stores a run."""
+    rest = dsn.partition("://")[2]
+    separator = "&" if "?" in rest else "?"
+    store = _postgres().from_url(f"{scheme}://{rest}{separator}schema={schema}")
+    try:
+        claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+        assert claim.acquired
+        assert store.schema == schema
+        assert not store.dsn.startswith("postgresql+")
+    finally:
+        await store.close()
+
+
 def _stored(outcome: object) -> StepRecord:
     assert isinstance(outcome, SavedStep), outcome
     return outcome.step

@@ -15,6 +15,7 @@ from durable.errors import (
     LeaseLostError,
     RunIdError,
     SerializationError,
+    StoreError,
     StoreUnavailableError,
 )
 from durable.stores.base import LeaseState, NewRun, StepRecord
@@ -99,7 +100,7 @@ async def test_running_runs_never_expire(
     await store.renew_lease("app", "r", claim.run.token, 30)
     await store.request_cancel("app", "r")
     ttls = await _ttls(client, prefix)
-    assert set(ttls) == {"run", "steps", "signals", "index"}
+    assert set(ttls) == {"run", "steps", "signals", "index", "status", "layout"}
     assert all(ttl == -1 for ttl in ttls.values())
 
 
@@ -113,7 +114,7 @@ async def test_finished_ttl_applies_only_once_finished(
     await store.send_signal("app", "r", "go", "1")
     await store.finish_run("app", "r", claim.run.token, "failed", error='"boom"')
     ttls = await _ttls(client, prefix)
-    assert ttls.pop("index") == -1
+    assert [ttls.pop(kind) for kind in ("index", "status", "layout")] == [-1, -1, -1]
     assert set(ttls) == {"run", "steps", "signals"}
     assert all(0 < ttl <= 60_000 for ttl in ttls.values())
     resumed = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
@@ -275,7 +276,8 @@ async def test_keys_are_unambiguous_and_prefixed(
     assert await other.get_run("a", "1:x") is None
     keys = [key async for key in client.scan_iter(match="*")]
     ours = [key for key in keys if key.startswith(prefix.encode() + b":")]
-    assert len(ours) == 4  # two run hashes and the two apps' indexes
+    # Per app: a run hash, the run index, the running runs' index, the layout.
+    assert len(ours) == 8
     assert not any(key.startswith(prefix.encode() + b"_other") for key in keys)
 
 
@@ -286,8 +288,9 @@ async def test_retried_scripts_return_their_first_result(
     store = make_store()
     await store.open()
     k = store._keys
-    claim_keys = [k.run("app", "r"), k.steps("app", "r"), k.signals("app", "r"), k.index("app")]
-    claim_args = ["r", "wf", "{}", "0", "", "a", "30.0", "0", "", "0", "nonce-1"]
+    run_keys = [k.run("app", "r"), k.steps("app", "r"), k.signals("app", "r")]
+    claim_keys = [*run_keys, k.index("app"), *k.statuses("app"), k.layout("app")]
+    claim_args = ["r", "wf", "{}", "0", "", "a", "30.0", "0", "", "0", "nonce-1", "2"]
     first = await store._script("claim", claim_keys, claim_args)
     second = await store._script("claim", claim_keys, claim_args)
     assert first[0] == second[0] == 1
@@ -295,8 +298,8 @@ async def test_retried_scripts_return_their_first_result(
     assert run is not None
     assert (run.token, run.attempts) == (1, 1)
 
-    finish_keys = claim_keys[:3]
-    finish_args = ["1", "completed", "1", "42", "0", "", "nonce-2", ""]
+    finish_keys = [*run_keys, *k.statuses("app")]
+    finish_args = ["1", "completed", "1", "42", "0", "", "nonce-2", "", "r"]
     assert await store._script("finish", finish_keys, finish_args) is not None
     assert await store._script("finish", finish_keys, finish_args) is not None
     with pytest.raises(LeaseLostError):
@@ -355,3 +358,150 @@ def test_options_and_urls_are_validated() -> None:
     with pytest.raises(ConfigurationError):
         from_url("http://localhost")
     assert from_url("rediss://h:1/2").url == "rediss://h:1/2"
+
+
+_STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+async def _status_index(store: RedisStore, client: Any, app: str = "app") -> dict[str, list[str]]:
+    """Every status index of ``app``, newest first, as run ids."""
+    found: dict[str, list[str]] = {}
+    for status in _STATUSES:
+        ids = await client.zrevrange(store._keys.status(app, status), 0, -1)
+        found[status] = [raw.decode() for raw in ids]
+    return found
+
+
+async def _fill(store: RedisStore, completed: int, running: int) -> list[str]:
+    """``completed`` finished runs, then ``running`` running ones; the running ids, oldest first."""
+    for i in range(completed):
+        claim = await store.claim_run(
+            NewRun("app", f"done{i}", "wf", "{}"), owner="a", lease_ttl=30
+        )
+        await store.finish_run("app", f"done{i}", claim.run.token, "completed", output="1")
+    ids = [f"busy{i}" for i in range(running)]
+    for run_id in ids:
+        await store.claim_run(NewRun("app", run_id, "wf", "{}"), owner="a", lease_ttl=30)
+    return ids
+
+
+def _count_run_reads(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run hashes list_runs reads from now on, through the store's pipelines."""
+    read: list[str] = []
+    client = store._client
+    make_pipeline = client.pipeline
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = make_pipeline(*args, **kwargs)
+        hgetall = pipe.hgetall
+
+        def counted(key: str) -> Any:
+            read.append(key)
+            return hgetall(key)
+
+        pipe.hgetall = counted
+        return pipe
+
+    monkeypatch.setattr(client, "pipeline", pipeline)
+    return read
+
+
+async def test_listing_by_status_reads_only_runs_of_that_status(
+    make_store: Callable[..., RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """list_runs(status="running") returns the running runs newest first, reading no other run."""
+    store = make_store()
+    running = await _fill(store, completed=300, running=3)
+    read = _count_run_reads(store, monkeypatch)
+    listed = await store.list_runs("app", status="running", limit=1_000_000)
+    assert [run.run_id for run in listed] == running[::-1]
+    assert sorted(read) == sorted(store._keys.run("app", run_id) for run_id in running)
+    read.clear()
+    assert [run.run_id for run in await store.list_runs("app", status="running", limit=2)] == [
+        "busy2",
+        "busy1",
+    ]
+    assert len(read) <= 3
+    done = await store.list_runs("app", status="completed", workflow="wf", limit=5)
+    assert [run.run_id for run in done] == [f"done{i}" for i in range(299, 294, -1)]
+
+
+async def test_status_index_follows_every_transition(
+    make_store: Callable[..., RedisStore], client: Any
+) -> None:
+    """Claim, takeover, release, cancel, finish, restart and resume each keep one entry per run."""
+    store = make_store()
+    first = await store.claim_run(NewRun("app", "a", "wf", "{}"), owner="o", lease_ttl=0.05)
+    second = await store.claim_run(NewRun("app", "b", "wf", "{}"), owner="o", lease_ttl=30)
+    third = await store.claim_run(NewRun("app", "c", "wf", "{}"), owner="o", lease_ttl=30)
+    assert await _status_index(store, client) == {
+        "running": ["c", "b", "a"],
+        "completed": [],
+        "failed": [],
+        "cancelled": [],
+    }
+    await asyncio.sleep(0.1)
+    takeover = await store.claim_run(NewRun("app", "a", "wf", "{}"), owner="p", lease_ttl=30)
+    assert takeover.acquired
+    await store.release_run("app", "b", second.run.token)
+    await store.request_cancel("app", "c")  # running: only flagged
+    assert (await _status_index(store, client))["running"] == ["c", "b", "a"]
+    await store.finish_run("app", "c", third.run.token, "cancelled", error='"c"')
+    await store.finish_run("app", "a", takeover.run.token, "failed", error='"e"')
+    b = await store.claim_run(NewRun("app", "b", "wf", "{}"), owner="o", lease_ttl=30)
+    await store.finish_run("app", "b", b.run.token, "completed", output="1")
+    assert await _status_index(store, client) == {
+        "running": [],
+        "completed": ["b"],
+        "failed": ["a"],
+        "cancelled": ["c"],
+    }
+    await store.request_cancel("app", "a")  # failed: becomes cancelled
+    assert (await _status_index(store, client))["cancelled"] == ["c", "a"]
+    resumed = await store.claim_run(
+        NewRun("app", "a", "wf", "{}"), owner="o", lease_ttl=30, resume=True
+    )
+    assert resumed.acquired
+    assert await _status_index(store, client) == {
+        "running": ["a"],
+        "completed": ["b"],
+        "failed": [],
+        "cancelled": ["c"],
+    }
+    assert first.run.created_at == resumed.run.created_at
+    listed = {s: [r.run_id for r in await store.list_runs("app", status=s)] for s in _STATUSES}
+    assert listed == await _status_index(store, client)
+
+
+async def test_status_index_is_rebuilt_for_data_written_without_it(
+    make_store: Callable[..., RedisStore], client: Any, prefix: str
+) -> None:
+    """An app written before status indexes existed gets them built when first listed by status."""
+    store = make_store()
+    running = await _fill(store, completed=5, running=2)
+    claim = await store.claim_run(NewRun("other", "x", "wf", "{}"), owner="a", lease_ttl=30)
+    await store.finish_run("other", "x", claim.run.token, "failed", error='"e"')
+    await store.close()
+    stale = [key async for key in client.scan_iter(match=f"{prefix}:status:*")]
+    assert stale
+    await client.delete(*stale, store._keys.layout("app"), store._keys.layout("other"))
+    reopened = make_store()
+    listed = await reopened.list_runs("app", status="running")
+    assert [run.run_id for run in listed] == running[::-1]
+    assert (await _status_index(reopened, client))["completed"] == [
+        f"done{i}" for i in range(4, -1, -1)
+    ]
+    assert (await _status_index(reopened, client, "other"))["failed"] == []  # built on first use
+    assert [run.run_id for run in await reopened.list_runs("other", status="failed")] == ["x"]
+    assert await client.get(store._keys.layout("app")) == b"2"
+
+
+async def test_a_newer_layout_is_refused(
+    make_store: Callable[..., RedisStore], client: Any
+) -> None:
+    """An app whose keys a newer version laid out is not listed by status with the old rules."""
+    store = make_store()
+    await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await client.set(store._keys.layout("app"), "3")
+    with pytest.raises(StoreError, match="newer"):
+        await make_store().list_runs("app", status="running")

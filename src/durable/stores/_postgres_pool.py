@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from durable._fastpaths import asyncpg as asyncpg_fastpaths
 from durable.errors import StoreError
-from durable.stores._loops import close_on_loop, close_without_loop
+from durable.stores._loops import LoopShutdownHook, close_on_loop
 
 Connect = Callable[[], Awaitable[Any]]
 
@@ -46,9 +46,13 @@ class ConnectionPool:
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._closed = False
         self._abandoned = False
+        self._parked: set[Any] = set()
         self._drained: asyncio.Future[None] | None = None
+        self._shutdown_hook = LoopShutdownHook(self._close_at_shutdown)
 
     async def open(self) -> None:
+        """Open ``min_size`` connections, on the running loop, which the pool then belongs to."""
+        await self._shutdown_hook.arm()
         while self._size < self._min_size:
             self._size += 1
             self._idle.append(await self._open_slot())
@@ -153,6 +157,7 @@ class ConnectionPool:
         if self._size > 0:
             self._drained = asyncio.get_running_loop().create_future()
             await self._drained
+        self._shutdown_hook.disarm()
 
     def abandon(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Let go of the pool of an event loop no longer in use, awaiting nothing.
@@ -161,7 +166,8 @@ class ConnectionPool:
         still open (it may run again), its idle connections are closed and its
         waiters told to retry when it next runs, and connections in use are
         closed as they come back. If it is closed, every connection is closed
-        now, without it.
+        now, without it, where ``durable._fastpaths.asyncpg`` can; otherwise
+        the pool's shutdown hook keeps them referenced.
         """
         self._closed = self._abandoned = True
         close_on_loop(loop, self._close_idle, self._close_without_loop)
@@ -183,12 +189,27 @@ class ConnectionPool:
         conns, self._conns = self._conns, set()
         self._idle = []
         self._waiters.clear()
-        for conn in conns:
-            transport = conn._transport
-            # On a closed loop terminate() fails to schedule the transport's
-            # closing ("Event loop is closed"), having marked the connection
-            # aborted (so it does not warn when collected): the transport and
-            # its socket are closed here.
-            with contextlib.suppress(RuntimeError):
+        closed = [asyncpg_fastpaths.terminate_without_loop(conn) for conn in conns]
+        if all(closed):
+            self._shutdown_hook.disarm()
+        else:
+            # The hook keeps the pool, and the connections whose sockets
+            # stayed open, from being collected with a warning.
+            self._parked = conns
+
+    async def _close_at_shutdown(self) -> None:
+        """Close every connection while the pool's loop shuts down: none will come back."""
+        self._closed = True
+        self._fail_waiters()
+        conns, self._conns = self._conns, set()
+        self._idle = []
+        await asyncio.gather(*(self._close_now(conn) for conn in conns))
+
+    async def _close_now(self, conn: Any) -> None:
+        if not conn.is_closed():
+            try:
+                await conn.close(timeout=1)
+            except Exception:
                 conn.terminate()
-            close_without_loop(transport)
+                # The transport closes its socket on the loop's next turn.
+                await asyncio.sleep(0)

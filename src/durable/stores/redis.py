@@ -23,10 +23,13 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from durable._fastpaths import asyncio as asyncio_fastpaths
+from durable._fastpaths import redis as redis_fastpaths
 from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
-from durable.stores._loops import close_on_loop, close_without_loop
+from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores.base import (
+    RUN_STATUSES,
     Claim,
     FinalStatus,
     LeaseState,
@@ -73,10 +76,25 @@ class _Keys:
         """Sorted set of the app's run ids scored by creation time."""
         return f"{self.prefix}:index:{app}"
 
+    def status(self, app: str, status: str) -> str:
+        """Sorted set of the app's run ids in ``status``, scored by creation time."""
+        return f"{self.prefix}:status:{len(app)}:{app}:{status}"
+
+    def statuses(self, app: str) -> list[str]:
+        """Every :meth:`status` key of the app, in ``RUN_STATUSES`` order (as scripts expect)."""
+        return [self.status(app, status) for status in RUN_STATUSES]
+
+    def layout(self, app: str) -> str:
+        """The layout version the app's keys are complete in (see ``_LAYOUT_VERSION``)."""
+        return f"{self.prefix}:layout:{len(app)}:{app}"
+
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this prefix."""
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
-        return f"{escaped}:*"
+        return f"{_escape_glob(self.prefix)}:*"
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 # Lua numbers become integers in replies and lose digits when passed to
@@ -91,11 +109,24 @@ local function owned(run, token)
     local r = redis.call('HMGET', run, 'status', 'token', 'cancel')
     return r[1] == 'running' and r[2] == token, r[3]
 end
+-- The status indexes of a run's app are KEYS[first .. first + 3], in
+-- RUN_STATUSES order; a run is in exactly the one of its status.
+local STATUSES = {'running', 'completed', 'failed', 'cancelled'}
+local function reindex(first, id, created, status)
+    for i, name in ipairs(STATUSES) do
+        local key = KEYS[first + i - 1]
+        if name == status then
+            redis.call('ZADD', key, created, id)
+        else
+            redis.call('ZREM', key, id)
+        end
+    end
+end
 """
 
-# KEYS: run, steps, signals, index
+# KEYS: run, steps, signals, index, the app's four status indexes, layout
 # ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
-#       steal_from, resume, nonce
+#       steal_from, resume, nonce, layout version
 _CLAIM = (
     _PRELUDE
     + """
@@ -107,9 +138,12 @@ if redis.call('EXISTS', run) == 0 then
         'owner', ARGV[6], 'token', '1', 'lease', lease, 'attempts', '1', 'cancel', '0',
         'created', fmt(t), 'updated', fmt(t), 'claim_nonce', ARGV[11])
     if ARGV[4] == '1' then redis.call('HSET', run, 'parent', ARGV[5]) end
+    -- The app's first run: its indexes are complete in this layout from the start.
+    if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[9], ARGV[12]) end
     redis.call('DEL', steps)
     redis.call('PERSIST', signals)
     redis.call('ZADD', KEYS[4], fmt(t), ARGV[1])
+    reindex(5, ARGV[1], fmt(t), 'running')
     return {1, redis.call('HGETALL', run), {}}
 end
 local r = {}
@@ -143,6 +177,7 @@ elseif r.workflow == ARGV[2] then
         redis.call('HSET', run, 'status', 'running', 'owner', ARGV[6], 'lease', lease,
             'updated', fmt(t), 'claim_nonce', ARGV[11])
         redis.call('HDEL', run, 'finish_nonce')
+        reindex(5, ARGV[1], r.created, 'running')
         acquired = true
     end
 end
@@ -207,8 +242,9 @@ return 1
 """
 )
 
-# KEYS: run, steps, signals.
-# ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep).
+# KEYS: run, steps, signals, then the app's four status indexes.
+# ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep),
+#       run_id.
 _FINISH = (
     _PRELUDE
     + """
@@ -223,6 +259,7 @@ redis.call('HSET', run, 'status', ARGV[2], 'updated', fmt(now()), 'finish_nonce'
 redis.call('HDEL', run, 'owner', 'lease', 'output', 'error')
 if ARGV[3] == '1' then redis.call('HSET', run, 'output', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', run, 'error', ARGV[6]) end
+reindex(4, ARGV[9], redis.call('HGET', run, 'created'), ARGV[2])
 if ARGV[8] ~= '' then
     for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
 end
@@ -230,7 +267,7 @@ return redis.call('HGETALL', run)
 """
 )
 
-# KEYS: run.
+# KEYS: run, then the app's four status indexes. ARGV: run_id.
 _CANCEL = (
     _PRELUDE
     + """
@@ -240,6 +277,7 @@ if status == 'running' then
     redis.call('HSET', KEYS[1], 'cancel', '1', 'updated', fmt(now()))
 elseif status == 'failed' then
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', fmt(now()))
+    reindex(2, ARGV[1], redis.call('HGET', KEYS[1], 'created'), 'cancelled')
 end
 return redis.call('HGETALL', KEYS[1])
 """
@@ -257,6 +295,36 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return idx
 """
 
+# KEYS: the app's four status indexes, then run keys. ARGV: the runs' ids.
+# Puts each run in the index of its current status: run once per app on data
+# written before status indexes existed. Idempotent, and atomic per call, so
+# writers maintaining the indexes meanwhile are never undone.
+_REINDEX = (
+    _PRELUDE
+    + """
+for i, id in ipairs(ARGV) do
+    local r = redis.call('HMGET', KEYS[4 + i], 'status', 'created')
+    reindex(1, id, r[2] or 0, r[1] or '')
+end
+return #ARGV
+"""
+)
+
+_SCRIPTS = (
+    ("claim", _CLAIM),
+    ("save_step", _SAVE_STEP),
+    ("renew", _RENEW),
+    ("renew_many", _RENEW_MANY),
+    ("release", _RELEASE),
+    ("finish", _FINISH),
+    ("cancel", _CANCEL),
+    ("send_signal", _SEND_SIGNAL),
+    ("reindex", _REINDEX),
+)
+
+# 1 (no layout key): runs listed per app in one sorted set.
+# 2: and per app and status.
+_LAYOUT_VERSION = 2
 _LIST_PAGE = 200
 # Runs renewed by one script call: the server runs nothing else meanwhile.
 _RENEW_CHUNK = 1000
@@ -367,9 +435,13 @@ class RedisStore(Store):
         self.finished_ttl = finished_ttl
         self._keys = _Keys(prefix)
         self._client: Any = None
+        # Closes _client when its loop shuts down, if nothing closed it before.
+        self._shutdown_hook: LoopShutdownHook | None = None
         # The event loop _client was made on; None when there is no client.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
+        # Apps whose status indexes _upgrade_layout found complete.
+        self._indexed_apps: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"
@@ -378,14 +450,15 @@ class RedisStore(Store):
         await self._connected()
 
     async def close(self) -> None:
-        client, loop = self._client, self._loop
-        self._client = self._loop = None
-        if client is None:
+        client, loop, hook = self._client, self._loop, self._shutdown_hook
+        self._client = self._loop = self._shutdown_hook = None
+        if client is None or hook is None:
             return
         if loop is asyncio.get_running_loop():
             await client.aclose()
+            hook.disarm()
         else:
-            _abandon(client, loop)
+            _abandon(client, loop, hook)
 
     async def _connected(self) -> Any:
         """The client of the running event loop, connecting on first use on that loop.
@@ -406,11 +479,13 @@ class RedisStore(Store):
             decode_responses=False,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5),
         )
+        # Scripts are bound to the client that registered them.
+        scripts = {name: client.register_script(source) for name, source in _SCRIPTS}
         try:
             await client.ping()
         except BaseException as exc:
             await client.aclose()
-            if isinstance(exc, Exception):
+            if isinstance(exc, redis.exceptions.RedisError | OSError):
                 raise _translate(exc) from exc
             raise
         if self._loop is loop:
@@ -418,27 +493,60 @@ class RedisStore(Store):
             await client.aclose()
             return
         self._drop_foreign_client(loop)
-        # Scripts are bound to the client that registered them.
-        self._scripts = {
-            name: client.register_script(source)
-            for name, source in (
-                ("claim", _CLAIM),
-                ("save_step", _SAVE_STEP),
-                ("renew", _RENEW),
-                ("renew_many", _RENEW_MANY),
-                ("release", _RELEASE),
-                ("finish", _FINISH),
-                ("cancel", _CANCEL),
-                ("send_signal", _SEND_SIGNAL),
+        hook = LoopShutdownHook(client.aclose)
+        await hook.arm()
+        self._scripts = scripts
+        self._client, self._loop, self._shutdown_hook = client, loop, hook
+
+    async def _status_index(self, client: Any, app: str, status: RunStatus) -> str:
+        """The app's index of runs in ``status``, built first if its runs predate it."""
+        if app not in self._indexed_apps:
+            try:
+                await self._upgrade_layout(client, app)
+            except redis.exceptions.RedisError as exc:  # from zscan_iter
+                raise _translate(exc) from exc
+            self._indexed_apps.add(app)
+        return self._keys.status(app, status)
+
+    async def _upgrade_layout(self, client: Any, app: str) -> None:
+        """Bring the app's keys, written by an older version of this store, to this layout.
+
+        Apps whose first run was claimed by this version are marked current
+        from the start. An older one gets its status indexes built here once,
+        from its run index. Processes still running the older version do not
+        maintain them: upgrade every process sharing the prefix together.
+        """
+        layout = self._keys.layout(app)
+        raw = await self._call(client.get(layout))
+        version = 1 if raw is None else int(raw)
+        if version > _LAYOUT_VERSION:
+            raise StoreError(
+                f"Redis keys of app {app!r} have layout {version}, newer than this"
+                f" library supports ({_LAYOUT_VERSION}); upgrade python-durable"
             )
-        }
-        self._client, self._loop = client, loop
+        if version == _LAYOUT_VERSION:
+            return
+        # ZSCAN returns every run indexed throughout, whatever is added or
+        # removed meanwhile (paging by rank could skip some); repeats are harmless.
+        batch: list[str] = []
+        async for raw_id, _ in client.zscan_iter(self._keys.index(app), count=_LIST_PAGE):
+            batch.append(_text(raw_id))
+            if len(batch) >= _LIST_PAGE:
+                await self._reindex(app, batch)
+                batch = []
+        if batch:
+            await self._reindex(app, batch)
+        await self._call(client.set(layout, str(_LAYOUT_VERSION)))
+
+    async def _reindex(self, app: str, run_ids: list[str]) -> None:
+        keys = [*self._keys.statuses(app), *(self._keys.run(app, r) for r in run_ids)]
+        await self._call(self._scripts["reindex"](keys=keys, args=run_ids))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._client is not None and self._loop is not loop:
-            client, old_loop = self._client, self._loop
-            self._client = self._loop = None
-            _abandon(client, old_loop)
+        if self._client is not None and self._loop is not loop and self._shutdown_hook is not None:
+            client, old_loop, hook = self._client, self._loop, self._shutdown_hook
+            self._client = self._loop = self._shutdown_hook = None
+            _abandon(client, old_loop, hook)
 
     async def _call(self, awaitable: Awaitable[_T]) -> _T:
         try:
@@ -468,6 +576,8 @@ class RedisStore(Store):
                 k.steps(new.app, new.run_id),
                 k.signals(new.app, new.run_id),
                 k.index(new.app),
+                *k.statuses(new.app),
+                k.layout(new.app),
             ],
             [
                 new.run_id,
@@ -479,6 +589,7 @@ class RedisStore(Store):
                 *_flag(steal_from),
                 "1" if resume else "0",
                 uuid.uuid4().hex,
+                str(_LAYOUT_VERSION),
             ],
         )
         return Claim(
@@ -542,15 +653,17 @@ class RedisStore(Store):
         ttl_ms = "" if self.finished_ttl is None else str(max(1, round(self.finished_ttl * 1000)))
         run = await self._script(
             "finish",
-            [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id)],
-            [str(token), status, *_flag(output), *_flag(error), uuid.uuid4().hex, ttl_ms],
+            [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id), *k.statuses(app)],
+            [str(token), status, *_flag(output), *_flag(error), uuid.uuid4().hex, ttl_ms, run_id],
         )
         if run is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
         return _run_record(app, run_id, run)
 
     async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
-        run = await self._script("cancel", [self._keys.run(app, run_id)], [])
+        run = await self._script(
+            "cancel", [self._keys.run(app, run_id), *self._keys.statuses(app)], [run_id]
+        )
         return None if run is None else _run_record(app, run_id, run)
 
     async def load_run(
@@ -580,12 +693,18 @@ class RedisStore(Store):
         limit: int = 100,
     ) -> Sequence[RunRecord]:
         client = await self._connected()
-        index = self._keys.index(app)
+        # By status, only the runs in that status are read: recover() lists
+        # the running runs among every run ever stored.
+        if status is None:
+            index = self._keys.index(app)
+        else:
+            index = await self._status_index(client, app, status)
+        page = max(1, min(limit, _LIST_PAGE))
         found: list[RunRecord] = []
         expired: list[bytes] = []
         offset = 0
         while len(found) < limit:
-            ids = await self._call(client.zrevrange(index, offset, offset + _LIST_PAGE - 1))
+            ids = await self._call(client.zrevrange(index, offset, offset + page - 1))
             if not ids:
                 break
             offset += len(ids)
@@ -602,8 +721,12 @@ class RedisStore(Store):
                 ):
                     found.append(run)
         if expired:
-            # Runs removed by finished_ttl leave their index entry behind.
-            await self._call(client.zrem(index, *expired))
+            # Runs removed by finished_ttl leave their index entries behind.
+            pipe = client.pipeline(transaction=False)
+            pipe.zrem(self._keys.index(app), *expired)
+            for key in self._keys.statuses(app):
+                pipe.zrem(key, *expired)
+            await self._call(pipe.execute())
         return found[:limit]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
@@ -645,41 +768,33 @@ class RedisStore(Store):
         return found
 
 
-def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None, hook: LoopShutdownHook) -> None:
     """Drop a client made on another event loop, awaiting nothing.
 
-    Its connections are closed on their own loop if that loop is still open
-    (it may run again), else at once here: a closed loop cannot run the
-    close. Either way nothing is left to warn about an unclosed connection,
+    With the fast path, its connections are closed on their own loop if that
+    loop is still open (it may run again), else at once here: a closed loop
+    cannot run the close. Without it, ``hook`` closes them when their loop
+    shuts down, or keeps them referenced if it was closed without shutting
+    down. Either way nothing is left to warn about an unclosed connection,
     stream, transport or socket when it is garbage-collected.
     """
-    pool = client.connection_pool
-    writers: list[asyncio.StreamWriter] = []
-    for conn in (
-        *getattr(pool, "_available_connections", ()),
-        *getattr(pool, "_in_use_connections", ()),
-    ):
-        if conn._writer is not None:
-            writers.append(conn._writer)
-        # A Connection with a writer warns "unclosed Connection" when collected.
-        conn._writer = conn._reader = None
-    if not writers:
+    if not redis_fastpaths.available():
         return
-    close_on_loop(
-        loop,
-        lambda: _close_writers(writers),
-        lambda: _close_transports([writer.transport for writer in writers]),
-    )
+    pool = client.connection_pool
 
+    def on_loop() -> None:
+        # Taken only now: were the loop closed before running this, the
+        # connections would stay whole, and referenced by the hook.
+        for writer in redis_fastpaths.take_writers(pool) or ():
+            writer.close()
+        hook.disarm()
 
-def _close_writers(writers: Sequence[asyncio.StreamWriter]) -> None:
-    for writer in writers:
-        writer.close()
+    def without_loop() -> None:
+        for writer in redis_fastpaths.take_writers(pool) or ():
+            asyncio_fastpaths.close_transport_now(writer.transport)
+        hook.disarm()
 
-
-def _close_transports(transports: Sequence[asyncio.BaseTransport]) -> None:
-    for transport in transports:
-        close_without_loop(transport)
+    close_on_loop(loop, on_loop, without_loop)
 
 
 def _translate(exc: Exception) -> Exception:
