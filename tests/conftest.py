@@ -51,13 +51,15 @@ def wf(make_app: Callable[..., Workflow]) -> Workflow:
     return make_app()
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
-    """Async tests run on uvloop when DURABLE_TEST_UVLOOP=1 (CI runs the suite once so)."""
-    if os.environ.get("DURABLE_TEST_UVLOOP") != "1":
-        return None
-    import uvloop
+if os.environ.get("DURABLE_TEST_UVLOOP") == "1":
+    # Defined only when asked for: pytest-asyncio wants a loop from every
+    # implementation of this hook.
 
-    return {"uvloop": uvloop.new_event_loop}
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+        """Every async test runs on a uvloop event loop."""
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}

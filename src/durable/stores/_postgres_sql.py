@@ -35,6 +35,100 @@ STEP_COLUMNS = (
     " s.error AS step_error, s.attempts AS step_attempts, s.started_at, s.finished_at"
 )
 
+# The claim, as a function of its own: migrations 1 and 4 make it. A run is
+# refused (not acquired) when it belongs to another workflow or, from
+# version 4 on, was created with other inputs: a conflicting call must leave
+# the run untouched (a failed run keeps its failed steps).
+_CLAIM_FUNCTION = """
+    -- A function rather than a statement: after waiting for the run's row lock
+    -- its later statements take a fresh snapshot, so the steps it returns
+    -- include any step committed by the previous owner while it waited.
+    @CREATE@ {s}.claim_run(
+        p_app text, p_run_id text, p_workflow text, p_inputs text, p_parent text,
+        p_owner text, p_ttl double precision, p_steal_from text, p_resume boolean,
+        p_nonce uuid
+    ) RETURNS TABLE (
+        acquired boolean,
+        workflow text, status text, inputs text, output text, error text, owner text,
+        token bigint, lease_expires_at double precision, attempts integer,
+        cancel_requested boolean, parent_run_id text, created_at double precision,
+        updated_at double precision,
+        step_id text, "position" integer, task text, step_status text, result text,
+        step_error text, step_attempts integer, started_at double precision,
+        finished_at double precision
+    ) LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        cur {s}.runs%ROWTYPE;
+        now_t double precision := extract(epoch FROM clock_timestamp());
+        restart boolean := false;
+        won boolean;
+    BEGIN
+        INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, owner, token,
+            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
+            updated_at, claim_nonce)
+        VALUES (p_app, p_run_id, p_workflow, 'running', p_inputs, p_owner, 1,
+            now_t + p_ttl, 1, false, p_parent, now_t, now_t, p_nonce)
+        ON CONFLICT (app, run_id) DO NOTHING
+        RETURNING * INTO cur;
+        IF FOUND THEN
+            won := true;
+        ELSE
+            SELECT * INTO cur FROM {s}.runs r
+            WHERE r.app = p_app AND r.run_id = p_run_id FOR UPDATE;
+            now_t := extract(epoch FROM clock_timestamp());
+            IF cur.claim_nonce = p_nonce AND cur.status = 'running' THEN
+                -- A retry of a call whose first attempt committed: it is ours.
+                won := true;
+                UPDATE {s}.runs r SET lease_expires_at = now_t + p_ttl, updated_at = now_t
+                WHERE r.app = p_app AND r.run_id = p_run_id
+                RETURNING * INTO cur;
+            ELSIF @REFUSED@ THEN
+                won := false;
+            ELSE
+                restart := cur.status = 'failed' OR (cur.status = 'cancelled' AND p_resume);
+                won := restart OR (cur.status = 'running' AND (
+                    coalesce(cur.lease_expires_at <= now_t, false)
+                    OR coalesce(cur.owner = p_steal_from, false)));
+                IF restart THEN
+                    DELETE FROM {s}.steps s
+                    WHERE s.app = p_app AND s.run_id = p_run_id AND s.status = 'failed';
+                END IF;
+                IF won THEN
+                    UPDATE {s}.runs r SET
+                        status = 'running',
+                        error = CASE WHEN restart THEN NULL ELSE r.error END,
+                        owner = p_owner,
+                        token = r.token + 1,
+                        lease_expires_at = now_t + p_ttl,
+                        attempts = r.attempts + 1,
+                        cancel_requested = CASE WHEN restart THEN false
+                                                ELSE r.cancel_requested END,
+                        updated_at = now_t,
+                        claim_nonce = p_nonce,
+                        finish_nonce = NULL
+                    WHERE r.app = p_app AND r.run_id = p_run_id
+                    RETURNING * INTO cur;
+                END IF;
+            END IF;
+        END IF;
+        RETURN QUERY
+            SELECT won, cur.workflow, cur.status, cur.inputs, cur.output, cur.error,
+                   cur.owner, cur.token, cur.lease_expires_at, cur.attempts,
+                   cur.cancel_requested, cur.parent_run_id, cur.created_at, cur.updated_at,
+                   {step_columns}
+            FROM (SELECT 1) AS one
+            LEFT JOIN {s}.steps s ON s.app = p_app AND s.run_id = p_run_id
+            ORDER BY s.position, s.step_id;
+    END
+    $fn$;
+"""
+
+
+def _claim_function(create: str, refused: str) -> str:
+    return _CLAIM_FUNCTION.replace("@CREATE@", create).replace("@REFUSED@", refused)
+
+
 # Each entry upgrades the schema by one version; never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -91,88 +185,9 @@ MIGRATIONS: tuple[str, ...] = (
         nonce uuid NOT NULL,
         PRIMARY KEY (app, run_id, name, idx)
     );
-    -- A function rather than a statement: after waiting for the run's row lock
-    -- its later statements take a fresh snapshot, so the steps it returns
-    -- include any step committed by the previous owner while it waited.
-    CREATE FUNCTION {s}.claim_run(
-        p_app text, p_run_id text, p_workflow text, p_inputs text, p_parent text,
-        p_owner text, p_ttl double precision, p_steal_from text, p_resume boolean,
-        p_nonce uuid
-    ) RETURNS TABLE (
-        acquired boolean,
-        workflow text, status text, inputs text, output text, error text, owner text,
-        token bigint, lease_expires_at double precision, attempts integer,
-        cancel_requested boolean, parent_run_id text, created_at double precision,
-        updated_at double precision,
-        step_id text, "position" integer, task text, step_status text, result text,
-        step_error text, step_attempts integer, started_at double precision,
-        finished_at double precision
-    ) LANGUAGE plpgsql AS $fn$
-    #variable_conflict use_column
-    DECLARE
-        cur {s}.runs%ROWTYPE;
-        now_t double precision := extract(epoch FROM clock_timestamp());
-        restart boolean := false;
-        won boolean;
-    BEGIN
-        INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, owner, token,
-            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
-            updated_at, claim_nonce)
-        VALUES (p_app, p_run_id, p_workflow, 'running', p_inputs, p_owner, 1,
-            now_t + p_ttl, 1, false, p_parent, now_t, now_t, p_nonce)
-        ON CONFLICT (app, run_id) DO NOTHING
-        RETURNING * INTO cur;
-        IF FOUND THEN
-            won := true;
-        ELSE
-            SELECT * INTO cur FROM {s}.runs r
-            WHERE r.app = p_app AND r.run_id = p_run_id FOR UPDATE;
-            now_t := extract(epoch FROM clock_timestamp());
-            IF cur.claim_nonce = p_nonce AND cur.status = 'running' THEN
-                -- A retry of a call whose first attempt committed: it is ours.
-                won := true;
-                UPDATE {s}.runs r SET lease_expires_at = now_t + p_ttl, updated_at = now_t
-                WHERE r.app = p_app AND r.run_id = p_run_id
-                RETURNING * INTO cur;
-            ELSIF cur.workflow <> p_workflow THEN
-                won := false;
-            ELSE
-                restart := cur.status = 'failed' OR (cur.status = 'cancelled' AND p_resume);
-                won := restart OR (cur.status = 'running' AND (
-                    coalesce(cur.lease_expires_at <= now_t, false)
-                    OR coalesce(cur.owner = p_steal_from, false)));
-                IF restart THEN
-                    DELETE FROM {s}.steps s
-                    WHERE s.app = p_app AND s.run_id = p_run_id AND s.status = 'failed';
-                END IF;
-                IF won THEN
-                    UPDATE {s}.runs r SET
-                        status = 'running',
-                        error = CASE WHEN restart THEN NULL ELSE r.error END,
-                        owner = p_owner,
-                        token = r.token + 1,
-                        lease_expires_at = now_t + p_ttl,
-                        attempts = r.attempts + 1,
-                        cancel_requested = CASE WHEN restart THEN false
-                                                ELSE r.cancel_requested END,
-                        updated_at = now_t,
-                        claim_nonce = p_nonce,
-                        finish_nonce = NULL
-                    WHERE r.app = p_app AND r.run_id = p_run_id
-                    RETURNING * INTO cur;
-                END IF;
-            END IF;
-        END IF;
-        RETURN QUERY
-            SELECT won, cur.workflow, cur.status, cur.inputs, cur.output, cur.error,
-                   cur.owner, cur.token, cur.lease_expires_at, cur.attempts,
-                   cur.cancel_requested, cur.parent_run_id, cur.created_at, cur.updated_at,
-                   {step_columns}
-            FROM (SELECT 1) AS one
-            LEFT JOIN {s}.steps s ON s.app = p_app AND s.run_id = p_run_id
-            ORDER BY s.position, s.step_id;
-    END
-    $fn$;
+"""
+    + _claim_function("CREATE FUNCTION", "cur.workflow <> p_workflow")
+    + """
     """,
     # 2: the store checks a step's status before writing it. As a CHECK
     # constraint it cost every insert a parse and plan of the constraint's
@@ -190,6 +205,10 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX {s}.runs_newest;
     CREATE INDEX runs_newest ON {s}.runs (app COLLATE "C", created_at DESC, seq DESC);
     """,
+    # 4: a run called again with other inputs is not handed over.
+    _claim_function(
+        "CREATE OR REPLACE FUNCTION", "cur.workflow <> p_workflow OR cur.inputs <> p_inputs"
+    ),
 )
 
 VERSION_TABLE = """

@@ -179,7 +179,9 @@ class Store(ABC):
         """Create the run, or take ownership of it when allowed; atomically.
 
         - absent: insert it as ``running`` (token 1, attempts 1); acquired.
-        - another workflow name: return it unchanged, not acquired.
+        - another workflow name, or inputs other than the stored ones (compared
+          as text): return it unchanged, not acquired. The caller reports the
+          conflict; a failed run must keep its failed steps.
         - ``completed``: not acquired.
         - ``failed``: delete its failed steps, set ``running`` with a new token
           and owner, clear the error, add an attempt; acquired.

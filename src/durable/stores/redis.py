@@ -154,7 +154,8 @@ if r.claim_nonce == ARGV[11] and r.status == 'running' then
     -- A retry of a call whose first attempt ran: the run is already ours.
     redis.call('HSET', run, 'lease', lease, 'updated', fmt(t))
     acquired = true
-elseif r.workflow == ARGV[2] then
+elseif r.workflow == ARGV[2] and r.inputs == ARGV[3] then
+    -- Another workflow's run, or this one called with other inputs: untouched.
     local restart = r.status == 'failed' or (r.status == 'cancelled' and ARGV[10] == '1')
     local takeover = r.status == 'running' and (
         (r.lease ~= nil and tonumber(r.lease) <= t)

@@ -616,6 +616,27 @@ class StoreContract:
         assert (other.run, other.steps) == before
         assert await store.load_run(APP, "run-1") == before
 
+    @pytest.mark.parametrize("status", ["running", "completed", "failed", "cancelled"])
+    async def test_claim_with_other_inputs_is_refused_unchanged(
+        self, store: Store, status: RunStatus
+    ) -> None:
+        """A run id claimed with inputs other than its stored ones is returned unchanged and
+        not acquired: a failed run keeps its failed steps, an expired lease its owner."""
+        first = await claim(store, lease_ttl=SHORT, inputs='{"n": 1}')
+        await store.save_step(APP, "run-1", first.run.token, make_step("a", 0))
+        await store.save_step(APP, "run-1", first.run.token, make_step("b", 1, status="failed"))
+        if status != "running":
+            await store.finish_run(APP, "run-1", first.run.token, status)
+        before = await store.load_run(APP, "run-1")
+        assert before is not None
+        await asyncio.sleep(EXPIRE)
+        other = await claim(
+            store, owner="owner-b", inputs='{"n": 2}', steal_from="owner-a", resume=True
+        )
+        assert not other.acquired
+        assert (other.run, other.steps) == before
+        assert await store.load_run(APP, "run-1") == before
+
     async def test_claim_returns_steps_ordered_by_position(self, store: Store) -> None:
         """Claims and loads list the steps by position, whatever the order they were saved in."""
         first = await claim(store)
