@@ -11,7 +11,7 @@ import functools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from durable.errors import StoreError
 from durable.stores._rows import StepParams
@@ -26,7 +26,6 @@ from durable.stores.base import (
 
 SCHEMA_VERSION: Final = 1
 
-_T = TypeVar("_T")
 
 _MAGIC: Final = b"SQLite format 3\x00"
 
@@ -265,22 +264,6 @@ def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         _rollback(db)
         raise
-
-
-def _waiting_for_locks(
-    db: sqlite3.Connection, busy_ms: int, fn: Callable[..., _T], *args: Any
-) -> _T:
-    """``fn(db, *args)``, waiting up to ``busy_ms`` for other connections' locks.
-
-    At rest the connection waits for no lock (busy_timeout 0), so that a commit
-    made on the event loop thread never blocks it; only functions run on the
-    connection thread wait.
-    """
-    db.execute(f"PRAGMA busy_timeout = {busy_ms}")
-    try:
-        return fn(db, *args)
-    finally:
-        db.execute("PRAGMA busy_timeout = 0")
 
 
 def _rollback(db: sqlite3.Connection) -> None:
