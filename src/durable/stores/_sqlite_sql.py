@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from durable.errors import StoreError
+from durable.stores._claims import ClaimAction, ClaimRequest, decide_claim
 from durable.stores._rows import StepParams
 from durable.stores.base import (
     Claim,
     FinalStatus,
-    NewRun,
     RunRecord,
     SavedStep,
     StepRecord,
@@ -344,94 +344,47 @@ def _load_sync(
     return run, tuple(_step_record(row[1], row[2:]) for row in rows[1:])
 
 
-def _claim(
-    db: sqlite3.Connection,
-    new: NewRun,
-    owner: str,
-    lease_ttl: float,
-    steal_from: str | None,
-    resume: bool,
-) -> Claim:
+def _claim(db: sqlite3.Connection, request: ClaimRequest) -> Claim:
     """Create, restart or take over the run when allowed; inside a write transaction."""
-    now = time.time()
+    new = request.new
     loaded = _load_sync(db, new.app, new.run_id)
-    if loaded is None:
-        lease = now + lease_ttl
+    current, steps = (None, ()) if loaded is None else loaded
+    decision = decide_claim(current, request, time.time())
+    run = decision.run
+    if decision.action is ClaimAction.CREATE:
         db.execute(
             _INSERT_RUN_SQL,
             (
-                new.app,
-                new.run_id,
-                new.workflow,
-                new.inputs,
-                owner,
-                lease,
-                new.parent_run_id,
-                now,
-                now,
+                run.app,
+                run.run_id,
+                run.workflow,
+                run.inputs,
+                run.owner,
+                run.lease_expires_at,
+                run.parent_run_id,
+                run.created_at,
+                run.updated_at,
             ),
         )
-        run = RunRecord(
-            app=new.app,
-            run_id=new.run_id,
-            workflow=new.workflow,
-            status="running",
-            inputs=new.inputs,
-            output=None,
-            error=None,
-            owner=owner,
-            token=1,
-            lease_expires_at=lease,
-            attempts=1,
-            cancel_requested=False,
-            parent_run_id=new.parent_run_id,
-            created_at=now,
-            updated_at=now,
-        )
         return Claim(run, (), acquired=True)
-    run, steps = loaded
-    if run.workflow != new.workflow:
+    if not decision.acquired:
         return Claim(run, steps, acquired=False)
-    restart = run.status == "failed" or (run.status == "cancelled" and resume)
-    takeover = run.status == "running" and (
-        (run.lease_expires_at is not None and run.lease_expires_at <= now)
-        or (steal_from is not None and run.owner == steal_from)
-    )
-    if not (restart or takeover):
-        return Claim(run, steps, acquired=False)
-    if restart:
+    if decision.drops_failed_steps:
         db.execute(
             "DELETE FROM durable_steps WHERE app = ? AND run_id = ? AND status = 'failed'",
-            (new.app, new.run_id),
+            (run.app, run.run_id),
         )
         steps = tuple(s for s in steps if s.status != "failed")
-    run = RunRecord(
-        app=run.app,
-        run_id=run.run_id,
-        workflow=run.workflow,
-        status="running",
-        inputs=run.inputs,
-        output=run.output,
-        error=None if restart else run.error,
-        owner=owner,
-        token=run.token + 1,
-        lease_expires_at=now + lease_ttl,
-        attempts=run.attempts + 1,
-        cancel_requested=False if restart else run.cancel_requested,
-        parent_run_id=run.parent_run_id,
-        created_at=run.created_at,
-        updated_at=now,
-    )
     db.execute(
         _TAKE_RUN_SQL,
         (
             run.error,
-            owner,
+            run.owner,
             run.token,
             run.lease_expires_at,
             run.attempts,
             int(run.cancel_requested),
-            now,
+            run.updated_at,
             run.app,
             run.run_id,
         ),
@@ -547,13 +500,8 @@ def _step_write(params: StepParams, step: StepRecord) -> _Write:
     return _Write(functools.partial(_save_one, params=params, step=step), own_transaction=False)
 
 
-def _claim_write(
-    new: NewRun, owner: str, lease_ttl: float, steal_from: str | None, resume: bool
-) -> _Write:
-    work = functools.partial(
-        _claim, new=new, owner=owner, lease_ttl=lease_ttl, steal_from=steal_from, resume=resume
-    )
-    return _Write(work, own_transaction=True)
+def _claim_write(request: ClaimRequest) -> _Write:
+    return _Write(functools.partial(_claim, request=request), own_transaction=True)
 
 
 def _finish_write(

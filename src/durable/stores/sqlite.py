@@ -40,6 +40,7 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._claims import ClaimRequest
 from durable.stores._rows import lease_states, step_params
 from durable.stores._sqlite_sql import (
     _BUSY,
@@ -451,7 +452,8 @@ class SQLiteStore(Store):
         resume: bool = False,
     ) -> Claim:
         check_claim(new, owner, steal_from)
-        claim: Claim = await self._write(_claim_write(new, owner, lease_ttl, steal_from, resume))
+        request = ClaimRequest(new, owner, lease_ttl, steal_from, resume)
+        claim: Claim = await self._write(_claim_write(request))
         return claim
 
     async def load_run(
