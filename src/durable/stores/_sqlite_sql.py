@@ -96,11 +96,11 @@ _SCHEMA: Final = (
 _LOAD_SQL: Final = """
     SELECT 0, workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at
-    FROM durable_runs WHERE app = ?1 AND run_id = ?2
+    FROM durable_runs WHERE app = ? AND run_id = ?
     UNION ALL
     SELECT 1, step_id, position, task, status, result, error, attempts,
            started_at, finished_at, NULL, NULL, NULL, NULL
-    FROM durable_steps WHERE app = ?1 AND run_id = ?2
+    FROM durable_steps WHERE app = ? AND run_id = ?
     ORDER BY 1, 3
 """
 
@@ -124,31 +124,36 @@ _TAKE_RUN_SQL: Final = """
     WHERE app = ? AND run_id = ?
 """
 
+# Placeholders are plain ``?`` bound by position, values repeated where a
+# statement needs them twice: Python 3.12 warns when a sequence is bound to
+# numbered (``?1``) or named placeholders, and 3.14 refuses it.
+
 # The hot path: a new step by the owner of a run not asked to cancel, fenced
 # and inserted by one statement whose row count says it all. Neither an upsert
 # nor RETURNING: both cost every insert. Any other case writes nothing (an
 # existing step fails it with a unique violation, which rolls back only this
-# statement) and is answered by _SAVE_STEP_SQL.
+# statement) and is answered by _SAVE_STEP_SQL. Parameters: _insert_params.
 _INSERT_STEP_SQL: Final = """
     INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
                                error, attempts, started_at, finished_at)
-    SELECT ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
     WHERE EXISTS (SELECT 1 FROM durable_runs
-                  WHERE app = ?1 AND run_id = ?2 AND token = ?3 AND status = 'running'
+                  WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
                     AND cancel_requested = 0)
 """
 
 # The fencing check, the first-writer-wins insert and the read of the cancel
 # flag in a single statement. No row back means a fenced-out token or an
 # existing step; only then is a third statement needed to tell which.
+# Parameters: _insert_params, then app and run id again.
 _SAVE_STEP_SQL: Final = """
     INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
                                error, attempts, started_at, finished_at)
-    SELECT ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
     WHERE EXISTS (SELECT 1 FROM durable_runs
-                  WHERE app = ?1 AND run_id = ?2 AND token = ?3 AND status = 'running')
+                  WHERE app = ? AND run_id = ? AND token = ? AND status = 'running')
     ON CONFLICT DO NOTHING
-    RETURNING (SELECT cancel_requested FROM durable_runs WHERE app = ?1 AND run_id = ?2)
+    RETURNING (SELECT cancel_requested FROM durable_runs WHERE app = ? AND run_id = ?)
 """
 
 _SAVE_MISS_SQL: Final = """
@@ -156,8 +161,8 @@ _SAVE_MISS_SQL: Final = """
            s.error, s.attempts, s.started_at, s.finished_at
     FROM durable_runs AS r
     LEFT JOIN durable_steps AS s
-      ON s.app = r.app AND s.run_id = r.run_id AND s.step_id = ?3
-    WHERE r.app = ?1 AND r.run_id = ?2
+      ON s.app = r.app AND s.run_id = r.run_id AND s.step_id = ?
+    WHERE r.app = ? AND r.run_id = ?
 """
 
 _RENEW_SQL: Final = """
@@ -167,8 +172,8 @@ _RENEW_SQL: Final = """
 """
 
 _RELEASE_SQL: Final = """
-    UPDATE durable_runs SET owner = NULL, lease_expires_at = ?1, updated_at = ?1
-    WHERE app = ?2 AND run_id = ?3 AND token = ?4 AND status = 'running'
+    UPDATE durable_runs SET owner = NULL, lease_expires_at = ?, updated_at = ?
+    WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
 """
 
 _FINISH_SQL: Final = """
@@ -185,8 +190,8 @@ _CANCEL_SQL: Final = """
     UPDATE durable_runs
     SET cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
         status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
-        updated_at = CASE WHEN status IN ('running', 'failed') THEN ?1 ELSE updated_at END
-    WHERE app = ?2 AND run_id = ?3
+        updated_at = CASE WHEN status IN ('running', 'failed') THEN ? ELSE updated_at END
+    WHERE app = ? AND run_id = ?
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at
 """
@@ -194,16 +199,16 @@ _CANCEL_SQL: Final = """
 _LIST_SQL: Final = """
     SELECT run_id, workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at FROM durable_runs
-    WHERE app = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR workflow = ?3)
+    WHERE app = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR workflow = ?)
     ORDER BY created_at DESC, rowid DESC
-    LIMIT ?4
+    LIMIT ?
 """
 
 # One statement, so the index is computed under the write lock it takes.
 _SEND_SIGNAL_SQL: Final = """
     INSERT INTO durable_signals (app, run_id, name, idx, payload)
-    SELECT ?1, ?2, ?3, coalesce(max(idx) + 1, 0), ?4
-    FROM durable_signals WHERE app = ?1 AND run_id = ?2 AND name = ?3
+    SELECT ?, ?, ?, coalesce(max(idx) + 1, 0), ?
+    FROM durable_signals WHERE app = ? AND run_id = ? AND name = ?
     RETURNING idx
 """
 
@@ -296,10 +301,6 @@ def _fetchone(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
     return rows[0] if rows else None
 
 
-def _fetchall(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    return db.execute(sql, params).fetchall()
-
-
 def _run_record(app: str, run_id: str, row: Sequence[Any]) -> RunRecord:
     return RunRecord(
         app=app,
@@ -337,7 +338,7 @@ def _step_record(step_id: str, row: Sequence[Any]) -> StepRecord:
 def _load_sync(
     db: sqlite3.Connection, app: str, run_id: str
 ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
-    rows = db.execute(_LOAD_SQL, (app, run_id)).fetchall()
+    rows = db.execute(_LOAD_SQL, (app, run_id, app, run_id)).fetchall()
     if not rows or rows[0][0] != 0:
         return None
     run = _run_record(app, run_id, rows[0][1:])
@@ -427,8 +428,23 @@ def _read_signals_sync(
     return found
 
 
+def _list_sync(
+    db: sqlite3.Connection, app: str, status: str | None, workflow: str | None, limit: int
+) -> list[Any]:
+    return db.execute(_LIST_SQL, (app, status, status, workflow, workflow, limit)).fetchall()
+
+
+def _send_signal_sync(
+    db: sqlite3.Connection, app: str, run_id: str, name: str, payload: str
+) -> int:
+    row = _fetchone(db, _SEND_SIGNAL_SQL, (app, run_id, name, payload, app, run_id, name))
+    index: int = row[0]
+    return index
+
+
 def _release_sync(db: sqlite3.Connection, app: str, run_id: str, token: int) -> None:
-    db.execute(_RELEASE_SQL, (time.time(), app, run_id, token))
+    now = time.time()
+    db.execute(_RELEASE_SQL, (now, now, app, run_id, token))
 
 
 def _finish_sync(
@@ -448,16 +464,22 @@ def _cancel_sync(db: sqlite3.Connection, app: str, run_id: str) -> Any:
     return _fetchone(db, _CANCEL_SQL, (time.time(), app, run_id))
 
 
+def _insert_params(params: StepParams) -> tuple[Any, ...]:
+    """The step row (app, run id, then the step's fields), then app, run id and token."""
+    return params[:2] + params[3:] + params[:3]
+
+
 def _save_one(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> SavedStep | None:
+    insert = _insert_params(params)
     try:
-        if db.execute(_INSERT_STEP_SQL, params).rowcount == 1:
+        if db.execute(_INSERT_STEP_SQL, insert).rowcount == 1:
             return SavedStep(step, False)
     except sqlite3.IntegrityError:
         pass  # the step exists: _SAVE_STEP_SQL reads it
-    rows = db.execute(_SAVE_STEP_SQL, params).fetchall()
+    rows = db.execute(_SAVE_STEP_SQL, insert + params[:2]).fetchall()
     if rows:
         return SavedStep(step, bool(rows[0][0]))
-    row = db.execute(_SAVE_MISS_SQL, (params[0], params[1], step.step_id)).fetchone()
+    row = db.execute(_SAVE_MISS_SQL, (step.step_id, params[0], params[1])).fetchone()
     if row is None or row[0] != "running" or row[1] != params[2]:
         return None
     if row[3] is None:

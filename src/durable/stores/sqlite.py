@@ -50,7 +50,6 @@ from durable.stores._sqlite_sql import (
     _GET_SQL,
     _HEADER_CHECKS,
     _IOERR,
-    _LIST_SQL,
     _LOCKED,
     _MAGIC,
     _NOTADB,
@@ -58,15 +57,14 @@ from durable.stores._sqlite_sql import (
     _READ_SIGNAL_SQL,
     _READONLY,
     _SCHEMA,
-    _SEND_SIGNAL_SQL,
     _SYNCHRONOUS_PRAGMAS,
     SCHEMA_VERSION,
     _cancel_sync,
     _claim_write,
-    _fetchall,
     _fetchone,
     _finish_write,
     _is_busy,
+    _list_sync,
     _load_sync,
     _Outcome,
     _read_signals_sync,
@@ -75,6 +73,7 @@ from durable.stores._sqlite_sql import (
     _renew_sync,
     _run_record,
     _schema_version,
+    _send_signal_sync,
     _step_write,
     _Write,
     _write_batch_sync,
@@ -511,17 +510,14 @@ class SQLiteStore(Store):
         workflow: str | None = None,
         limit: int = 100,
     ) -> Sequence[RunRecord]:
-        rows = await self._call(_fetchall, _LIST_SQL, (app, status, workflow, limit))
+        rows = await self._call(_list_sync, app, status, workflow, limit)
         return [_run_record(app, row[0], row[1:]) for row in rows]
 
     # -- signals -----------------------------------------------------------
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
-        row = await self._call(_fetchone, _SEND_SIGNAL_SQL, (app, run_id, name, payload))
-        assert row is not None
-        index: int = row[0]
-        return index
+        return await self._call(_send_signal_sync, app, run_id, name, payload)
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._call(_fetchone, _READ_SIGNAL_SQL, (app, run_id, name, index))
