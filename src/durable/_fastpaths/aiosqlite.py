@@ -17,6 +17,7 @@ single-thread executor of the standard library that owns the connection.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import sqlite3
@@ -36,22 +37,22 @@ VERIFIED: Final = ((0, 22), (0, 23))
 Kind = Literal["aiosqlite", "executor"]
 
 
-class ConnectionThread:
+class ConnectionThread(abc.ABC):
     """One thread owning one sqlite3 connection; functions queued to it run in order."""
 
     kind: Kind
 
+    @abc.abstractmethod
     async def open(self) -> None:
         """Run the connector on the thread: the connection is made there, and used there only."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def submit(self, fn: Callable[[], None]) -> None:
         """Queue ``fn`` for the thread; it must not raise (it reports its own outcome)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Close the connection on its thread, once what was queued before has run."""
-        raise NotImplementedError
 
 
 def fast_path_available() -> bool:
