@@ -185,6 +185,61 @@ async def seq_sqlite(params: dict[str, Any]) -> dict[str, Any]:
         return await _median_rounds(rounds, {**series("FULL"), **series("NORMAL")})
 
 
+async def _tick(lags_ms: list[float], stop: asyncio.Event) -> None:
+    """Sleep 1 ms over and over, noting how much later than asked each wake-up came."""
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await asyncio.sleep(0.001)
+        lags_ms.append((time.perf_counter() - t0) * 1e3 - 1.0)
+
+
+async def _ticking(work: Awaitable[Any]) -> tuple[list[float], float]:
+    """The ticker's lags while ``work`` runs, and how long it ran."""
+    lags: list[float] = []
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(_tick(lags, stop))
+    t0 = time.perf_counter()
+    try:
+        await work
+    finally:
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        await ticker
+    return lags, elapsed
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+async def loop_lag(params: dict[str, Any]) -> dict[str, Any]:
+    """A's loop lag: a 1 ms ticker beside a sequential FULL workflow, then idle as long.
+
+    The idle series is the floor of this machine (timer resolution, scheduler):
+    what the store adds is the difference.
+    """
+    n, rounds = params["steps"], params["rounds"]
+    busy: list[float] = []
+    busy_p50: list[float] = []
+    idle: list[float] = []
+    with tempfile.TemporaryDirectory(dir=params.get("dir")) as tmp:
+        for r in range(rounds):
+            gc.collect()
+            bench = Bench(_sqlite_store(os.path.join(tmp, f"lag-{r}.db"), "FULL"))
+            async with bench.wf:
+                lags, elapsed = await _ticking(bench.sequential(n=n))
+            busy.append(_p99(lags))
+            busy_p50.append(statistics.median(lags))
+            lags, _ = await _ticking(asyncio.sleep(elapsed))
+            idle.append(_p99(lags))
+    return {
+        "busy_p99_ms": statistics.median(busy),
+        "busy_p50_ms": statistics.median(busy_p50),
+        "idle_p99_ms": statistics.median(idle),
+        "rounds": {"busy_p99_ms": busy, "idle_p99_ms": idle},
+    }
+
+
 async def prepare(params: dict[str, Any]) -> dict[str, Any]:
     """Run the sequential workflow to completion, or until a crash at ``crash_at``."""
     bench = Bench(_sqlite_store(params["path"]))
@@ -367,6 +422,7 @@ async def pg_concurrent(params: dict[str, Any]) -> dict[str, Any]:
 
 WORKLOADS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "seq_sqlite": seq_sqlite,
+    "loop_lag": loop_lag,
     "prepare": prepare,
     "replay": replay,
     "concurrent": concurrent,

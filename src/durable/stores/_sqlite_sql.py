@@ -11,14 +11,14 @@ import functools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from durable.errors import StoreError
+from durable.stores._claims import ClaimAction, ClaimRequest, decide_claim
 from durable.stores._rows import StepParams
 from durable.stores.base import (
     Claim,
     FinalStatus,
-    NewRun,
     RunRecord,
     SavedStep,
     StepRecord,
@@ -26,7 +26,6 @@ from durable.stores.base import (
 
 SCHEMA_VERSION: Final = 1
 
-_T = TypeVar("_T")
 
 _MAGIC: Final = b"SQLite format 3\x00"
 
@@ -97,11 +96,11 @@ _SCHEMA: Final = (
 _LOAD_SQL: Final = """
     SELECT 0, workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at
-    FROM durable_runs WHERE app = ?1 AND run_id = ?2
+    FROM durable_runs WHERE app = ? AND run_id = ?
     UNION ALL
     SELECT 1, step_id, position, task, status, result, error, attempts,
            started_at, finished_at, NULL, NULL, NULL, NULL
-    FROM durable_steps WHERE app = ?1 AND run_id = ?2
+    FROM durable_steps WHERE app = ? AND run_id = ?
     ORDER BY 1, 3
 """
 
@@ -125,31 +124,36 @@ _TAKE_RUN_SQL: Final = """
     WHERE app = ? AND run_id = ?
 """
 
+# Placeholders are plain ``?`` bound by position, values repeated where a
+# statement needs them twice: Python 3.12 warns when a sequence is bound to
+# numbered (``?1``) or named placeholders, and 3.14 refuses it.
+
 # The hot path: a new step by the owner of a run not asked to cancel, fenced
 # and inserted by one statement whose row count says it all. Neither an upsert
 # nor RETURNING: both cost every insert. Any other case writes nothing (an
 # existing step fails it with a unique violation, which rolls back only this
-# statement) and is answered by _SAVE_STEP_SQL.
+# statement) and is answered by _SAVE_STEP_SQL. Parameters: _insert_params.
 _INSERT_STEP_SQL: Final = """
     INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
                                error, attempts, started_at, finished_at)
-    SELECT ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
     WHERE EXISTS (SELECT 1 FROM durable_runs
-                  WHERE app = ?1 AND run_id = ?2 AND token = ?3 AND status = 'running'
+                  WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
                     AND cancel_requested = 0)
 """
 
 # The fencing check, the first-writer-wins insert and the read of the cancel
 # flag in a single statement. No row back means a fenced-out token or an
 # existing step; only then is a third statement needed to tell which.
+# Parameters: _insert_params, then app and run id again.
 _SAVE_STEP_SQL: Final = """
     INSERT INTO durable_steps (app, run_id, step_id, position, task, status, result,
                                error, attempts, started_at, finished_at)
-    SELECT ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
     WHERE EXISTS (SELECT 1 FROM durable_runs
-                  WHERE app = ?1 AND run_id = ?2 AND token = ?3 AND status = 'running')
+                  WHERE app = ? AND run_id = ? AND token = ? AND status = 'running')
     ON CONFLICT DO NOTHING
-    RETURNING (SELECT cancel_requested FROM durable_runs WHERE app = ?1 AND run_id = ?2)
+    RETURNING (SELECT cancel_requested FROM durable_runs WHERE app = ? AND run_id = ?)
 """
 
 _SAVE_MISS_SQL: Final = """
@@ -157,8 +161,8 @@ _SAVE_MISS_SQL: Final = """
            s.error, s.attempts, s.started_at, s.finished_at
     FROM durable_runs AS r
     LEFT JOIN durable_steps AS s
-      ON s.app = r.app AND s.run_id = r.run_id AND s.step_id = ?3
-    WHERE r.app = ?1 AND r.run_id = ?2
+      ON s.app = r.app AND s.run_id = r.run_id AND s.step_id = ?
+    WHERE r.app = ? AND r.run_id = ?
 """
 
 _RENEW_SQL: Final = """
@@ -168,8 +172,8 @@ _RENEW_SQL: Final = """
 """
 
 _RELEASE_SQL: Final = """
-    UPDATE durable_runs SET owner = NULL, lease_expires_at = ?1, updated_at = ?1
-    WHERE app = ?2 AND run_id = ?3 AND token = ?4 AND status = 'running'
+    UPDATE durable_runs SET owner = NULL, lease_expires_at = ?, updated_at = ?
+    WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
 """
 
 _FINISH_SQL: Final = """
@@ -186,8 +190,8 @@ _CANCEL_SQL: Final = """
     UPDATE durable_runs
     SET cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
         status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
-        updated_at = CASE WHEN status IN ('running', 'failed') THEN ?1 ELSE updated_at END
-    WHERE app = ?2 AND run_id = ?3
+        updated_at = CASE WHEN status IN ('running', 'failed') THEN ? ELSE updated_at END
+    WHERE app = ? AND run_id = ?
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at
 """
@@ -195,16 +199,16 @@ _CANCEL_SQL: Final = """
 _LIST_SQL: Final = """
     SELECT run_id, workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at FROM durable_runs
-    WHERE app = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR workflow = ?3)
+    WHERE app = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR workflow = ?)
     ORDER BY created_at DESC, rowid DESC
-    LIMIT ?4
+    LIMIT ?
 """
 
 # One statement, so the index is computed under the write lock it takes.
 _SEND_SIGNAL_SQL: Final = """
     INSERT INTO durable_signals (app, run_id, name, idx, payload)
-    SELECT ?1, ?2, ?3, coalesce(max(idx) + 1, 0), ?4
-    FROM durable_signals WHERE app = ?1 AND run_id = ?2 AND name = ?3
+    SELECT ?, ?, ?, coalesce(max(idx) + 1, 0), ?
+    FROM durable_signals WHERE app = ? AND run_id = ? AND name = ?
     RETURNING idx
 """
 
@@ -267,22 +271,6 @@ def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _waiting_for_locks(
-    db: sqlite3.Connection, busy_ms: int, fn: Callable[..., _T], *args: Any
-) -> _T:
-    """``fn(db, *args)``, waiting up to ``busy_ms`` for other connections' locks.
-
-    At rest the connection waits for no lock (busy_timeout 0), so that a commit
-    made on the event loop thread never blocks it; only functions run on the
-    connection thread wait.
-    """
-    db.execute(f"PRAGMA busy_timeout = {busy_ms}")
-    try:
-        return fn(db, *args)
-    finally:
-        db.execute("PRAGMA busy_timeout = 0")
-
-
 def _rollback(db: sqlite3.Connection) -> None:
     # Some errors (a full disk, an I/O error) already rolled the transaction back.
     if db.in_transaction:
@@ -311,10 +299,6 @@ def _fetchone(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
     # fetchall drains the statement, so a write with RETURNING is committed on return.
     rows = db.execute(sql, params).fetchall()
     return rows[0] if rows else None
-
-
-def _fetchall(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    return db.execute(sql, params).fetchall()
 
 
 def _run_record(app: str, run_id: str, row: Sequence[Any]) -> RunRecord:
@@ -354,101 +338,54 @@ def _step_record(step_id: str, row: Sequence[Any]) -> StepRecord:
 def _load_sync(
     db: sqlite3.Connection, app: str, run_id: str
 ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
-    rows = db.execute(_LOAD_SQL, (app, run_id)).fetchall()
+    rows = db.execute(_LOAD_SQL, (app, run_id, app, run_id)).fetchall()
     if not rows or rows[0][0] != 0:
         return None
     run = _run_record(app, run_id, rows[0][1:])
     return run, tuple(_step_record(row[1], row[2:]) for row in rows[1:])
 
 
-def _claim(
-    db: sqlite3.Connection,
-    new: NewRun,
-    owner: str,
-    lease_ttl: float,
-    steal_from: str | None,
-    resume: bool,
-) -> Claim:
+def _claim(db: sqlite3.Connection, request: ClaimRequest) -> Claim:
     """Create, restart or take over the run when allowed; inside a write transaction."""
-    now = time.time()
+    new = request.new
     loaded = _load_sync(db, new.app, new.run_id)
-    if loaded is None:
-        lease = now + lease_ttl
+    current, steps = (None, ()) if loaded is None else loaded
+    decision = decide_claim(current, request, time.time())
+    run = decision.run
+    if decision.action is ClaimAction.CREATE:
         db.execute(
             _INSERT_RUN_SQL,
             (
-                new.app,
-                new.run_id,
-                new.workflow,
-                new.inputs,
-                owner,
-                lease,
-                new.parent_run_id,
-                now,
-                now,
+                run.app,
+                run.run_id,
+                run.workflow,
+                run.inputs,
+                run.owner,
+                run.lease_expires_at,
+                run.parent_run_id,
+                run.created_at,
+                run.updated_at,
             ),
         )
-        run = RunRecord(
-            app=new.app,
-            run_id=new.run_id,
-            workflow=new.workflow,
-            status="running",
-            inputs=new.inputs,
-            output=None,
-            error=None,
-            owner=owner,
-            token=1,
-            lease_expires_at=lease,
-            attempts=1,
-            cancel_requested=False,
-            parent_run_id=new.parent_run_id,
-            created_at=now,
-            updated_at=now,
-        )
         return Claim(run, (), acquired=True)
-    run, steps = loaded
-    if run.workflow != new.workflow:
+    if not decision.acquired:
         return Claim(run, steps, acquired=False)
-    restart = run.status == "failed" or (run.status == "cancelled" and resume)
-    takeover = run.status == "running" and (
-        (run.lease_expires_at is not None and run.lease_expires_at <= now)
-        or (steal_from is not None and run.owner == steal_from)
-    )
-    if not (restart or takeover):
-        return Claim(run, steps, acquired=False)
-    if restart:
+    if decision.drops_failed_steps:
         db.execute(
             "DELETE FROM durable_steps WHERE app = ? AND run_id = ? AND status = 'failed'",
-            (new.app, new.run_id),
+            (run.app, run.run_id),
         )
         steps = tuple(s for s in steps if s.status != "failed")
-    run = RunRecord(
-        app=run.app,
-        run_id=run.run_id,
-        workflow=run.workflow,
-        status="running",
-        inputs=run.inputs,
-        output=run.output,
-        error=None if restart else run.error,
-        owner=owner,
-        token=run.token + 1,
-        lease_expires_at=now + lease_ttl,
-        attempts=run.attempts + 1,
-        cancel_requested=False if restart else run.cancel_requested,
-        parent_run_id=run.parent_run_id,
-        created_at=run.created_at,
-        updated_at=now,
-    )
     db.execute(
         _TAKE_RUN_SQL,
         (
             run.error,
-            owner,
+            run.owner,
             run.token,
             run.lease_expires_at,
             run.attempts,
             int(run.cancel_requested),
-            now,
+            run.updated_at,
             run.app,
             run.run_id,
         ),
@@ -491,8 +428,23 @@ def _read_signals_sync(
     return found
 
 
+def _list_sync(
+    db: sqlite3.Connection, app: str, status: str | None, workflow: str | None, limit: int
+) -> list[Any]:
+    return db.execute(_LIST_SQL, (app, status, status, workflow, workflow, limit)).fetchall()
+
+
+def _send_signal_sync(
+    db: sqlite3.Connection, app: str, run_id: str, name: str, payload: str
+) -> int:
+    row = _fetchone(db, _SEND_SIGNAL_SQL, (app, run_id, name, payload, app, run_id, name))
+    index: int = row[0]
+    return index
+
+
 def _release_sync(db: sqlite3.Connection, app: str, run_id: str, token: int) -> None:
-    db.execute(_RELEASE_SQL, (time.time(), app, run_id, token))
+    now = time.time()
+    db.execute(_RELEASE_SQL, (now, now, app, run_id, token))
 
 
 def _finish_sync(
@@ -512,16 +464,22 @@ def _cancel_sync(db: sqlite3.Connection, app: str, run_id: str) -> Any:
     return _fetchone(db, _CANCEL_SQL, (time.time(), app, run_id))
 
 
+def _insert_params(params: StepParams) -> tuple[Any, ...]:
+    """The step row (app, run id, then the step's fields), then app, run id and token."""
+    return params[:2] + params[3:] + params[:3]
+
+
 def _save_one(db: sqlite3.Connection, params: StepParams, step: StepRecord) -> SavedStep | None:
+    insert = _insert_params(params)
     try:
-        if db.execute(_INSERT_STEP_SQL, params).rowcount == 1:
+        if db.execute(_INSERT_STEP_SQL, insert).rowcount == 1:
             return SavedStep(step, False)
     except sqlite3.IntegrityError:
         pass  # the step exists: _SAVE_STEP_SQL reads it
-    rows = db.execute(_SAVE_STEP_SQL, params).fetchall()
+    rows = db.execute(_SAVE_STEP_SQL, insert + params[:2]).fetchall()
     if rows:
         return SavedStep(step, bool(rows[0][0]))
-    row = db.execute(_SAVE_MISS_SQL, (params[0], params[1], step.step_id)).fetchone()
+    row = db.execute(_SAVE_MISS_SQL, (step.step_id, params[0], params[1])).fetchone()
     if row is None or row[0] != "running" or row[1] != params[2]:
         return None
     if row[3] is None:
@@ -564,13 +522,8 @@ def _step_write(params: StepParams, step: StepRecord) -> _Write:
     return _Write(functools.partial(_save_one, params=params, step=step), own_transaction=False)
 
 
-def _claim_write(
-    new: NewRun, owner: str, lease_ttl: float, steal_from: str | None, resume: bool
-) -> _Write:
-    work = functools.partial(
-        _claim, new=new, owner=owner, lease_ttl=lease_ttl, steal_from=steal_from, resume=resume
-    )
-    return _Write(work, own_transaction=True)
+def _claim_write(request: ClaimRequest) -> _Write:
+    return _Write(functools.partial(_claim, request=request), own_transaction=True)
 
 
 def _finish_write(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from durable.errors import LeaseLostError
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._claims import ClaimRequest, decide_claim
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -54,56 +55,16 @@ class InMemoryStore(Store):
     ) -> Claim:
         check_claim(new, owner, steal_from)
         key = (new.app, new.run_id)
-        now = self._now()
-        run = self._runs.get(key)
-        if run is None:
-            run = RunRecord(
-                app=new.app,
-                run_id=new.run_id,
-                workflow=new.workflow,
-                status="running",
-                inputs=new.inputs,
-                output=None,
-                error=None,
-                owner=owner,
-                token=1,
-                lease_expires_at=now + lease_ttl,
-                attempts=1,
-                cancel_requested=False,
-                parent_run_id=new.parent_run_id,
-                created_at=now,
-                updated_at=now,
-            )
-            self._runs[key] = run
-            self._steps[key] = {}
-            return Claim(run, (), acquired=True)
-        if run.workflow != new.workflow:
-            return Claim(run, self._ordered_steps(key), acquired=False)
-
-        restart = run.status == "failed" or (run.status == "cancelled" and resume)
-        takeover = run.status == "running" and (
-            (run.lease_expires_at is not None and run.lease_expires_at <= now)
-            or (steal_from is not None and run.owner == steal_from)
-        )
-        if not (restart or takeover):
-            return Claim(run, self._ordered_steps(key), acquired=False)
-        if restart:
-            steps = self._steps.setdefault(key, {})
+        request = ClaimRequest(new, owner, lease_ttl, steal_from, resume)
+        decision = decide_claim(self._runs.get(key), request, self._now())
+        if not decision.acquired:
+            return Claim(decision.run, self._ordered_steps(key), acquired=False)
+        steps = self._steps.setdefault(key, {})
+        if decision.drops_failed_steps:
             for step_id in [s.step_id for s in steps.values() if s.status == "failed"]:
                 del steps[step_id]
-        run = dataclasses.replace(
-            run,
-            status="running",
-            error=None if restart else run.error,
-            owner=owner,
-            token=run.token + 1,
-            lease_expires_at=now + lease_ttl,
-            attempts=run.attempts + 1,
-            cancel_requested=False if restart else run.cancel_requested,
-            updated_at=now,
-        )
-        self._runs[key] = run
-        return Claim(run, self._ordered_steps(key), acquired=True)
+        self._runs[key] = decision.run
+        return Claim(decision.run, self._ordered_steps(key), acquired=True)
 
     def _owned(self, app: str, run_id: str, token: int) -> RunRecord:
         run = self._runs.get((app, run_id))

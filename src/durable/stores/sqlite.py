@@ -1,17 +1,17 @@
 """SQLiteStore: the Store contract in one local SQLite file, through aiosqlite.
 
-One connection serves the store. Every operation is one plain function run on
-aiosqlite's connection thread, so that a transaction never interleaves with
-another coroutine's statements; the exception is the hot path, below.
+One connection serves the store, owned by one thread (aiosqlite's, see
+``durable._fastpaths.aiosqlite``). Every operation is one plain function run
+on that thread, so that a transaction never interleaves with another
+coroutine's statements, and costs one hop. No statement ever runs on the
+event loop thread: a commit waits for the disk (and, with ``FULL``, an
+fsync), and timers and sockets must not wait with it.
 
-Step saves are grouped: the saves made while the event loop runs one pass
-share one transaction (group commit), so the fsync of a commit is paid once
-for the whole group and each caller resumes only after the commit holding its
-own row succeeded. When nothing is queued for the connection thread, the group
-commits on the event loop thread itself: a hop to that thread and back costs
-about as much as the commit, and the commit never waits for a lock there
-(busy_timeout 0). If another connection holds the write lock, the group goes
-to the connection thread, which waits for it without blocking the loop.
+Writes are grouped: the step saves, claims and finishes made while the event
+loop runs one pass share one transaction (group commit), so the fsync of a
+commit is paid once for the whole group and each caller resumes only after
+the commit holding its own row succeeded. While a group commits on the
+connection thread, the next one gathers.
 
 The SQL and the functions that run on the connection live in
 ``_sqlite_sql``; this module holds the connection, the file checks and the
@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import functools
 import math
 import os
 import sqlite3
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-import aiosqlite
-
+from durable._fastpaths.aiosqlite import ConnectionThread, connection_thread
 from durable.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -43,6 +40,7 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._claims import ClaimRequest
 from durable.stores._rows import lease_states, step_params
 from durable.stores._sqlite_sql import (
     _BUSY,
@@ -52,7 +50,6 @@ from durable.stores._sqlite_sql import (
     _GET_SQL,
     _HEADER_CHECKS,
     _IOERR,
-    _LIST_SQL,
     _LOCKED,
     _MAGIC,
     _NOTADB,
@@ -60,15 +57,14 @@ from durable.stores._sqlite_sql import (
     _READ_SIGNAL_SQL,
     _READONLY,
     _SCHEMA,
-    _SEND_SIGNAL_SQL,
     _SYNCHRONOUS_PRAGMAS,
     SCHEMA_VERSION,
     _cancel_sync,
     _claim_write,
-    _fetchall,
     _fetchone,
     _finish_write,
     _is_busy,
+    _list_sync,
     _load_sync,
     _Outcome,
     _read_signals_sync,
@@ -77,8 +73,8 @@ from durable.stores._sqlite_sql import (
     _renew_sync,
     _run_record,
     _schema_version,
+    _send_signal_sync,
     _step_write,
-    _waiting_for_locks,
     _Write,
     _write_batch_sync,
     _write_transaction,
@@ -100,17 +96,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _T = TypeVar("_T")
 
-# How long saves may commit one after another without the event loop running
-# (see SQLiteStore._save_at_once): other tasks wait at most about this long.
-_INLINE_BUDGET = 0.005
-
-
-class _Queued(enum.Enum):
-    QUEUED = "queued"
-
-
-_QUEUED = _Queued.QUEUED
-
 
 class SQLiteStore(Store):
     """A Store in a local SQLite file: durable across crashes of the process.
@@ -128,10 +113,9 @@ class SQLiteStore(Store):
     connection's write transaction before it fails with
     :class:`~durable.errors.StoreUnavailableError`.
 
-    Step checkpoints commit on the event loop thread while the connection is
-    idle, which saves a thread hop per step: the loop then waits for the
-    commit's write and fsync (with ``FULL``, about as long as one fsync of the
-    disk), never for a lock held by another connection.
+    Every statement runs on the connection's own thread, never on the event
+    loop's: the loop keeps serving timers and sockets while a commit waits for
+    the disk.
 
     A file that is not a SQLite database, or a truncated one, raises
     :class:`~durable.errors.StoreCorruptedError` from :meth:`open` and is left
@@ -162,25 +146,16 @@ class SQLiteStore(Store):
         self._path = path
         self._synchronous = mode
         self._busy_timeout = timeout
-        self._busy_ms = round(timeout * 1000)
-        self._conn: aiosqlite.Connection | None = None
-        # Used by one thread at a time: the connection thread, or the event loop
-        # thread while nothing is queued for the connection thread.
+        self._thread: ConnectionThread | None = None
+        # Made by the connector on the connection thread, and used there only:
+        # the event loop thread merely passes it along to the functions it queues.
         self._db: sqlite3.Connection | None = None
-        self._submit: Callable[[tuple[None, Callable[[], None]]], None] | None = None
-        # Functions queued for or running on the connection thread: counted up
-        # when submitted, down by the connection thread once the function has
-        # returned, whatever became of the event loop that submitted it.
-        self._busy = 0
-        self._busy_lock = threading.Lock()
         # State bound to the event loop that uses the store; reset when it changes.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open_lock = asyncio.Lock()
         # Writes (step saves, claims, finishes) waiting to be committed as a group.
         self._pending: list[tuple[_Write, asyncio.Future[_Outcome]]] = []
         self._flush_scheduled = False
-        # Until when a lone write may commit without a pass through the loop.
-        self._inline_until = 0.0
         # The group on the connection thread now; writes queue in _pending meanwhile.
         self._in_flight: asyncio.Future[list[_Outcome]] | None = None
 
@@ -237,50 +212,23 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         self._enter()
-        if self._conn is not None:
+        if self._thread is not None:
             return
         async with self._open_lock:
-            if self._conn is not None:
+            if self._thread is not None:
                 return
-            conn = aiosqlite.Connection(self._connect_sync, iter_chunk_size=64)
-            # aiosqlite's worker thread is not a daemon: a program that forgets
-            # close() would hang at exit waiting for it. Committed data is
-            # already on disk, so nothing is lost by letting the thread die.
-            thread = getattr(conn, "_thread", None)
-            if isinstance(thread, threading.Thread) and thread.ident is None:
-                thread.daemon = True
+            thread = connection_thread(self._connect_sync)
             try:
-                await conn
-            except BaseException as exc:
-                # aiosqlite queues its thread's stop without waiting for it: wait
-                # here, or the thread may report to an event loop closed by then.
-                if isinstance(thread, threading.Thread) and thread.ident is not None:
-                    thread.join(5)
-                if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc) from exc
-                raise
-            # aiosqlite has no public way to run a function on its connection
-            # thread. Its work queue holds (future, function) pairs, the ones its
-            # own ``_execute`` enqueues (0.17 to 0.22 at least); whole
-            # transactions go there as one function, so that they never
-            # interleave and each costs one hop. The future is always None
-            # (see _run_on_thread): aiosqlite then never touches an event loop.
-            queue = getattr(conn, "_tx", None)
-            submit = getattr(queue, "put_nowait", None)
-            if not callable(submit):
-                await conn.close()
-                raise StoreError(
-                    f"this aiosqlite version ({aiosqlite.__version__}) is not supported "
-                    "by SQLiteStore: Connection._tx is missing"
-                )
-            self._submit = submit
-            self._conn = conn
+                await thread.open()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            self._thread = thread
 
     async def close(self) -> None:
         self._enter()
         async with self._open_lock:
-            conn = self._conn
-            if conn is None:
+            thread = self._thread
+            if thread is None:
                 return
             # Writes already made are committed before the connection goes.
             while self._pending or self._in_flight is not None:
@@ -288,11 +236,10 @@ class SQLiteStore(Store):
                     self._flush()
                 else:
                     await asyncio.wait({self._in_flight})
-            self._conn = None
-            self._submit = None
+            self._thread = None
             self._db = None
             try:
-                await conn.close()
+                await thread.close()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
@@ -301,8 +248,7 @@ class SQLiteStore(Store):
 
         Futures, the scheduled flush and the open lock belong to the loop that
         made them. A call still on the connection thread when its loop ended
-        keeps the thread busy (``_busy``) until it returns, so the next loop
-        queues behind it instead of using the connection alongside it.
+        runs to its end there; the next loop's calls queue behind it.
         """
         loop = asyncio.get_running_loop()
         if loop is self._loop:
@@ -320,60 +266,39 @@ class SQLiteStore(Store):
             _post(future.get_loop(), _set_result, future, error)
         return loop
 
-    def _is_idle(self) -> bool:
-        """True when nothing is queued for or running on the connection thread."""
-        with self._busy_lock:
-            return self._busy == 0
-
+    @staticmethod
     def _run_on_thread(
-        self,
-        submit: Callable[[tuple[None, Callable[[], None]]], None],
-        done: asyncio.Future[Any],
-        fn: Callable[[], Any],
+        thread: ConnectionThread, done: asyncio.Future[Any], fn: Callable[[], Any]
     ) -> None:
         """Queue ``fn`` for the connection thread; its outcome goes to ``done``.
 
         The outcome is posted to the loop of ``done`` by the connection thread,
         and dropped when that loop has closed: a call left running when its
-        loop ended neither kills the thread nor leaves the store busy.
+        loop ended neither kills the thread nor reaches a dead loop.
         """
         loop = done.get_loop()
 
         def work() -> None:
             try:
-                try:
-                    result = fn()
-                finally:
-                    with self._busy_lock:
-                        self._busy -= 1
+                result = fn()
             except BaseException as exc:  # handed to the caller, as aiosqlite does
                 _post(loop, _set_exception, done, exc)
             else:
                 _post(loop, _set_result, done, result)
 
-        with self._busy_lock:
-            self._busy += 1
-        try:
-            submit((None, work))
-        except BaseException:
-            with self._busy_lock:
-                self._busy -= 1
-            raise
+        thread.submit(work)
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(db, *args)`` on the connection thread; sqlite errors translated."""
         loop = self._enter()
-        if self._submit is None:
+        if self._thread is None:
             await self.open()
-        submit, db = self._submit, self._db
-        if submit is None or db is None:
+        thread, db = self._thread, self._db
+        if thread is None or db is None:
             raise StoreError(f"SQLite database {self._path!r} is closed")
         done: asyncio.Future[_T] = loop.create_future()
-        # A cancelled caller leaves the function running; the event loop thread
-        # stays off the connection until it has returned (see _flush).
-        self._run_on_thread(
-            submit, done, functools.partial(_waiting_for_locks, db, self._busy_ms, fn, *args)
-        )
+        # A cancelled caller leaves the function running on the thread.
+        self._run_on_thread(thread, done, functools.partial(fn, db, *args))
         try:
             return await done
         except sqlite3.Error as exc:
@@ -400,25 +325,18 @@ class SQLiteStore(Store):
             return StoreUnavailableError(f"{where}: I/O error: {text}")
         return StoreError(f"{where}: {text}")
 
-    # Runs on the connection thread, as aiosqlite's connector.
+    # Runs on the connection thread, which alone uses the connection from then on:
+    # sqlite3's same-thread check stays on to keep it that way.
     def _connect_sync(self) -> sqlite3.Connection:
         if self._path != ":memory:":
             self._prepare_file()
-        # check_same_thread=False: the event loop thread commits steps itself
-        # while the connection thread is idle (see _flush); never both at once.
-        db = sqlite3.connect(
-            self._path,
-            timeout=self._busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        db = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
         deadline = time.monotonic() + self._busy_timeout
         delay = 0.002
         try:
             while True:
                 try:
                     self._initialize(db)
-                    db.execute("PRAGMA busy_timeout = 0")
                     break
                 except sqlite3.OperationalError as exc:
                     # Switching a new file to WAL and creating the schema can
@@ -533,7 +451,8 @@ class SQLiteStore(Store):
         resume: bool = False,
     ) -> Claim:
         check_claim(new, owner, steal_from)
-        claim: Claim = await self._write(_claim_write(new, owner, lease_ttl, steal_from, resume))
+        request = ClaimRequest(new, owner, lease_ttl, steal_from, resume)
+        claim: Claim = await self._write(_claim_write(request))
         return claim
 
     async def load_run(
@@ -591,17 +510,14 @@ class SQLiteStore(Store):
         workflow: str | None = None,
         limit: int = 100,
     ) -> Sequence[RunRecord]:
-        rows = await self._call(_fetchall, _LIST_SQL, (app, status, workflow, limit))
+        rows = await self._call(_list_sync, app, status, workflow, limit)
         return [_run_record(app, row[0], row[1:]) for row in rows]
 
     # -- signals -----------------------------------------------------------
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
-        row = await self._call(_fetchone, _SEND_SIGNAL_SQL, (app, run_id, name, payload))
-        assert row is not None
-        index: int = row[0]
-        return index
+        return await self._call(_send_signal_sync, app, run_id, name, payload)
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._call(_fetchone, _READ_SIGNAL_SQL, (app, run_id, name, index))
@@ -635,49 +551,19 @@ class SQLiteStore(Store):
         group commits on the connection thread, the next one gathers.
         """
         loop = self._enter()
-        if self._submit is None:
+        if self._thread is None:
             await self.open()
-        outcome = self._write_at_once(loop, write)
-        if outcome is _QUEUED:
-            future: asyncio.Future[_Outcome] = loop.create_future()
-            self._pending.append((write, future))
-            if self._in_flight is None and not self._flush_scheduled:
-                self._flush_scheduled = True
-                loop.call_soon(self._scheduled_flush, loop)
-            outcome = await future
+        future: asyncio.Future[_Outcome] = loop.create_future()
+        self._pending.append((write, future))
+        if self._in_flight is None and not self._flush_scheduled:
+            # Not sent at once: the writes made in the rest of this pass join it.
+            self._flush_scheduled = True
+            loop.call_soon(self._scheduled_flush, loop)
+        outcome = await future
         if isinstance(outcome, Exception):
             if isinstance(outcome, sqlite3.Error):
                 raise self._translate(outcome) from outcome
             raise outcome
-        return outcome
-
-    def _write_at_once(self, loop: asyncio.AbstractEventLoop, write: _Write) -> Any:
-        """Commit a lone write right here, with no trip through the event loop.
-
-        Only when it could not join a group anyway: nothing is queued or
-        committing, the connection thread is idle, and no other callback is
-        ready to run in this pass of the loop (``_ready``, the standard loop's
-        queue; a loop without one always queues). A caller that writes over
-        and over without ever waiting still lets the loop run every
-        ``_INLINE_BUDGET`` seconds: every so often its write is queued.
-        """
-        db = self._db
-        if (
-            self._pending
-            or self._in_flight is not None
-            or self._flush_scheduled
-            or db is None
-            or getattr(loop, "_ready", True)
-            or loop.time() >= self._inline_until
-            or not self._is_idle()
-        ):
-            return _QUEUED
-        try:
-            outcome = _write_batch_sync(db, [write])[0]
-        except Exception as exc:  # a bug, not a database answer: fail the caller, not the loop
-            return exc
-        if isinstance(outcome, sqlite3.Error) and _is_busy(outcome):
-            return _QUEUED  # another connection writes: wait for it on the connection thread
         return outcome
 
     def _scheduled_flush(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -686,36 +572,9 @@ class SQLiteStore(Store):
             self._flush()
 
     def _flush(self) -> None:
-        """Commit the queued writes: on this thread when the connection is idle.
-
-        A commit costs one write and fsync; a hop to the connection thread and
-        back costs about as much again. So while nothing is queued for the
-        connection thread, the group commits right here, without waiting for
-        any lock (busy_timeout 0): if another connection holds the write lock,
-        the group goes to the connection thread, which waits for it there.
-        """
+        """Send the queued writes to the connection thread, unless a group is there already."""
         self._flush_scheduled = False
-        if self._loop is not None:
-            # The loop ran this callback: writes may skip it again for a while.
-            self._inline_until = self._loop.time() + _INLINE_BUDGET
-        if self._in_flight is not None or not self._pending:
-            return
-        db = self._db
-        if db is None or self._submit is None or not self._is_idle():
-            self._send_batch()
-            return
-        batch, self._pending = self._pending, []
-        outcomes: list[_Outcome]
-        try:
-            outcomes = _write_batch_sync(db, [write for write, _ in batch])
-        except Exception as exc:  # a bug, not a database answer: fail the callers, not the loop
-            outcomes = [exc] * len(batch)
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, sqlite3.Error) and _is_busy(outcome):
-                self._pending.append(item)
-            elif not item[1].done():
-                item[1].set_result(outcome)
-        if self._pending:
+        if self._in_flight is None and self._pending:
             self._send_batch()
 
     def _send_batch(self) -> None:
@@ -727,8 +586,8 @@ class SQLiteStore(Store):
         outcome of the others.
         """
         batch, self._pending = self._pending, []
-        submit, db = self._submit, self._db
-        if submit is None or db is None:
+        thread, db = self._thread, self._db
+        if thread is None or db is None:
             closed = StoreError(f"SQLite database {self._path!r} is closed")
             for _, future in batch:
                 if not future.done():
@@ -738,11 +597,7 @@ class SQLiteStore(Store):
         done.add_done_callback(functools.partial(self._batch_done, batch))
         self._in_flight = done
         writes = [write for write, _ in batch]
-        self._run_on_thread(
-            submit,
-            done,
-            functools.partial(_waiting_for_locks, db, self._busy_ms, _write_batch_sync, writes),
-        )
+        self._run_on_thread(thread, done, functools.partial(_write_batch_sync, db, writes))
 
     def _batch_done(
         self,
