@@ -22,7 +22,7 @@ def _run(**changes: Any) -> RunRecord:
         "run_id": "run-1",
         "workflow": "wf",
         "status": "running",
-        "inputs": '{"n": 0}',
+        "inputs": '{"n": 1}',
         "output": None,
         "error": None,
         "owner": "alice",
@@ -86,6 +86,9 @@ def test_missing_run_is_created_with_the_first_token() -> None:
         (_run(status="completed"), {"resume": True, "steal_from": "alice"}, ClaimAction.KEEP),
         (_run(workflow="other", status="failed"), {}, ClaimAction.KEEP),
         (_run(workflow="other", lease_expires_at=0.0), {}, ClaimAction.KEEP),
+        (_run(inputs='{"n": 2}', status="failed"), {}, ClaimAction.KEEP),  # other inputs
+        (_run(inputs='{"n": 2}', lease_expires_at=0.0), {"steal_from": "alice"}, ClaimAction.KEEP),
+        (_run(inputs='{"n":1}', status="failed"), {}, ClaimAction.KEEP),  # compared as text
     ],
 )
 def test_existing_run_rules(

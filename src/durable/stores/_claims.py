@@ -25,7 +25,7 @@ class ClaimAction(enum.Enum):
     RESTART = "restart"
     # A running run whose lease expired, or whose owner is being stolen from.
     TAKE_OVER = "take_over"
-    # Anything else (owned by a live lease, completed, another workflow): write nothing.
+    # Anything else (a live lease, completed, another workflow or inputs): write nothing.
     KEEP = "keep"
 
 
@@ -81,8 +81,9 @@ def decide_claim(current: RunRecord | None, request: ClaimRequest, now: float) -
 
 
 def _action(current: RunRecord, request: ClaimRequest, now: float) -> ClaimAction:
-    if current.workflow != request.new.workflow:
-        # Another workflow's run under this id is never touched.
+    if current.workflow != request.new.workflow or current.inputs != request.new.inputs:
+        # Another workflow's run under this id, or this run called with other
+        # inputs, is never touched: the caller reports the conflict.
         return ClaimAction.KEEP
     if current.status == "failed" or (current.status == "cancelled" and request.resume):
         return ClaimAction.RESTART

@@ -216,9 +216,10 @@ class _Claim:
     owner: str
     steal_from: str | None
     resume: bool
+    inputs: str
 
     async def check(self, store: Store, model: _Model, app: str) -> None:
-        inputs = model.unique()
+        inputs = self.inputs
         got = await store.claim_run(
             NewRun(app, self.run_id, self.workflow, inputs),
             owner=self.owner,
@@ -232,11 +233,10 @@ class _Claim:
             assert got.acquired
             run.check(got.run, got.steps)
             return
-        restart = run.workflow == self.workflow and (
-            run.status == "failed" or (run.status == "cancelled" and self.resume)
-        )
+        same = run.workflow == self.workflow and run.inputs == inputs
+        restart = same and (run.status == "failed" or (run.status == "cancelled" and self.resume))
         takeover = (
-            run.workflow == self.workflow
+            same
             and run.status == "running"
             and (
                 not run.lease_live or (self.steal_from is not None and self.steal_from == run.owner)
@@ -411,7 +411,10 @@ _LISTED: st.SearchStrategy[RunStatus | None] = st.sampled_from(
 )
 _WORKFLOWS: st.SearchStrategy[Literal["wf", "other"]] = st.sampled_from(["wf", "wf", "other"])
 
-_CLAIMS = st.builds(_Claim, _RUN_IDS, _WORKFLOWS, _OWNERS, st.none() | _OWNERS, st.booleans())
+_INPUTS = st.sampled_from(['{"n":1}', '{"n":1}', '{"n":1}', '{"n":2}'])
+_CLAIMS = st.builds(
+    _Claim, _RUN_IDS, _WORKFLOWS, _OWNERS, st.none() | _OWNERS, st.booleans(), _INPUTS
+)
 # Claims twice as often as the rest: most operations only matter on a claimed run.
 _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
     _CLAIMS,
@@ -491,7 +494,7 @@ class StoreContract:
         first = await claim(store, lease_ttl=SHORT)
         await store.save_step(APP, "run-1", first.run.token, make_step("a", 0))
         await asyncio.sleep(EXPIRE)
-        second = await claim(store, owner="owner-b", inputs='{"n": "other"}')
+        second = await claim(store, owner="owner-b")
         assert second.acquired
         run = second.run
         assert run.token > first.run.token
@@ -550,7 +553,7 @@ class StoreContract:
     async def test_claim_failed_run_restarts_it(self, store: Store) -> None:
         """A failed run restarts: failed steps deleted, completed kept, error cleared, new token."""
         first = await failed_run_with_steps(store)
-        again = await claim(store, owner="owner-b", inputs='{"n": "new"}')
+        again = await claim(store, owner="owner-b")
         assert again.acquired
         run = again.run
         assert (run.status, run.error, run.owner, run.attempts) == ("running", None, "owner-b", 2)
