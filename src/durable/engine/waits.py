@@ -36,7 +36,7 @@ from typing import Any
 from durable.engine import clock, serde
 from durable.engine.context import RunContext, current_run
 from durable.engine.signal_poller import ReadSignals, SignalPoller, Watch
-from durable.engine.steps import ensure_may_continue, save, step_outcome
+from durable.engine.steps import ensure_may_continue, new_record, save, step_outcome
 from durable.errors import (
     ConfigurationError,
     NotInWorkflowError,
@@ -256,14 +256,13 @@ async def sleep_step(
     if record is None:
         now = time.time()
         wake_at = now + seconds if seconds is not None else until
-        record = StepRecord(
-            step_id=step_id,
-            position=position,
-            task=SLEEP_TASK,
-            status="completed",
-            result=serde.dumps({"wake_at": wake_at}),
-            error=None,
-            attempts=1,
+        result = serde.dumps({"wake_at": wake_at})
+        record = new_record(
+            step_id,
+            position,
+            SLEEP_TASK,
+            "completed",
+            result=result,
             started_at=now,
             finished_at=now,
         )
@@ -318,16 +317,10 @@ async def _record_deadline(
     ctx: RunContext, name: str, step_id: str, position: int, limit: float
 ) -> StepRecord:
     now = time.time()
-    record = StepRecord(
-        step_id=step_id,
-        position=position,
-        task=DEADLINE_TASK_PREFIX + name,
-        status="completed",
-        result=serde.dumps({"deadline": now + limit}),
-        error=None,
-        attempts=1,
-        started_at=now,
-        finished_at=now,
+    task = DEADLINE_TASK_PREFIX + name
+    result = serde.dumps({"deadline": now + limit})
+    record = new_record(
+        step_id, position, task, "completed", result=result, started_at=now, finished_at=now
     )
     return await save(ctx, record)
 
@@ -368,14 +361,14 @@ async def _receive(
                     break
                 watch.keep_polled()
                 await waiter.wait(pause)
-        record = StepRecord(
-            step_id=step_id,
-            position=position,
-            task=SIGNAL_TASK_PREFIX + name,
-            status=status,
+        task = SIGNAL_TASK_PREFIX + name
+        record = new_record(
+            step_id,
+            position,
+            task,
+            status,
             result=result,
             error=error,
-            attempts=1,
             started_at=started,
             finished_at=now,
         )
