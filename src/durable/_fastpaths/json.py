@@ -1,4 +1,4 @@
-"""The json module's C encoder, built without its cycle check.
+"""The json module's C encoder, built without its cycle check, and its scanner.
 
 ``json.encoder.c_make_encoder`` is not part of the json module's documented
 API. Building the encoder directly skips what ``json.dumps`` redoes on every
@@ -42,3 +42,18 @@ def c_encoder(
         None, default, encode_string, None, ":", ",", False, False, False
     )
     return fast
+
+
+def scanner() -> Callable[[str, int], tuple[Any, int]] | None:
+    """The decoder's ``scan_once`` (value and end index from a position), or None.
+
+    It is an undocumented attribute of :class:`json.JSONDecoder`: decoding
+    with it skips the whitespace handling and checks that ``json.loads``
+    repeats on every call. None means: use ``json.loads``.
+    """
+    if not _fastpaths.enabled():
+        return None
+    import json
+
+    scan = getattr(json.JSONDecoder(), "scan_once", None)
+    return scan if callable(scan) else None

@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
-from durable._fastpaths.json import c_encoder
+from durable._fastpaths.json import c_encoder, scanner
 from durable.errors import ResultTooLargeError, SerializationError
 
 _NONE_TYPE = type(None)
@@ -54,7 +54,7 @@ class _Codec:
         # used under the default recursion limit: under a raised one, a cycle
         # could exhaust the C stack before Python's limit stops it.
         self.fast = c_encoder(_default, self.string)
-        self.scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+        self.scan = scanner()
         self.loads = json.loads
 
 
@@ -123,6 +123,8 @@ def encode(
 def loads(text: str) -> Any:
     """Decode JSON text; raises ``json.JSONDecodeError`` as ``json.loads`` does."""
     codec = _codec or _new_codec()
+    if codec.scan is None:
+        return codec.loads(text)
     try:
         value, end = codec.scan(text, 0)
     except Exception:
