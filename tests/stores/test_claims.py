@@ -39,7 +39,7 @@ def _run(**changes: Any) -> RunRecord:
 
 
 def _request(**changes: Any) -> ClaimRequest:
-    return dataclasses.replace(ClaimRequest(NEW, owner="bob", lease_ttl=30.0), **changes)
+    return ClaimRequest(**{"new": NEW, "owner": "bob", "lease_ttl": 30.0, **changes})
 
 
 def test_missing_run_is_created_with_the_first_token() -> None:

@@ -29,7 +29,8 @@ from durable.stores.base import Claim, FinalStatus, RunRecord
 
 if TYPE_CHECKING:
     from durable.engine.lease import Heartbeat
-    from durable.engine.runtime import Runtime, WorkflowSpec
+    from durable.engine.runtime import Runtime
+    from durable.engine.specs import WorkflowSpec
 
 logger = logging.getLogger("durable.run")
 

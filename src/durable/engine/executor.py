@@ -16,7 +16,7 @@ import enum
 import functools
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from durable.engine import body, serde
@@ -32,7 +32,8 @@ from durable.errors import (
 from durable.stores.base import LeaseState, NewRun, RunRecord, StepRecord, StepStatus
 
 if TYPE_CHECKING:
-    from durable.engine.runtime import Runtime, WorkflowSpec
+    from durable.engine.runtime import Runtime
+    from durable.engine.specs import WorkflowSpec
 
 logger = logging.getLogger("durable.run")
 
@@ -52,16 +53,19 @@ class _Phase(enum.Enum):
     DONE = "done"  # the run has finished elsewhere or before: answer with its stored outcome
 
 
-@dataclass(slots=True)
 class _Drive:
     """The state of one drive: the request, and what the last phase learned."""
 
-    new: NewRun
-    resume: bool
-    run: RunRecord | None = None
-    steal_from: str | None = None
-    takeover_tried: bool = False
-    output: Any = None
+    # A plain slotted class: a dataclass would cost import time for no gain.
+    __slots__ = ("new", "output", "resume", "run", "steal_from", "takeover_tried")
+
+    def __init__(self, new: NewRun, resume: bool) -> None:
+        self.new = new
+        self.resume = resume
+        self.run: RunRecord | None = None
+        self.steal_from: str | None = None
+        self.takeover_tried = False
+        self.output: Any = None
 
 
 class _Execution:
@@ -227,7 +231,7 @@ class Executor:
     # -- driving one run to its outcome ----------------------------------------------
 
     async def _drive(self, wf_fn: WorkflowSpec, new: NewRun, *, resume: bool) -> Any:
-        drive = _Drive(new=new, resume=resume)
+        drive = _Drive(new, resume)
         phase = _Phase.CLAIM
         while True:
             if phase is _Phase.CLAIM:

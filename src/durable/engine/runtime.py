@@ -3,50 +3,19 @@
 The engine never imports the facade (``durable.Workflow``, ``durable.Task``):
 it is handed a :class:`Runtime` (the app's name, store and limits, and the
 waits in progress) and sees tasks and workflows through the small protocols
-below, which the facade's classes satisfy.
+of ``durable.engine.specs``, which the facade's classes satisfy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from durable.engine.waits import Waits
-from durable.stores.base import Store
 
-
-class TaskSpec(Protocol):
-    """What the engine needs of a task: its function and how to retry it."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def fn(self) -> Callable[..., Coroutine[Any, Any, Any]]: ...
-    @property
-    def retries(self) -> int: ...
-    @property
-    def timeout(self) -> float | None: ...
-    @property
-    def result_type(self) -> Any: ...
-
-    def backoff(self, retry: int, /) -> float: ...
-    def retry_on(self, error: BaseException, /) -> bool: ...
-
-
-class WorkflowSpec(Protocol):
-    """What the engine needs of a workflow: its function and its stored-value codec."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def fn(self) -> Callable[..., Coroutine[Any, Any, Any]]: ...
-    @property
-    def timeout(self) -> float | None: ...
-    @property
-    def result_type(self) -> Any: ...
-
-    def decode_inputs(self, inputs: str) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
-    def decode_output(self, output: str | None) -> Any: ...
+if TYPE_CHECKING:
+    from durable.engine.specs import WorkflowSpec
+    from durable.stores.base import Store
 
 
 class Runtime:

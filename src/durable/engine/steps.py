@@ -25,7 +25,7 @@ from durable.errors import (
 from durable.stores.base import StepRecord, StepStatus
 
 if TYPE_CHECKING:
-    from durable.engine.runtime import TaskSpec
+    from durable.engine.specs import TaskSpec
 
 logger = logging.getLogger("durable.task")
 

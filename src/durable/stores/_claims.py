@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass
 
 from durable.stores.base import NewRun, RunRecord
 
@@ -29,23 +28,37 @@ class ClaimAction(enum.Enum):
     KEEP = "keep"
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slotted classes: dataclasses would cost import time for no gain.
+
+
 class ClaimRequest:
     """The arguments of ``claim_run``."""
 
-    new: NewRun
-    owner: str
-    lease_ttl: float
-    steal_from: str | None = None
-    resume: bool = False
+    __slots__ = ("lease_ttl", "new", "owner", "resume", "steal_from")
+
+    def __init__(
+        self,
+        new: NewRun,
+        owner: str,
+        lease_ttl: float,
+        steal_from: str | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.new = new
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+        self.steal_from = steal_from
+        self.resume = resume
 
 
-@dataclass(frozen=True, slots=True)
 class ClaimDecision:
     """The action, and the run record as it must be stored (unchanged for KEEP)."""
 
-    action: ClaimAction
-    run: RunRecord
+    __slots__ = ("action", "run")
+
+    def __init__(self, action: ClaimAction, run: RunRecord) -> None:
+        self.action = action
+        self.run = run
 
     @property
     def acquired(self) -> bool:

@@ -1,0 +1,43 @@
+"""What the engine needs of a task and of a workflow, as protocols the facade satisfies.
+
+Imported for type checking only: nothing here runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+
+class TaskSpec(Protocol):
+    """What the engine needs of a task: its function and how to retry it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def fn(self) -> Callable[..., Coroutine[Any, Any, Any]]: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def timeout(self) -> float | None: ...
+    @property
+    def result_type(self) -> Any: ...
+
+    def backoff(self, retry: int, /) -> float: ...
+    def retry_on(self, error: BaseException, /) -> bool: ...
+
+
+class WorkflowSpec(Protocol):
+    """What the engine needs of a workflow: its function and its stored-value codec."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def fn(self) -> Callable[..., Coroutine[Any, Any, Any]]: ...
+    @property
+    def timeout(self) -> float | None: ...
+    @property
+    def result_type(self) -> Any: ...
+
+    def decode_inputs(self, inputs: str) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
+    def decode_output(self, output: str | None) -> Any: ...
