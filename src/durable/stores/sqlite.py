@@ -157,7 +157,7 @@ class SQLiteStore(Store):
         self._pending: list[tuple[_Write, asyncio.Future[_Outcome]]] = []
         self._flush_scheduled = False
         # The group on the connection thread now; writes queue in _pending meanwhile.
-        self._in_flight: asyncio.Future[list[_Outcome]] | None = None
+        self._in_flight: asyncio.Future[None] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -593,29 +593,37 @@ class SQLiteStore(Store):
                 if not future.done():
                     future.set_result(closed)
             return
-        done: asyncio.Future[list[_Outcome]] = asyncio.get_running_loop().create_future()
-        done.add_done_callback(functools.partial(self._batch_done, batch))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         self._in_flight = done
         writes = [write for write, _ in batch]
-        self._run_on_thread(thread, done, functools.partial(_write_batch_sync, db, writes))
+
+        def commit() -> None:
+            # On the connection thread. The answers go straight to the callers'
+            # futures in the one callback posted back: no future in between,
+            # which would cost the loop another pass per group.
+            try:
+                outcomes: list[_Outcome] | BaseException = _write_batch_sync(db, writes)
+            except BaseException as exc:  # handed to the callers, as aiosqlite does
+                outcomes = exc
+            _post(loop, self._batch_done, batch, done, outcomes)
+
+        thread.submit(commit)
 
     def _batch_done(
         self,
         batch: list[tuple[_Write, asyncio.Future[_Outcome]]],
-        done: asyncio.Future[list[_Outcome]],
+        done: asyncio.Future[None],
+        outcomes: list[_Outcome] | BaseException,
     ) -> None:
-        outcomes: list[_Outcome]
-        if done.cancelled():
-            outcomes = [StoreError(f"SQLite database {self._path!r}: write interrupted")] * len(
-                batch
-            )
-        elif (exc := done.exception()) is not None:
-            outcomes = [exc if isinstance(exc, Exception) else StoreError(repr(exc))] * len(batch)
-        else:
-            outcomes = done.result()
+        if isinstance(outcomes, BaseException):
+            error = outcomes if isinstance(outcomes, Exception) else StoreError(repr(outcomes))
+            outcomes = [error] * len(batch)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+        if not done.done():
+            done.set_result(None)
         if self._in_flight is done:
             # Not when the store moved to another loop meanwhile: that loop's
             # writes are its own.
