@@ -63,3 +63,17 @@ def check_signal(app: str, run_id: str, name: str, payload: str) -> None:
     """The text of a ``send_signal`` call."""
     check_names(app=app, run_id=run_id, signal_name=name)
     check_json(signal_payload=payload)
+
+
+def check_enqueue(new: NewRun) -> None:
+    """The text and queue fields of an ``enqueue_run`` call."""
+    if not new.queue:
+        raise ValueError(f"run {new.run_id!r}: enqueue_run needs a queue name")
+    check_names(
+        app=new.app,
+        run_id=new.run_id,
+        workflow_name=new.workflow,
+        parent_run_id=new.parent_run_id,
+        queue_name=new.queue,
+    )
+    check_json(inputs=new.inputs)

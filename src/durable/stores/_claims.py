@@ -22,6 +22,8 @@ class ClaimAction(enum.Enum):
     CREATE = "create"
     # A failed run, or a cancelled one resumed: run it again, minus its failed steps.
     RESTART = "restart"
+    # A queued run: start it here, now.
+    START = "start"
     # A running run whose lease expired, or whose owner is being stolen from.
     TAKE_OVER = "take_over"
     # Anything else (a live lease, completed, another workflow or inputs): write nothing.
@@ -89,6 +91,7 @@ def decide_claim(current: RunRecord | None, request: ClaimRequest, now: float) -
         attempts=current.attempts + 1,
         cancel_requested=False if restart else current.cancel_requested,
         updated_at=now,
+        started_at=now if action is ClaimAction.START else current.started_at,
     )
     return ClaimDecision(action, run)
 
@@ -98,6 +101,8 @@ def _action(current: RunRecord, request: ClaimRequest, now: float) -> ClaimActio
         # Another workflow's run under this id, or this run called with other
         # inputs, is never touched: the caller reports the conflict.
         return ClaimAction.KEEP
+    if current.status == "queued":
+        return ClaimAction.START
     if current.status == "failed" or (current.status == "cancelled" and request.resume):
         return ClaimAction.RESTART
     if current.status != "running":
@@ -125,4 +130,5 @@ def _created(request: ClaimRequest, now: float) -> RunRecord:
         parent_run_id=new.parent_run_id,
         created_at=now,
         updated_at=now,
+        started_at=now,
     )

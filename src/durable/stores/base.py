@@ -38,11 +38,12 @@ from typing import Literal, Self
 
 from durable.stores._checks import check_names
 
-RunStatus = Literal["running", "completed", "failed", "cancelled"]
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 StepStatus = Literal["completed", "failed"]
 FinalStatus = Literal["completed", "failed", "cancelled"]
 
-RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled")
+# "queued" last: the Redis store's scripts index statuses by their position here.
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled", "queued")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,14 @@ class RunRecord:
     parent_run_id: str | None
     created_at: float
     updated_at: float
+    # Set for a run recorded by enqueue_run: the queue it waits in, its
+    # priority (lower first) and the store time before which it is not claimed.
+    queue: str | None = None
+    priority: int = 0
+    not_before: float | None = None
+    # When the run last started executing (its claim from the queue or its
+    # creation by claim_run); None while queued. Rate limits count these.
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +96,34 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class NewRun:
-    """What a caller knows about a run it wants to execute."""
+    """What a caller knows about a run it wants to execute or enqueue.
+
+    ``queue``, ``priority`` and ``not_before`` are read by
+    :meth:`Store.enqueue_run` only.
+    """
 
     app: str
     run_id: str
     workflow: str
     inputs: str
     parent_run_id: str | None = None
+    queue: str | None = None
+    priority: int = 0
+    not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """The flow control of one queue, as :meth:`Store.claim_queued` enforces it.
+
+    ``concurrency`` caps the queue's runs with status ``running`` (None: no
+    cap); ``rate_limit`` = ``(n, seconds)`` caps how many of its runs started
+    (``started_at``) within the last ``seconds`` by the store's clock.
+    """
+
+    name: str
+    concurrency: int | None = None
+    rate_limit: tuple[int, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +208,15 @@ class Store(ABC):
     ) -> Claim:
         """Create the run, or take ownership of it when allowed; atomically.
 
-        - absent: insert it as ``running`` (token 1, attempts 1); acquired.
+        - absent: insert it as ``running`` (token 1, attempts 1, ``started_at``
+          now, no queue); acquired.
         - another workflow name, or inputs other than the stored ones (compared
           as text): return it unchanged, not acquired. The caller reports the
           conflict; a failed run must keep its failed steps.
         - ``completed``: not acquired.
+        - ``queued``: start it here: ``running`` with token + 1, attempts + 1,
+          the owner and lease, ``started_at`` now (queue, priority and
+          ``not_before`` kept, ``not_before`` not waited for); acquired.
         - ``failed``: delete its failed steps, set ``running`` with a new token
           and owner, clear the error, add an attempt; acquired.
         - ``cancelled``: like ``failed`` when ``resume`` is true (also clearing
@@ -259,8 +293,8 @@ class Store(ABC):
         """Ask a run to stop; returns the run after the change, None if absent.
 
         A ``running`` run gets ``cancel_requested`` set (its owner stops at the
-        next step boundary); a ``failed`` run becomes ``cancelled`` at once;
-        completed and cancelled runs are unchanged.
+        next step boundary); a ``queued`` or ``failed`` run becomes
+        ``cancelled`` at once; completed and cancelled runs are unchanged.
         """
 
     @abstractmethod
@@ -288,6 +322,38 @@ class Store(ABC):
         Runs created at the same instant come in no particular order; ``limit``
         is at least 1.
         """
+
+    async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        """Record the run as ``queued`` unless a run has that id; ``(stored run, created)``.
+
+        A new run is stored with ``new.queue`` (required), ``priority`` and
+        ``not_before``, token 0, attempts 0, no owner or lease. An existing run
+        (any status, any workflow or inputs) is returned unchanged with
+        ``created`` false: the caller reports a conflict.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queues")
+
+    async def claim_queued(
+        self,
+        app: str,
+        queues: Sequence[QueueLimits],
+        *,
+        owner: str,
+        lease_ttl: float,
+        limit: int,
+    ) -> list[Claim]:
+        """Start up to ``limit`` queued runs of ``app``'s ``queues``, atomically.
+
+        A run is eligible when ``queued`` and its ``not_before`` (if any) has
+        passed by the store's clock. Within a queue, lower ``priority`` first,
+        then in enqueue order (FIFO). Each queue's :class:`QueueLimits` hold
+        across every caller of every process: concurrent calls never hand out
+        one run twice nor together exceed a cap. Each run taken becomes
+        ``running`` as :meth:`claim_run` would start it (token + 1,
+        attempts + 1, owner, lease, ``started_at`` now). Returns acquired
+        claims, with each run's steps.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queues")
 
     @abstractmethod
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:

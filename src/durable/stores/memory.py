@@ -8,17 +8,27 @@ sees exactly the round trip it will see in production.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Sequence
 
 from durable.errors import LeaseLostError
-from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._checks import (
+    check_claim,
+    check_enqueue,
+    check_json,
+    check_names,
+    check_signal,
+    check_step,
+)
 from durable.stores._claims import ClaimRequest, decide_claim
+from durable.stores._queues import queue_room
 from durable.stores.base import (
     Claim,
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueLimits,
     RunRecord,
     RunStatus,
     SavedStep,
@@ -37,6 +47,9 @@ class InMemoryStore(Store):
         self._runs: dict[_RunKey, RunRecord] = {}
         self._steps: dict[_RunKey, dict[str, StepRecord]] = {}
         self._signals: dict[tuple[str, str, str], list[str]] = {}
+        # Enqueue order of queued runs, for FIFO within a priority.
+        self._sequence = itertools.count()
+        self._enqueued: dict[_RunKey, int] = {}
 
     def _now(self) -> float:
         return time.time()
@@ -147,7 +160,7 @@ class InMemoryStore(Store):
             return None
         if run.status == "running":
             run = dataclasses.replace(run, cancel_requested=True, updated_at=self._now())
-        elif run.status == "failed":
+        elif run.status in ("failed", "queued"):
             run = dataclasses.replace(run, status="cancelled", updated_at=self._now())
         self._runs[(app, run_id)] = run
         return run
@@ -180,6 +193,77 @@ class InMemoryStore(Store):
         ]
         runs.sort(key=lambda r: r.created_at, reverse=True)
         return runs[:limit]
+
+    async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        check_enqueue(new)
+        key = (new.app, new.run_id)
+        existing = self._runs.get(key)
+        if existing is not None:
+            return existing, False
+        now = self._now()
+        run = RunRecord(
+            app=new.app,
+            run_id=new.run_id,
+            workflow=new.workflow,
+            status="queued",
+            inputs=new.inputs,
+            output=None,
+            error=None,
+            owner=None,
+            token=0,
+            lease_expires_at=None,
+            attempts=0,
+            cancel_requested=False,
+            parent_run_id=new.parent_run_id,
+            created_at=now,
+            updated_at=now,
+            queue=new.queue,
+            priority=new.priority,
+            not_before=new.not_before,
+        )
+        self._runs[key] = run
+        self._enqueued[key] = next(self._sequence)
+        return run, True
+
+    async def claim_queued(
+        self,
+        app: str,
+        queues: Sequence[QueueLimits],
+        *,
+        owner: str,
+        lease_ttl: float,
+        limit: int,
+    ) -> list[Claim]:
+        check_names(app=app, owner=owner)
+        now = self._now()
+        claims: list[Claim] = []
+        for limits in queues:
+            room = queue_room(limits, list(self._queue_runs(app, limits.name)), now)
+            eligible = sorted(
+                (
+                    run
+                    for run in self._queue_runs(app, limits.name)
+                    if run.status == "queued" and (run.not_before is None or run.not_before <= now)
+                ),
+                key=lambda run: (run.priority, self._enqueued.get((app, run.run_id), 0)),
+            )
+            for run in eligible[: min(room, limit - len(claims))]:
+                started = dataclasses.replace(
+                    run,
+                    status="running",
+                    owner=owner,
+                    token=run.token + 1,
+                    attempts=run.attempts + 1,
+                    lease_expires_at=now + lease_ttl,
+                    started_at=now,
+                    updated_at=now,
+                )
+                self._runs[app, run.run_id] = started
+                claims.append(Claim(started, self._ordered_steps((app, run.run_id)), True))
+        return claims
+
+    def _queue_runs(self, app: str, queue: str) -> Sequence[RunRecord]:
+        return [run for (a, _), run in self._runs.items() if a == app and run.queue == queue]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)

@@ -41,6 +41,7 @@ from durable.stores.base import (
     StepStatus,
     Store,
 )
+from durable.testing._queue_contract import QueueContract
 
 __all__ = ["StoreContract"]
 
@@ -429,7 +430,7 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract:
+class StoreContract(QueueContract):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture

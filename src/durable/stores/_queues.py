@@ -1,0 +1,40 @@
+"""How many runs a queue may start now: its flow control, for the stores written in Python.
+
+The SQLite and in-memory stores count a queue's running runs and recent
+starts and ask :func:`queue_room`; PostgreSQL and Redis apply the same rule
+inside the server.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from durable.stores.base import QueueLimits, RunRecord
+
+__all__ = ["queue_room"]
+
+
+def queue_room(limits: QueueLimits, runs: Iterable[RunRecord], now: float) -> int:
+    """How many more runs of the queue may start at store time ``now``.
+
+    ``runs`` are the queue's runs (any status); only running ones and recent
+    starts count.
+    """
+    room = sys.maxsize
+    running = started = 0
+    window_start = now - limits.rate_limit[1] if limits.rate_limit is not None else None
+    for run in runs:
+        if run.status == "running":
+            running += 1
+        if (
+            window_start is not None
+            and run.started_at is not None
+            and run.started_at > window_start
+        ):
+            started += 1
+    if limits.concurrency is not None:
+        room = min(room, limits.concurrency - running)
+    if limits.rate_limit is not None:
+        room = min(room, limits.rate_limit[0] - started)
+    return max(room, 0)
