@@ -108,8 +108,10 @@ class QueueContract:
         run = claims[0].run
         assert (run.status, run.token, run.attempts, run.owner) == ("running", 1, 1, "worker-a")
         assert (run.queue, run.priority) == ("q", 2)
-        assert run.lease_expires_at is not None and run.lease_expires_at > before + 60
-        assert run.started_at is not None and run.started_at >= before - 1
+        assert run.lease_expires_at is not None
+        assert run.lease_expires_at > before + 60
+        assert run.started_at is not None
+        assert run.started_at >= before - 1
         assert claims[0].steps == ()
         assert await store.get_run(APP, "r1") == run
 

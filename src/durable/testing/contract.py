@@ -603,7 +603,7 @@ class StoreContract(QueueContract):
 
     @pytest.mark.parametrize("status", ["running", "completed", "failed", "cancelled"])
     async def test_claim_with_other_workflow_is_refused_unchanged(
-        self, store: Store, status: RunStatus
+        self, store: Store, status: Literal["running", "completed", "failed", "cancelled"]
     ) -> None:
         """A run id used by another workflow is returned unchanged and not acquired."""
         first = await claim(store, lease_ttl=SHORT)
@@ -622,7 +622,7 @@ class StoreContract(QueueContract):
 
     @pytest.mark.parametrize("status", ["running", "completed", "failed", "cancelled"])
     async def test_claim_with_other_inputs_is_refused_unchanged(
-        self, store: Store, status: RunStatus
+        self, store: Store, status: Literal["running", "completed", "failed", "cancelled"]
     ) -> None:
         """A run id claimed with inputs other than its stored ones is returned unchanged and
         not acquired: a failed run keeps its failed steps, an expired lease its owner."""
