@@ -15,6 +15,7 @@ async def run_pipeline(source: str) -> None:
 import logging as _logging
 import typing as _typing
 
+from durable._handle import RunHandle as RunHandle
 from durable._task import Task as Task
 from durable._task import get_current_step as current_step
 from durable._workflow import Workflow as Workflow
@@ -24,6 +25,7 @@ from durable.errors import DurableError as DurableError
 from durable.errors import NonRetryableError as NonRetryableError
 from durable.stores.base import Store as Store
 from durable.stores.sqlite import SQLiteStore as SQLiteStore
+from durable.worker.queues import Queue as Queue
 
 if _typing.TYPE_CHECKING:
     from durable._inspect import ErrorInfo as ErrorInfo
@@ -42,6 +44,8 @@ __all__ = [
     "ErrorInfo",
     "InMemoryStore",
     "NonRetryableError",
+    "Queue",
+    "RunHandle",
     "RunInfo",
     "SQLiteStore",
     "StepContext",

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import os
-from collections.abc import Callable, Coroutine
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
 
 from durable import stores
+from durable._handle import RunHandle
 from durable._task import RetryFilter, Task, make_retry_filter
 from durable.backoff import Backoff, exponential
 from durable.engine import serde, waits
@@ -25,7 +30,10 @@ from durable.errors import (
     RunNotFoundError,
     SerializationError,
 )
-from durable.stores.base import RUN_STATUSES, RunStatus, Store
+from durable.stores.base import RUN_STATUSES, NewRun, RunStatus, Store
+from durable.worker.queues import DEFAULT_QUEUE, Queue, resolve
+from durable.worker.serve import Worker
+from durable.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
     from durable import _inspect
@@ -57,11 +65,13 @@ class WorkflowFunction(Generic[P, R]):
         name: str,
         id_template: str | None,
         timeout: float | None,
+        queue: str | None = None,
     ) -> None:
         self.app = app
         self.fn = fn
         self.name = name
         self.timeout = timeout
+        self.queue = queue
         self.signature = inspect.signature(fn)
         self.id_template = (
             None if id_template is None else IdTemplate(id_template, self.signature, workflow=name)
@@ -78,6 +88,41 @@ class WorkflowFunction(Generic[P, R]):
     def run(self, run_id: str, /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         """Run (or resume) the workflow under an explicit ``run_id``."""
         return self.app._start(self, run_id, args, kwargs)
+
+    async def start(self, *args: P.args, **kwargs: P.kwargs) -> RunHandle[R]:
+        """Start the run in this process, in the background; its handle.
+
+        Returns once the run and its inputs are recorded in the store, so any
+        process sees it at once. Starting a run id that exists returns its
+        handle (a failed run is restarted, as calling it would); other
+        arguments under that id raise :class:`~durable.errors.RunConflictError`.
+        Should this process die, a worker (or ``wf.recover()``) finishes it.
+        """
+        return await self.app._start_background(self, args, kwargs)
+
+    async def enqueue(
+        self,
+        *args: Any,
+        queue: str | Queue | None = None,
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        not_before: datetime | float | None = None,
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[R]:
+        """Record the run in a queue for a worker to execute; its handle.
+
+        ``queue`` defaults to the workflow's ``queue=``, else ``"default"``.
+        Lower ``priority`` runs first, first in first out within a priority;
+        ``delay`` (seconds or a timedelta) or ``not_before`` (a timezone-aware
+        datetime or a Unix timestamp) hold it back until then. The other
+        arguments are the workflow's. Returns once the run is recorded;
+        enqueueing a run id that exists returns its handle unchanged (other
+        arguments raise :class:`~durable.errors.RunConflictError`).
+        """
+        return await self.app._enqueue(
+            self, args, kwargs, queue, priority, delay, not_before, run_id
+        )
 
     # -- inputs and outputs ------------------------------------------------------
 
@@ -206,6 +251,8 @@ class Workflow:
         self.max_value_bytes = max_value_bytes
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
+        self._queues: dict[str, Queue] = {}
+        self._wakeup = Wakeup()
         self._runtime = Runtime(
             app=name,
             store=self.store,
@@ -326,6 +373,7 @@ class Workflow:
         id: str | None = None,
         name: str | None = None,
         timeout: float | None = None,
+        queue: str | Queue | None = None,
     ) -> Callable[[AsyncFn[P, R]], WorkflowFunction[P, R]]: ...
 
     def workflow(
@@ -335,6 +383,7 @@ class Workflow:
         id: str | None = None,
         name: str | None = None,
         timeout: float | None = None,
+        queue: str | Queue | None = None,
     ) -> Any:
         """Mark the entry point of a durable run.
 
@@ -342,14 +391,21 @@ class Workflow:
         (``id="pipeline-{source}"``) giving the run id; without it the id is
         derived from the workflow name and arguments. ``timeout`` (seconds,
         counted from the run's creation) fails a run that takes longer.
+        ``queue`` is the queue ``enqueue()`` uses by default.
         """
 
         def decorate(func: AsyncFn[P, R]) -> WorkflowFunction[P, R]:
             workflow_name = self._check_function(func, "workflow", name)
             if timeout is not None:
                 _positive(f"workflow {workflow_name!r}: timeout", timeout)
+            queue_name = None if queue is None else self._queue_name(queue)
             wf_fn = WorkflowFunction(
-                self, func, name=workflow_name, id_template=id, timeout=timeout
+                self,
+                func,
+                name=workflow_name,
+                id_template=id,
+                timeout=timeout,
+                queue=queue_name,
             )
             self._register(workflow_name, func, wf_fn, self._workflows)
             return wf_fn
@@ -456,6 +512,146 @@ class Workflow:
                 parent, step_id, position, wf_fn, run_id, inputs
             )
         return step_outcome(parent, record, wf_fn.result_type)  # type: ignore[no-any-return]
+
+    # -- background runs, queues and workers -----------------------------------------
+
+    def queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        worker_concurrency: int | None = None,
+        rate_limit: tuple[int, float] | None = None,
+    ) -> Queue:
+        """Declare the queue ``name`` and its flow control; the :class:`Queue`.
+
+        ``concurrency`` caps its runs executing at once across all workers,
+        ``worker_concurrency`` per worker process, ``rate_limit=(n, seconds)``
+        its starts per window across all workers. Every process that serves
+        or enqueues to the queue should declare it alike.
+        """
+        declared = Queue(
+            name,
+            concurrency=concurrency,
+            worker_concurrency=worker_concurrency,
+            rate_limit=rate_limit,
+        )
+        existing = self._queues.get(name)
+        if existing is not None and not existing.same_as(declared):
+            raise ConfigurationError(
+                f"app {self.name!r}: queue {name!r} is already declared as {existing!r}"
+            )
+        return self._queues.setdefault(name, declared)
+
+    def _queue_name(self, queue: str | Queue) -> str:
+        if isinstance(queue, Queue):
+            return self.queue(
+                queue.name,
+                concurrency=queue.concurrency,
+                worker_concurrency=queue.worker_concurrency,
+                rate_limit=queue.rate_limit,
+            ).name
+        if not isinstance(queue, str) or not queue:
+            raise ConfigurationError(f"queue must be a queue name or a Queue, got {queue!r}")
+        return Queue(queue).name
+
+    def handle(self, run_id: str) -> RunHandle[Any]:
+        """A handle on the run ``run_id`` of this app, from any process."""
+        validate_run_id(run_id, app=self.name)
+        return RunHandle(self, run_id)
+
+    async def _start_background(
+        self, wf_fn: WorkflowFunction[P, R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> RunHandle[R]:
+        arguments = wf_fn.bind(args, kwargs)
+        inputs = wf_fn.encode_inputs(arguments)
+        run_id = wf_fn.resolve_run_id(None, arguments, inputs)
+        await self._executor.start(wf_fn, run_id, inputs)
+        return RunHandle(self, run_id, wf_fn)
+
+    async def _enqueue(
+        self,
+        wf_fn: WorkflowFunction[P, R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        queue: str | Queue | None,
+        priority: int,
+        delay: float | timedelta | None,
+        not_before: datetime | float | None,
+        explicit_id: str | None,
+    ) -> RunHandle[R]:
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ConfigurationError(
+                f"workflow {wf_fn.name!r}: priority must be an int, got {priority!r}"
+            )
+        if delay is not None and not_before is not None:
+            raise ConfigurationError(f"workflow {wf_fn.name!r}: pass delay or not_before, not both")
+        wake: float | None = None
+        if delay is not None:
+            wake = time.time() + waits.seconds_of(delay, f"workflow {wf_fn.name!r}: delay")
+        elif not_before is not None:
+            wake = waits.timestamp_of(not_before)
+        queue_name = self._queue_name(queue or wf_fn.queue or DEFAULT_QUEUE)
+        arguments = wf_fn.bind(args, kwargs)
+        inputs = wf_fn.encode_inputs(arguments)
+        run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
+        await self._executor.ensure_open()
+        new = NewRun(self.name, run_id, wf_fn.name, inputs, None, queue_name, priority, wake)
+        run, created = await self.store.enqueue_run(new)
+        if not created:
+            self._executor.check_existing(wf_fn, run, inputs)
+        self._wakeup.notify()
+        return RunHandle(self, run_id, wf_fn)
+
+    async def serve(
+        self,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 16,
+        poll_interval: float = 1.0,
+        grace: float = 30.0,
+        handle_signals: bool = True,
+    ) -> None:
+        """Be a worker: execute this app's queued runs and adopt its orphaned ones.
+
+        Serves ``queues`` (names), or every declared queue and ``"default"``;
+        at most ``concurrency`` runs at once in this process. Runs whose
+        process died are adopted (at once on this host, at lease expiry from
+        other hosts). Returns when cancelled or, with ``handle_signals`` in the
+        main thread, on SIGTERM or SIGINT: it stops claiming, gives in-flight
+        runs ``grace`` seconds to finish and releases the rest to other
+        workers, which resume them from their completed steps.
+        """
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        _positive("poll_interval", poll_interval)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            raise ConfigurationError(f"grace must be a number >= 0, got {grace!r}")
+        served = resolve(self._queues, None if queues is None else list(queues))
+        worker = Worker(
+            self._runtime,
+            self._executor,
+            served,
+            concurrency=concurrency,
+            wakeup=self._wakeup,
+            poll_interval=poll_interval,
+            recover_interval=max(0.5, min(5.0, self.lease_ttl / 3)),
+            grace=grace,
+        )
+        loop = asyncio.get_running_loop()
+        hooked: list[signal.Signals] = []
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    loop.add_signal_handler(signum, worker.stop)
+                    hooked.append(signum)
+                except (NotImplementedError, RuntimeError):
+                    pass  # not available on this platform or loop
+        try:
+            await worker.run()
+        finally:
+            for signum in hooked:
+                loop.remove_signal_handler(signum)
 
     async def recover(self) -> list[str]:
         """Resume every run of this app whose owner died; returns their run ids.

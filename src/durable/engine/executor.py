@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import functools
 import logging
@@ -29,7 +30,7 @@ from durable.errors import (
     RunCancelledError,
     RunConflictError,
 )
-from durable.stores.base import LeaseState, NewRun, RunRecord, StepRecord, StepStatus
+from durable.stores.base import Claim, LeaseState, NewRun, RunRecord, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from durable.engine.runtime import Runtime
@@ -57,11 +58,13 @@ class _Drive:
     """The state of one drive: the request, and what the last phase learned."""
 
     # A plain slotted class: a dataclass would cost import time for no gain.
-    __slots__ = ("new", "output", "resume", "run", "steal_from", "takeover_tried")
+    __slots__ = ("claim", "new", "output", "resume", "run", "steal_from", "takeover_tried")
 
-    def __init__(self, new: NewRun, resume: bool) -> None:
+    def __init__(self, new: NewRun, resume: bool, claim: Claim | None) -> None:
         self.new = new
         self.resume = resume
+        # A claim acquired before the drive began (start(), a worker): used first.
+        self.claim = claim
         self.run: RunRecord | None = None
         self.steal_from: str | None = None
         self.takeover_tried = False
@@ -69,13 +72,24 @@ class _Drive:
 
 
 class _Execution:
-    __slots__ = ("abandoned", "ctx", "inputs", "parent_ctx", "task", "waiters", "workflow")
+    __slots__ = (
+        "abandoned",
+        "background",
+        "ctx",
+        "inputs",
+        "parent_ctx",
+        "task",
+        "waiters",
+        "workflow",
+    )
 
     def __init__(self, workflow: str, inputs: str, task: asyncio.Task[Any]) -> None:
         self.workflow = workflow
         self.inputs = inputs
         self.task = task
         self.waiters = 0
+        # Launched in the background: a waiter giving up never stops it.
+        self.background = False
         # Cancelled because its last waiter gave up, not by its own body.
         self.abandoned = False
         # The run's context once its body runs, and its parent's when the parent
@@ -186,7 +200,7 @@ class Executor:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     # Our caller gave up. Stop the execution unless others await it.
-                    if execution.waiters == 1:
+                    if execution.waiters == 1 and not execution.background:
                         execution.abandoned = True
                         execution.task.cancel()
                     raise
@@ -199,6 +213,113 @@ class Executor:
                 raise
             finally:
                 execution.waiters -= 1
+
+    # -- executing in the background ---------------------------------------------------
+
+    async def start(self, wf_fn: WorkflowSpec, run_id: str, inputs: str) -> RunRecord:
+        """Record the run durably and execute it here in the background; the stored run.
+
+        A run already executing here, finished, or owned by a live process
+        elsewhere is left as it is (its record is returned); a failed run is
+        restarted, as calling it would.
+        """
+        await self.ensure_open()
+        execution = self._active.get(run_id)
+        if execution is not None:
+            self._check_same(execution, wf_fn, run_id, inputs)
+        else:
+            claim = await self._claimed(wf_fn, NewRun(self.runtime.app, run_id, wf_fn.name, inputs))
+            if claim.acquired:
+                self.launch(wf_fn, claim)
+                return claim.run
+        run = await self.runtime.store.get_run(self.runtime.app, run_id)
+        if run is None:
+            raise LeaseLostError(f"run {run_id!r} disappeared from the store")
+        return run
+
+    async def _claimed(self, wf_fn: WorkflowSpec, new: NewRun) -> Claim:
+        """Claim ``new``; RunConflictError (nothing kept) for another workflow or inputs."""
+        runtime = self.runtime
+        claim = await runtime.store.claim_run(new, owner=self.owner, lease_ttl=runtime.lease_ttl)
+        run = claim.run
+        if run.workflow != wf_fn.name:
+            raise workflow_conflict(runtime.app, run.run_id, run.workflow, wf_fn.name)
+        if not same_inputs(run.inputs, new.inputs):
+            if claim.acquired:  # a store that does not compare inputs
+                await runtime.store.release_run(runtime.app, run.run_id, run.token)
+            raise inputs_conflict(runtime.app, run.run_id, wf_fn.name, run.inputs, new.inputs)
+        return claim
+
+    def launch(self, wf_fn: WorkflowSpec, claim: Claim) -> asyncio.Task[Any]:
+        """Execute the acquired ``claim`` in the background; the task driving it.
+
+        The run's outcome is recorded in the store; the task's own result is
+        retrieved here, so an unawaited failed run logs no "exception was never
+        retrieved" warning.
+        """
+        run = claim.run
+        execution = self._active.get(run.run_id)
+        if execution is None:
+            # A clean context: the caller's run (a task calling start()) is not
+            # this run's parent.
+            execution = self._launched(wf_fn, run, claim, contextvars.Context())
+        execution.background = True
+        execution.task.add_done_callback(_retrieve)
+        return execution.task
+
+    def _launched(
+        self, wf_fn: WorkflowSpec, run: RunRecord, claim: Claim, context: contextvars.Context
+    ) -> _Execution:
+        new = NewRun(self.runtime.app, run.run_id, wf_fn.name, run.inputs, run.parent_run_id)
+        task = asyncio.get_running_loop().create_task(
+            self._drive(wf_fn, new, resume=False, claim=claim),
+            name=f"durable-run:{run.run_id}",
+            context=context,
+        )
+        execution = _Execution(wf_fn.name, run.inputs, task)
+        self._active[run.run_id] = execution
+        task.add_done_callback(functools.partial(self._forget, run.run_id, execution))
+        return execution
+
+    async def adopt(self, run: RunRecord, *, steal: bool) -> Claim | None:
+        """Claim an orphaned running run (``steal``: its owner is provably dead); None if lost.
+
+        The store hands it over only when its lease expired or its owner is
+        the one named: a live owner keeps it.
+        """
+        new = NewRun(self.runtime.app, run.run_id, run.workflow, run.inputs, run.parent_run_id)
+        claim = await self.runtime.store.claim_run(
+            new,
+            owner=self.owner,
+            lease_ttl=self.runtime.lease_ttl,
+            steal_from=run.owner if steal else None,
+        )
+        return claim if claim.acquired else None
+
+    def task_of(self, run_id: str) -> asyncio.Task[Any] | None:
+        """The task executing ``run_id`` in this process, if any."""
+        execution = self._active.get(run_id)
+        return None if execution is None else execution.task
+
+    @property
+    def active_runs(self) -> int:
+        """How many runs execute (or are awaited) in this process."""
+        return len(self._active)
+
+    def check_existing(self, wf_fn: WorkflowSpec, run: RunRecord, inputs: str) -> None:
+        """RunConflictError if the stored ``run`` is another workflow's or has other inputs."""
+        if run.workflow != wf_fn.name:
+            raise workflow_conflict(self.runtime.app, run.run_id, run.workflow, wf_fn.name)
+        if not same_inputs(run.inputs, inputs):
+            raise inputs_conflict(self.runtime.app, run.run_id, wf_fn.name, run.inputs, inputs)
+
+    def _check_same(
+        self, execution: _Execution, wf_fn: WorkflowSpec, run_id: str, inputs: str
+    ) -> None:
+        if execution.workflow != wf_fn.name:
+            raise workflow_conflict(self.runtime.app, run_id, execution.workflow, wf_fn.name)
+        if not same_inputs(execution.inputs, inputs):
+            raise inputs_conflict(self.runtime.app, run_id, wf_fn.name, execution.inputs, inputs)
 
     def _joined(
         self, wf_fn: WorkflowSpec, run_id: str, inputs: str, parent: str | None, resume: bool
@@ -218,10 +339,8 @@ class Executor:
             execution = _Execution(wf_fn.name, inputs, task)
             self._active[run_id] = execution
             task.add_done_callback(functools.partial(self._forget, run_id, execution))
-        elif execution.workflow != wf_fn.name:
-            raise workflow_conflict(self.runtime.app, run_id, execution.workflow, wf_fn.name)
-        elif not same_inputs(execution.inputs, inputs):
-            raise inputs_conflict(self.runtime.app, run_id, wf_fn.name, execution.inputs, inputs)
+        else:
+            self._check_same(execution, wf_fn, run_id, inputs)
         return execution
 
     def _forget(self, run_id: str, execution: _Execution, _: object) -> None:
@@ -230,8 +349,10 @@ class Executor:
 
     # -- driving one run to its outcome ----------------------------------------------
 
-    async def _drive(self, wf_fn: WorkflowSpec, new: NewRun, *, resume: bool) -> Any:
-        drive = _Drive(new, resume)
+    async def _drive(
+        self, wf_fn: WorkflowSpec, new: NewRun, *, resume: bool, claim: Claim | None = None
+    ) -> Any:
+        drive = _Drive(new, resume, claim)
         phase = _Phase.CLAIM
         while True:
             if phase is _Phase.CLAIM:
@@ -262,13 +383,15 @@ class Executor:
         """Claim the run and run its body if acquired; the next phase."""
         new = drive.new
         runtime = self.runtime
-        claim = await runtime.store.claim_run(
-            new,
-            owner=self.owner,
-            lease_ttl=runtime.lease_ttl,
-            steal_from=drive.steal_from,
-            resume=drive.resume,
-        )
+        claim, drive.claim = drive.claim, None
+        if claim is None:
+            claim = await runtime.store.claim_run(
+                new,
+                owner=self.owner,
+                lease_ttl=runtime.lease_ttl,
+                steal_from=drive.steal_from,
+                resume=drive.resume,
+            )
         run = claim.run
         if run.workflow != wf_fn.name:
             raise workflow_conflict(runtime.app, run.run_id, run.workflow, wf_fn.name)
@@ -502,6 +625,12 @@ class Executor:
                     extra={"action": "recover_failed", "run_id": run_id},
                 )
         return [run_id for run_id, _ in pending]
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a background run's error as seen: its outcome is in the store."""
+    if not task.cancelled():
+        task.exception()
 
 
 def workflow_conflict(app: str, run_id: str, existing: str, requested: str) -> RunConflictError:
