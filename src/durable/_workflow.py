@@ -614,7 +614,8 @@ class Workflow:
     ) -> None:
         """Be a worker: execute this app's queued runs and adopt its orphaned ones.
 
-        Serves ``queues`` (names), or every declared queue and ``"default"``;
+        Serves ``queues`` (names), or every queue declared or named by a
+        workflow and ``"default"``;
         at most ``concurrency`` runs at once in this process. Runs whose
         process died are adopted (at once on this host, at lease expiry from
         other hosts). Returns when cancelled or, with ``handle_signals`` in the
@@ -627,7 +628,11 @@ class Workflow:
         _positive("poll_interval", poll_interval)
         if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
             raise ConfigurationError(f"grace must be a number >= 0, got {grace!r}")
-        served = resolve(self._queues, None if queues is None else list(queues))
+        served = resolve(
+            self._queues,
+            None if queues is None else list(queues),
+            [wf_fn.queue for wf_fn in self._workflows.values() if wf_fn.queue is not None],
+        )
         worker = Worker(
             self._runtime,
             self._executor,

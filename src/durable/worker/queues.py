@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from durable.errors import ConfigurationError
 from durable.stores._checks import check_names
@@ -90,11 +90,17 @@ def _rate_limit(queue: str, value: object) -> tuple[int, float] | None:
     )
 
 
-def resolve(queues: Mapping[str, Queue], names: list[str] | None) -> list[Queue]:
-    """The queues a worker serves: ``names`` (declared or not), or every declared one."""
+def resolve(
+    queues: Mapping[str, Queue], names: list[str] | None, named: Iterable[str] = ()
+) -> list[Queue]:
+    """The queues a worker serves: ``names`` (declared or not), or every known one.
+
+    Known: the declared queues, those ``named`` by workflows, and the default one.
+    """
     if names is None:
         served = dict(queues)
-        served.setdefault(DEFAULT_QUEUE, Queue(DEFAULT_QUEUE))
+        for name in (*named, DEFAULT_QUEUE):
+            served.setdefault(name, Queue(name))
         return list(served.values())
     if isinstance(names, str) or not names:
         raise ConfigurationError(f"queues must be a non-empty list of queue names, got {names!r}")
