@@ -25,8 +25,9 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from durable.stores import _sqlite_sql as sql
 from durable.stores import sqlite as sqlite_module
-from durable.stores.base import NewRun, StepRecord
+from durable.stores.base import NewRun, QueueLimits, StepRecord
 from durable.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 APP = "sqlite-app"
@@ -184,6 +185,193 @@ async def test_operations_open_the_store_lazily(make_store: Callable[..., SQLite
     store = make_store()
     assert await store.get_run(APP, "nope") is None
     assert (await store.claim_run(_new(), owner="o", lease_ttl=60)).acquired
+
+
+# -- schema migrations ------------------------------------------------------------
+
+
+_V1_RUN_COLUMNS = [
+    "app",
+    "run_id",
+    "workflow",
+    "status",
+    "inputs",
+    "output",
+    "error",
+    "owner",
+    "token",
+    "lease_expires_at",
+    "attempts",
+    "cancel_requested",
+    "parent_run_id",
+    "created_at",
+    "updated_at",
+]
+
+
+def _version_1_file(path: Path) -> None:
+    """A file as version 1 of the schema left it: a running run with a step, a failed run."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statement in sql._SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT INTO durable_schema (version) VALUES (1)")
+        columns = [row[1] for row in db.execute("PRAGMA table_info(durable_runs)")]
+        assert columns == _V1_RUN_COLUMNS  # _SCHEMA is version 1, always
+        for run_id, status, owner, token in [
+            ("old", "running", "gone", 3),
+            ("bad", "failed", None, 1),
+        ]:
+            db.execute(
+                "INSERT INTO durable_runs VALUES (?, ?, 'wf', ?, '{\"n\": 1}', NULL, NULL, ?,"
+                " ?, 0.0, 1, 0, NULL, 1.0, 2.0)",
+                (APP, run_id, status, owner, token),
+            )
+        db.execute(
+            "INSERT INTO durable_steps VALUES (?, 'old', 's0', 0, 't', 'completed', '\"ok\"',"
+            " NULL, 1, 1.0, 2.0)",
+            (APP,),
+        )
+    finally:
+        db.close()
+
+
+def _schema_of(path: Path) -> list[Any]:
+    return sorted(_sql(path, "SELECT type, name, sql FROM sqlite_master"))
+
+
+def test_schema_version_counts_the_migrations() -> None:
+    """Version 1 is the base schema; each migration adds one."""
+    assert len(sql._MIGRATIONS) == SCHEMA_VERSION - 1
+
+
+async def test_a_version_1_file_is_migrated_in_place(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """An old file keeps its runs and steps, gains the queue columns and indexes, and works."""
+    path = tmp_path / "old.db"
+    _version_1_file(path)
+    store = make_store(path)
+    loaded = await store.load_run(APP, "old")
+    assert loaded is not None
+    run, steps = loaded
+    assert (run.status, run.owner, run.token) == ("running", "gone", 3)
+    assert (run.queue, run.priority, run.not_before, run.started_at) == (None, 0, None, None)
+    assert steps == (_step("s0"),)
+    assert _sql(path, "SELECT version FROM durable_schema") == [(SCHEMA_VERSION,)]
+    fresh = tmp_path / "fresh.db"
+    await make_store(fresh).open()
+    assert _schema_of(path) == _schema_of(fresh)
+
+    taken = await store.claim_run(_new("old"), owner="new", lease_ttl=60, steal_from="gone")
+    assert (taken.acquired, taken.run.token, taken.steps) == (True, 4, (_step("s0"),))
+    assert taken.run.started_at is None  # a take-over is no new start
+    restarted = await store.claim_run(_new("bad"), owner="new", lease_ttl=60)
+    assert restarted.acquired
+    await store.enqueue_run(NewRun(APP, "q1", "wf", "{}", queue="q"))
+    claims = await store.claim_queued(APP, [QueueLimits("q")], owner="w", lease_ttl=60, limit=5)
+    assert [c.run.run_id for c in claims] == ["q1"]
+
+
+async def test_stores_opening_a_version_1_file_together_migrate_it_once(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """Connections opening an old file at once all succeed; the migration runs once."""
+    path = tmp_path / "old.db"
+    _version_1_file(path)
+    stores = [make_store(path) for _ in range(6)]
+    await asyncio.gather(*(store.open() for store in stores))
+    assert _sql(path, "SELECT version FROM durable_schema") == [(SCHEMA_VERSION,)]
+    for store in stores:
+        assert (await store.get_run(APP, "old")) is not None
+
+
+# -- queues ---------------------------------------------------------------------------
+
+
+async def _query_plan(store: SQLiteStore, statement: str) -> list[str]:
+    def explain(db: sqlite3.Connection) -> list[str]:
+        params = [1] * statement.count("?")
+        return [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, params)]
+
+    return await store._call(explain)
+
+
+@pytest.mark.parametrize(
+    ("statement", "index"),
+    [
+        (sql._START_QUEUED_SQL, "COVERING INDEX durable_runs_queued (app=? AND queue=?)"),
+        (sql._COUNT_RUNNING_SQL, "COVERING INDEX durable_runs_queue_status"),
+        (sql._COUNT_STARTED_SQL, "COVERING INDEX durable_runs_queue_status"),
+        (sql._ENQUEUE_SQL, "COVERING INDEX durable_runs_seq"),
+    ],
+)
+async def test_queue_statements_read_an_index_not_the_run_table(
+    make_store: Callable[..., SQLiteStore], statement: str, index: str
+) -> None:
+    """Claims, counts and the next enqueue number search an index; nothing scans or sorts."""
+    store = make_store()
+    plan = await _query_plan(store, statement)
+    assert any(index in detail for detail in plan), plan
+    assert not any(detail.startswith("SCAN durable_runs") for detail in plan), plan
+    assert not any("TEMP B-TREE" in detail for detail in plan), plan
+
+
+async def test_enqueue_numbers_keep_growing(
+    make_store: Callable[..., SQLiteStore], tmp_path: Path
+) -> None:
+    """seq is given once per enqueued run and never reused, not even after a VACUUM."""
+    store = make_store()
+    for n in range(3):
+        await store.enqueue_run(NewRun(APP, f"r{n}", "wf", "{}", queue="q"))
+    await store.enqueue_run(NewRun(APP, "r0", "wf", "{}", queue="q"))  # exists: no number
+    await store.claim_queued(APP, [QueueLimits("q")], owner="w", lease_ttl=60, limit=3)
+    await store.close()
+    _sql(tmp_path / "durable.db", "VACUUM")
+    await store.enqueue_run(NewRun(APP, "r3", "wf", "{}", queue="q"))
+    rows = _sql(tmp_path / "durable.db", "SELECT run_id, seq FROM durable_runs ORDER BY seq")
+    assert rows == [("r0", 1), ("r1", 2), ("r2", 3), ("r3", 4)]
+
+
+async def test_two_stores_on_one_file_share_a_queue_within_its_cap(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    """Claimers on two connections never start a run twice nor exceed the concurrency cap."""
+    first, second = make_store(), make_store()
+    for n in range(10):
+        await first.enqueue_run(NewRun(APP, f"r{n}", "wf", "{}", queue="q"))
+    capped = [QueueLimits("q", concurrency=4)]
+    rounds = await asyncio.gather(
+        *(
+            store.claim_queued(APP, capped, owner=f"w{n}", lease_ttl=60, limit=2)
+            for n in range(4)
+            for store in (first, second)
+        )
+    )
+    started = [c.run.run_id for claims in rounds for c in claims]
+    assert sorted(started) == [f"r{n}" for n in range(4)]
+
+
+async def test_claim_queued_commits_with_the_group(
+    make_store: Callable[..., SQLiteStore], commit_groups: list[int], tmp_path: Path
+) -> None:
+    """Enqueues and claims made together share one commit, and are on disk on return."""
+    store = make_store()
+    await store.open()
+    commit_groups.clear()
+    await asyncio.gather(
+        *(store.enqueue_run(NewRun(APP, f"r{n}", "wf", "{}", queue="q")) for n in range(5))
+    )
+    claims = await asyncio.gather(
+        *(
+            store.claim_queued(APP, [QueueLimits("q")], owner=f"w{n}", lease_ttl=60, limit=2)
+            for n in range(2)
+        )
+    )
+    assert commit_groups == [5, 2]
+    assert [[c.run.run_id for c in got] for got in claims] == [["r0", "r1"], ["r2", "r3"]]
+    rows = _sql(tmp_path / "durable.db", "SELECT count(*) FROM durable_runs GROUP BY status")
+    assert sorted(rows) == [(1,), (4,)]
 
 
 # -- corrupted files ------------------------------------------------------------------

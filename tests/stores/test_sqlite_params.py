@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from durable.errors import LeaseLostError
-from durable.stores.base import NewRun, StepRecord
+from durable.stores.base import NewRun, QueueLimits, StepRecord
 from durable.stores.sqlite import SQLiteStore
 
 _NAMED = re.compile(r"\?\d|[:@$][A-Za-z_]")
@@ -73,6 +73,12 @@ async def _every_operation(store: SQLiteStore) -> None:
     loaded = await store.load_run("app", "r")
     assert loaded is not None
     assert loaded[1] == (step,)
+    queued = NewRun("app", "q", "wf", "{}", queue="q", priority=1, not_before=0.0)
+    assert (await store.enqueue_run(queued))[1]
+    assert not (await store.enqueue_run(queued))[1]
+    limits = [QueueLimits("q", concurrency=2, rate_limit=(5, 60.0))]
+    claims = await store.claim_queued("app", limits, owner="w", lease_ttl=60, limit=2)
+    assert [c.run.run_id for c in claims] == ["q"]
 
 
 async def test_no_sequence_is_bound_to_named_placeholders(

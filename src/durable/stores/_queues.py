@@ -1,8 +1,8 @@
 """How many runs a queue may start now: its flow control, for the stores written in Python.
 
-The SQLite and in-memory stores count a queue's running runs and recent
-starts and ask :func:`queue_room`; PostgreSQL and Redis apply the same rule
-inside the server.
+The in-memory store hands a queue's runs to :func:`queue_room`; the SQLite
+store counts its running runs and recent starts in SQL and asks
+:func:`room_left`. PostgreSQL and Redis apply the same rule inside the server.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from durable.stores.base import QueueLimits, RunRecord
 
-__all__ = ["queue_room"]
+__all__ = ["queue_room", "room_left"]
 
 
 def queue_room(limits: QueueLimits, runs: Iterable[RunRecord], now: float) -> int:
@@ -21,7 +21,6 @@ def queue_room(limits: QueueLimits, runs: Iterable[RunRecord], now: float) -> in
     ``runs`` are the queue's runs (any status); only running ones and recent
     starts count.
     """
-    room = sys.maxsize
     running = started = 0
     window_start = now - limits.rate_limit[1] if limits.rate_limit is not None else None
     for run in runs:
@@ -33,6 +32,17 @@ def queue_room(limits: QueueLimits, runs: Iterable[RunRecord], now: float) -> in
             and run.started_at > window_start
         ):
             started += 1
+    return room_left(limits, running, started)
+
+
+def room_left(limits: QueueLimits, running: int, started: int) -> int:
+    """How many more runs of the queue may start, given its counts.
+
+    ``running``: its runs with status ``running``; ``started``: its runs
+    started within the rate limit's window. A store may count each only up
+    to its limit: more changes nothing.
+    """
+    room = sys.maxsize
     if limits.concurrency is not None:
         room = min(room, limits.concurrency - running)
     if limits.rate_limit is not None:

@@ -15,16 +15,19 @@ from typing import Any, Final
 
 from durable.errors import StoreError
 from durable.stores._claims import ClaimAction, ClaimRequest, decide_claim
+from durable.stores._queues import room_left
 from durable.stores._rows import StepParams
 from durable.stores.base import (
     Claim,
     FinalStatus,
+    NewRun,
+    QueueLimits,
     RunRecord,
     SavedStep,
     StepRecord,
 )
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 
 _MAGIC: Final = b"SQLite format 3\x00"
@@ -41,6 +44,8 @@ _SYNCHRONOUS_PRAGMAS: Final = {
     "NORMAL": "PRAGMA synchronous = NORMAL",
 }
 
+# The schema as version 1 made it; _MIGRATIONS bring it up to SCHEMA_VERSION.
+# A new file runs them too, so that it ends up exactly like a migrated one.
 _SCHEMA: Final = (
     "CREATE TABLE durable_schema (version INTEGER NOT NULL)",
     # A rowid table: inputs can be large, and WITHOUT ROWID tables are at their
@@ -90,38 +95,119 @@ _SCHEMA: Final = (
     ) WITHOUT ROWID""",
 )
 
+# _MIGRATIONS[n] takes the schema from version n + 1 to n + 2. ADD COLUMN
+# rewrites no row: a large file migrates at once.
+_MIGRATIONS: Final = (
+    # 2: queued runs. ``seq`` is the enqueue order (FIFO within a priority),
+    # given by enqueue_run only; the rowid could serve but VACUUM may renumber
+    # it. Every index is partial: runs started by claim_run (no queue) never
+    # enter them, so the step, claim and finish path writes no more than before.
+    (
+        "ALTER TABLE durable_runs ADD COLUMN queue TEXT",
+        "ALTER TABLE durable_runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE durable_runs ADD COLUMN not_before REAL",
+        "ALTER TABLE durable_runs ADD COLUMN started_at REAL",
+        "ALTER TABLE durable_runs ADD COLUMN seq INTEGER",
+        # The next seq: max(seq) is one seek to the end of this index.
+        "CREATE UNIQUE INDEX durable_runs_seq ON durable_runs (seq) WHERE seq IS NOT NULL",
+        # The runs waiting in a queue, in the order they are started: a claim
+        # reads the head of its queue here alone, skipping runs not due yet.
+        # (status, constant here, is a column too: else the query planner
+        # does not count the index as covering.)
+        """CREATE INDEX durable_runs_queued
+           ON durable_runs (app, queue, priority, seq, not_before, status)
+           WHERE status = 'queued'""",
+        # A queue's running runs and its recent starts, counted for its limits.
+        """CREATE INDEX durable_runs_queue_status
+           ON durable_runs (app, queue, status, started_at) WHERE queue IS NOT NULL""",
+    ),
+)
+
 # The run and its steps in one statement (so one snapshot): row kind 0 is the
 # run, kind 1 the steps. A UNION rather than a join so that a large ``inputs``
 # is not repeated on every step row.
 _LOAD_SQL: Final = """
     SELECT 0, workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
+           attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
+           priority, not_before, started_at
     FROM durable_runs WHERE app = ? AND run_id = ?
     UNION ALL
     SELECT 1, step_id, position, task, status, result, error, attempts,
-           started_at, finished_at, NULL, NULL, NULL, NULL
+           started_at, finished_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM durable_steps WHERE app = ? AND run_id = ?
     ORDER BY 1, 3
 """
 
 _GET_SQL: Final = """
     SELECT workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
+           attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
+           priority, not_before, started_at
     FROM durable_runs WHERE app = ? AND run_id = ?
 """
 
 _INSERT_RUN_SQL: Final = """
     INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
                               token, lease_expires_at, attempts, cancel_requested,
-                              parent_run_id, created_at, updated_at)
-    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?)
+                              parent_run_id, created_at, updated_at, started_at)
+    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?, ?)
 """
 
 _TAKE_RUN_SQL: Final = """
     UPDATE durable_runs
     SET status = 'running', error = ?, owner = ?, token = ?, lease_expires_at = ?,
-        attempts = ?, cancel_requested = ?, updated_at = ?
+        attempts = ?, cancel_requested = ?, updated_at = ?, started_at = ?
     WHERE app = ? AND run_id = ?
+"""
+
+# A queued run, unless the id is taken (then no row is written). Its seq comes
+# after every other one, read under the write lock the statement holds. (The
+# WHERE clause lets the parser tell ON CONFLICT from a join constraint.)
+_ENQUEUE_SQL: Final = """
+    INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
+                              token, lease_expires_at, attempts, cancel_requested,
+                              parent_run_id, created_at, updated_at, queue, priority,
+                              not_before, started_at, seq)
+    SELECT ?, ?, ?, 'queued', ?, NULL, NULL, NULL, 0, NULL, 0, 0, ?, ?, ?, ?, ?, ?, NULL,
+           coalesce(max(seq), 0) + 1
+    FROM durable_runs WHERE seq IS NOT NULL
+    ON CONFLICT DO NOTHING
+"""
+
+# A queue's running runs and its starts since a time, each counted up to a cap
+# (what its limit allows: more would not change the answer), over the
+# durable_runs_queue_status index. Queued runs have no started_at.
+_COUNT_RUNNING_SQL: Final = """
+    SELECT count(*) FROM (SELECT 1 FROM durable_runs
+                          WHERE app = ? AND queue = ? AND status = 'running' LIMIT ?)
+"""
+
+_COUNT_STARTED_SQL: Final = """
+    SELECT count(*) FROM (SELECT 1 FROM durable_runs
+                          WHERE app = ? AND queue = ?
+                            AND status IN ('running', 'completed', 'failed', 'cancelled')
+                            AND started_at > ? LIMIT ?)
+"""
+
+# Start the head of a queue: its first eligible runs by priority then seq, read
+# from the durable_runs_queued index. RETURNING comes in no set order: the
+# caller sorts the rows by priority and seq (seq is the extra last column).
+_START_QUEUED_SQL: Final = """
+    UPDATE durable_runs
+    SET status = 'running', owner = ?, token = token + 1, lease_expires_at = ?,
+        attempts = attempts + 1, updated_at = ?, started_at = ?
+    WHERE rowid IN (SELECT rowid FROM durable_runs
+                    WHERE app = ? AND queue = ? AND status = 'queued'
+                      AND (not_before IS NULL OR not_before <= ?)
+                    ORDER BY priority, seq LIMIT ?)
+    RETURNING run_id, workflow, status, inputs, output, error, owner, token,
+           lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
+           updated_at, queue, priority, not_before, started_at, seq
+"""
+
+_STEPS_SQL: Final = """
+    SELECT step_id, position, task, status, result, error, attempts, started_at, finished_at
+    FROM durable_steps WHERE app = ? AND run_id = ?
+    ORDER BY position
 """
 
 # Placeholders are plain ``?`` bound by position, values repeated where a
@@ -182,23 +268,27 @@ _FINISH_SQL: Final = """
         updated_at = ?
     WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
+           attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
+           priority, not_before, started_at
 """
 
 # SET expressions all see the row as it was before the update.
 _CANCEL_SQL: Final = """
     UPDATE durable_runs
     SET cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
-        status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
-        updated_at = CASE WHEN status IN ('running', 'failed') THEN ? ELSE updated_at END
+        status = CASE WHEN status IN ('failed', 'queued') THEN 'cancelled' ELSE status END,
+        updated_at = CASE WHEN status IN ('running', 'failed', 'queued') THEN ?
+                          ELSE updated_at END
     WHERE app = ? AND run_id = ?
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at
+           attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
+           priority, not_before, started_at
 """
 
 _LIST_SQL: Final = """
     SELECT run_id, workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at FROM durable_runs
+           attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
+           priority, not_before, started_at FROM durable_runs
     WHERE app = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR workflow = ?)
     ORDER BY created_at DESC, rowid DESC
     LIMIT ?
@@ -295,6 +385,14 @@ def _schema_version(db: sqlite3.Connection) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring a schema at ``version`` up to SCHEMA_VERSION; inside a write transaction."""
+    for statements in _MIGRATIONS[version - 1 :]:
+        for statement in statements:
+            db.execute(statement)
+    db.execute("UPDATE durable_schema SET version = ?", (SCHEMA_VERSION,))
+
+
 def _fetchone(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
     # fetchall drains the statement, so a write with RETURNING is committed on return.
     rows = db.execute(sql, params).fetchall()
@@ -318,6 +416,10 @@ def _run_record(app: str, run_id: str, row: Sequence[Any]) -> RunRecord:
         parent_run_id=row[10],
         created_at=row[11],
         updated_at=row[12],
+        queue=row[13],
+        priority=row[14],
+        not_before=row[15],
+        started_at=row[16],
     )
 
 
@@ -346,7 +448,7 @@ def _load_sync(
 
 
 def _claim(db: sqlite3.Connection, request: ClaimRequest) -> Claim:
-    """Create, restart or take over the run when allowed; inside a write transaction."""
+    """Create, start, restart or take over the run when allowed; inside a write transaction."""
     new = request.new
     loaded = _load_sync(db, new.app, new.run_id)
     current, steps = (None, ()) if loaded is None else loaded
@@ -365,6 +467,7 @@ def _claim(db: sqlite3.Connection, request: ClaimRequest) -> Claim:
                 run.parent_run_id,
                 run.created_at,
                 run.updated_at,
+                run.started_at,
             ),
         )
         return Claim(run, (), acquired=True)
@@ -386,11 +489,105 @@ def _claim(db: sqlite3.Connection, request: ClaimRequest) -> Claim:
             run.attempts,
             int(run.cancel_requested),
             run.updated_at,
+            run.started_at,
             run.app,
             run.run_id,
         ),
     )
     return Claim(run, steps, acquired=True)
+
+
+def _enqueue(db: sqlite3.Connection, new: NewRun) -> tuple[RunRecord, bool]:
+    """Insert the run as queued unless its id is taken; (the stored run, created)."""
+    now = time.time()
+    params = (
+        new.app,
+        new.run_id,
+        new.workflow,
+        new.inputs,
+        new.parent_run_id,
+        now,
+        now,
+        new.queue,
+        new.priority,
+        new.not_before,
+    )
+    if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
+        run = RunRecord(
+            app=new.app,
+            run_id=new.run_id,
+            workflow=new.workflow,
+            status="queued",
+            inputs=new.inputs,
+            output=None,
+            error=None,
+            owner=None,
+            token=0,
+            lease_expires_at=None,
+            attempts=0,
+            cancel_requested=False,
+            parent_run_id=new.parent_run_id,
+            created_at=now,
+            updated_at=now,
+            queue=new.queue,
+            priority=new.priority,
+            not_before=new.not_before,
+        )
+        return run, True
+    # Runs are never deleted: the one that took the id is there.
+    row = db.execute(_GET_SQL, (new.app, new.run_id)).fetchone()
+    return _run_record(new.app, new.run_id, row), False
+
+
+def _claim_queued(
+    db: sqlite3.Connection,
+    app: str,
+    queues: Sequence[QueueLimits],
+    owner: str,
+    lease_ttl: float,
+    limit: int,
+) -> list[Claim]:
+    """Start up to ``limit`` queued runs, queue by queue; inside a write transaction."""
+    now = time.time()
+    claims: list[Claim] = []
+    for limits in queues:
+        wanted = limit - len(claims)
+        if wanted <= 0:
+            break
+        wanted = min(wanted, _queue_room(db, app, limits, now))
+        if wanted > 0:
+            params = (owner, now + lease_ttl, now, now, app, limits.name, now, wanted)
+            claims += _start_queued(db, app, params)
+    return claims
+
+
+def _queue_room(db: sqlite3.Connection, app: str, limits: QueueLimits, now: float) -> int:
+    """How many runs the queue may start at ``now``, from counts over its index."""
+    running = started = 0
+    if limits.concurrency is not None:
+        # A negative LIMIT is no limit in SQLite: a cap below 0 counts nothing.
+        cap = max(limits.concurrency, 0)
+        running = int(db.execute(_COUNT_RUNNING_SQL, (app, limits.name, cap)).fetchone()[0])
+    if limits.rate_limit is not None:
+        count, window = limits.rate_limit
+        params = (app, limits.name, now - window, max(count, 0))
+        started = int(db.execute(_COUNT_STARTED_SQL, params).fetchone()[0])
+    return room_left(limits, running, started)
+
+
+def _start_queued(db: sqlite3.Connection, app: str, params: tuple[Any, ...]) -> list[Claim]:
+    """Run _START_QUEUED_SQL; the runs it started as claims, in queue order."""
+    rows = db.execute(_START_QUEUED_SQL, params).fetchall()
+    rows.sort(key=lambda row: (row[15], row[18]))
+    return [
+        Claim(_run_record(app, row[0], row[1:]), _steps(db, app, row[0]), acquired=True)
+        for row in rows
+    ]
+
+
+def _steps(db: sqlite3.Connection, app: str, run_id: str) -> tuple[StepRecord, ...]:
+    rows = db.execute(_STEPS_SQL, (app, run_id)).fetchall()
+    return tuple(_step_record(row[0], row[1:]) for row in rows)
 
 
 def _renew_sync(db: sqlite3.Connection, app: str, run_id: str, token: int, lease_ttl: float) -> Any:
@@ -524,6 +721,21 @@ def _step_write(params: StepParams, step: StepRecord) -> _Write:
 
 def _claim_write(request: ClaimRequest) -> _Write:
     return _Write(functools.partial(_claim, request=request), own_transaction=True)
+
+
+def _enqueue_write(new: NewRun) -> _Write:
+    # One writing statement; the read after a conflict needs no transaction.
+    return _Write(functools.partial(_enqueue, new=new), own_transaction=False)
+
+
+def _claim_queued_write(
+    app: str, queues: Sequence[QueueLimits], owner: str, lease_ttl: float, limit: int
+) -> _Write:
+    work = functools.partial(
+        _claim_queued, app=app, queues=queues, owner=owner, lease_ttl=lease_ttl, limit=limit
+    )
+    # The counts and the starts in one transaction: no other claim comes between.
+    return _Write(work, own_transaction=True)
 
 
 def _finish_write(

@@ -39,7 +39,14 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._checks import (
+    check_claim,
+    check_enqueue,
+    check_json,
+    check_names,
+    check_signal,
+    check_step,
+)
 from durable.stores._claims import ClaimRequest
 from durable.stores._rows import lease_states, step_params
 from durable.stores._sqlite_sql import (
@@ -60,12 +67,15 @@ from durable.stores._sqlite_sql import (
     _SYNCHRONOUS_PRAGMAS,
     SCHEMA_VERSION,
     _cancel_sync,
+    _claim_queued_write,
     _claim_write,
+    _enqueue_write,
     _fetchone,
     _finish_write,
     _is_busy,
     _list_sync,
     _load_sync,
+    _migrate,
     _Outcome,
     _read_signals_sync,
     _release_sync,
@@ -84,6 +94,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueLimits,
     RunRecord,
     RunStatus,
     SavedStep,
@@ -432,12 +443,16 @@ class SQLiteStore(Store):
             if version is None:
                 for statement in _SCHEMA:
                     db.execute(statement)
-                db.execute("INSERT INTO durable_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+                db.execute("INSERT INTO durable_schema (version) VALUES (1)")
+                version = 1
             elif version > SCHEMA_VERSION:
                 raise StoreError(
                     f"SQLite database {self._path!r} has schema version {version}, newer than "
                     f"this python-durable supports ({SCHEMA_VERSION}); upgrade python-durable"
                 )
+            if version < SCHEMA_VERSION:
+                # In the same transaction: another process sees the old schema or the new.
+                _migrate(db, version)
 
     # -- runs --------------------------------------------------------------
 
@@ -512,6 +527,31 @@ class SQLiteStore(Store):
     ) -> Sequence[RunRecord]:
         rows = await self._call(_list_sync, app, status, workflow, limit)
         return [_run_record(app, row[0], row[1:]) for row in rows]
+
+    # -- queues ------------------------------------------------------------
+
+    async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        check_enqueue(new)
+        stored: tuple[RunRecord, bool] = await self._write(_enqueue_write(new))
+        return stored
+
+    async def claim_queued(
+        self,
+        app: str,
+        queues: Sequence[QueueLimits],
+        *,
+        owner: str,
+        lease_ttl: float,
+        limit: int,
+    ) -> list[Claim]:
+        """Counts and starts in one write transaction, shared with the group commit's."""
+        check_names(app=app, owner=owner)
+        if limit <= 0 or not queues:
+            return []
+        claims: list[Claim] = await self._write(
+            _claim_queued_write(app, tuple(queues), owner, lease_ttl, limit)
+        )
+        return claims
 
     # -- signals -----------------------------------------------------------
 
