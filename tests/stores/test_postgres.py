@@ -8,7 +8,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,7 +22,7 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from durable.stores.base import LeaseState, NewRun, SavedStep, StepRecord
+from durable.stores.base import LeaseState, NewRun, QueueLimits, SavedStep, StepRecord
 
 if TYPE_CHECKING:
     from durable.stores.postgres import PostgresStore
@@ -239,6 +239,204 @@ async def test_a_version_2_schema_is_upgraded_in_place(
         _step("t"), False
     )
     await make_store().open()
+
+
+async def test_a_version_4_schema_is_upgraded_in_place(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """A version 4 schema keeps its runs, which get no queue; queued runs work after open()."""
+    sql = _sql()
+    quoted = await _schema_at_version(admin, schema, 4)
+    args = ("app", "old", "wf", "{}", None, "w", 30.0, None, False, uuid.uuid4())
+    await admin.fetchrow(sql.render(sql.CLAIM, quoted), *args)
+    store = make_store()
+    await store.open()
+    assert await admin.fetchval(f"SELECT version FROM {quoted}.schema_version") == len(
+        sql.MIGRATIONS
+    )
+    old = await store.get_run("app", "old")
+    assert old is not None
+    assert (old.status, old.queue, old.priority, old.not_before, old.started_at) == (
+        "running",
+        None,
+        0,
+        None,
+        None,
+    )
+    run, created = await store.enqueue_run(NewRun("app", "new", "wf", "{}", None, "q", 1))
+    assert created
+    assert run.status == "queued"
+    claims = await store.claim_queued(
+        "app", [QueueLimits("q", concurrency=1)], owner="w", lease_ttl=30, limit=5
+    )
+    assert [c.run.run_id for c in claims] == ["new"]
+    with pytest.raises(_asyncpg().CheckViolationError):
+        await admin.execute(f"UPDATE {quoted}.runs SET status = 'bogus' WHERE run_id = 'old'")
+    indexes = await admin.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = $1", schema)
+    assert {"runs_queued", "runs_queue_running", "runs_queue_started"} <= {
+        row["indexname"] for row in indexes
+    }
+
+
+async def test_a_retried_enqueue_or_claim_queued_answers_as_its_first_attempt(
+    make_store: Callable[..., PostgresStore],
+) -> None:
+    """Sent again with its nonce after committing, an enqueue still creates, a claim its runs."""
+    store = make_store()
+    await store.open()
+    sql = _sql()
+    enqueue = ("app", "r0", "wf", "{}", None, "q", 0, None, uuid.uuid4())
+    first = await store._fetchrow(sql.ENQUEUE, *enqueue)
+    again = await store._fetchrow(sql.ENQUEUE, *enqueue)
+    assert first["created"]
+    assert again["created"]
+    assert not (await store.enqueue_run(NewRun("app", "r0", "wf", "{}", None, "q")))[1]
+    for n in range(1, 5):
+        await store.enqueue_run(NewRun("app", f"r{n}", "wf", "{}", None, "q"))
+    claim = ("app", ["q"], [None], [None], [None], "w", 30.0, 2, uuid.uuid4())
+    taken = await store._fetch(sql.CLAIM_QUEUED, *claim, False)
+    retried = await store._fetch(sql.CLAIM_QUEUED, *claim, True)
+    assert [row["run_id"] for row in taken] == [row["run_id"] for row in retried] == ["r0", "r1"]
+    assert [row["token"] for row in retried] == [1, 1]
+    assert retried[0]["lease_expires_at"] >= taken[0]["lease_expires_at"]
+    # A retry whose first attempt never committed claims afresh.
+    fresh = await store._fetch(sql.CLAIM_QUEUED, *claim[:-1], uuid.uuid4(), True)
+    assert [row["run_id"] for row in fresh] == ["r2", "r3"]
+
+
+async def test_claim_queued_sent_again_after_its_commit_loses_no_run(
+    make_store: Callable[..., PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the answer of a committed claim is lost, the store's retry returns its runs."""
+    store = make_store()
+    for n in range(4):
+        await store.enqueue_run(NewRun("app", f"r{n}", "wf", "{}", None, "q"))
+    call = store._call
+
+    async def answer_lost(op: Any, **options: Any) -> Any:
+        await call(op, **options)  # committed, but the connection dropped
+        return await call(op, **options)
+
+    monkeypatch.setattr(store, "_call", answer_lost)
+    claims = await store.claim_queued("app", [QueueLimits("q")], owner="w", lease_ttl=30, limit=2)
+    monkeypatch.undo()
+    assert [(c.run.run_id, c.run.token, c.run.attempts) for c in claims] == [
+        ("r0", 1, 1),
+        ("r1", 1, 1),
+    ]
+    queued = await store.list_runs("app", status="queued")
+    assert sorted(run.run_id for run in queued) == ["r2", "r3"]
+
+
+async def test_claimers_on_many_connections_keep_the_caps(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """Stores racing on their own connections start each run once, within both caps."""
+    stores = [make_store(min_size=1, max_size=1) for _ in range(8)]
+    await asyncio.gather(*(store.open() for store in stores))
+    total = 40
+    for n in range(total):
+        await stores[0].enqueue_run(NewRun("app", f"c{n:02}", "wf", "{}", None, "capped"))
+        await stores[0].enqueue_run(NewRun("app", f"r{n:02}", "wf", "{}", None, "rated"))
+    queues = [QueueLimits("capped", concurrency=5), QueueLimits("rated", rate_limit=(4, 0.3))]
+    done = 0
+    while done < 2 * total:
+        rounds = await asyncio.gather(
+            *(
+                s.claim_queued("app", queues, owner=f"w{i}", lease_ttl=30, limit=3)
+                for i, s in enumerate(stores)
+            )
+        )
+        running = await admin.fetchval(
+            f"""SELECT count(*) FROM "{schema}".runs WHERE queue = 'capped'"""
+            " AND status = 'running'"
+        )
+        assert running <= 5
+        for claim in (c for got in rounds for c in got):
+            await stores[0].finish_run("app", claim.run.run_id, claim.run.token, "completed")
+            done += 1
+    rows = await admin.fetch(f'SELECT queue, attempts, started_at FROM "{schema}".runs')
+    assert all(row["attempts"] == 1 for row in rows)
+    starts = sorted(row["started_at"] for row in rows if row["queue"] == "rated")
+    # No four starts of the rated queue within one 0.3 s window.
+    assert all(
+        later - first >= 0.3 - 1e-6 for first, later in zip(starts, starts[4:], strict=False)
+    )
+
+
+async def _nested_plans(conn: Any, call: Callable[[], Awaitable[Any]]) -> list[str]:
+    """The plans of the statements run inside ``call``'s function, by auto_explain."""
+    plans: list[str] = []
+
+    def listen(_: Any, message: Any) -> None:
+        plans.append(message.message)
+
+    conn.add_log_listener(listen)
+    try:
+        await call()
+        await asyncio.sleep(0.05)
+    finally:
+        conn.remove_log_listener(listen)
+    return plans
+
+
+async def test_claim_queued_reads_indexes_whatever_the_statistics(
+    make_store: Callable[..., PostgresStore], admin: Any, schema: str
+) -> None:
+    """Every statement of a claim, in its generic plan, reads the queue's index entries only.
+
+    Like the lookups by key, the function's cached plans must never scan all
+    the runs (or steps) of an app, from new tables to grown ones.
+    """
+    store = make_store()
+    await store.open()
+    conn = await store._connect()
+    try:
+        await conn.execute("LOAD 'auto_explain'")
+    except _asyncpg().InsufficientPrivilegeError:
+        await conn.close()
+        pytest.skip("auto_explain cannot be loaded by this user")
+    settings = "log_min_duration = 0, log_nested_statements = on, log_level = notice"
+    for setting in settings.split(", "):
+        await conn.execute(f"SET auto_explain.{setting}")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    sql = store._q(_sql().CLAIM_QUEUED)
+    queues = (["q", "other"], ["2", None], [None, "100"], [None, "60.0"])
+
+    async def check(when: str, retry: bool) -> None:
+        plans = await _nested_plans(
+            conn,
+            lambda: conn.fetch(sql, "app", *queues, "w", 30.0, 3, uuid.uuid4(), retry),
+        )
+        text = "\n".join(plans)
+        expected = ["runs_queued", "runs_queue_running", "runs_queue_started", "steps_pkey"]
+        for index in expected:
+            assert index in text, f"{when}: {index} unused:\n{text}"
+        assert "Seq Scan" not in text, f"{when}:\n{text}"
+        # No index is read by app alone: every condition names a queue or a run.
+        assert not re.search(r"Index Cond: \(app = \$\d+\)$", text, re.M), f"{when}:\n{text}"
+
+    try:
+        tables = f'"{schema}".runs, "{schema}".steps'
+        for n in range(20):
+            await store.enqueue_run(NewRun("app", f"q{n}", "wf", "{}", None, ["q", "other"][n % 2]))
+        await check("new tables", retry=False)
+        await admin.execute(f"ANALYZE {tables}")
+        await check("analyzed while nearly empty", retry=True)
+        await check("analyzed while nearly empty", retry=False)
+        # A long history: finished runs of the queue, and runs without one.
+        await admin.execute(
+            f"""INSERT INTO "{schema}".runs (app, run_id, workflow, status, inputs, token,
+                    attempts, cancel_requested, created_at, updated_at, queue, started_at)
+                SELECT 'app', 'h' || i, 'wf', 'completed', '1', 1, 1, false, i, i,
+                       CASE WHEN i % 2 = 0 THEN 'q' END, i
+                FROM generate_series(1, 5000) AS i"""
+        )
+        await check("5000 runs, statistics of the small tables", retry=False)
+        await admin.execute(f"ANALYZE {tables}")
+        await check("5000 runs, analyzed", retry=True)
+    finally:
+        await conn.close()
 
 
 async def test_a_step_saved_twice_keeps_the_first(
@@ -642,6 +840,8 @@ async def test_a_repeated_batch_returns_what_its_first_run_wrote(
 
 # The statements that find a run by its key.
 _KEYED = (
+    "ENQUEUE",
+    "ENQUEUED",
     "GET_RUN",
     "LOAD_RUN",
     "INSERT_STEP",

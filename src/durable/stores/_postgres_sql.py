@@ -26,6 +26,11 @@ RUN_FIELDS = (
     "parent_run_id",
     "created_at",
     "updated_at",
+    "queue",
+    "priority",
+    "not_before",
+    # Renamed: a step's started_at travels beside the run's columns.
+    "started_at AS run_started_at",
 )
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 # Steps travel as rows, one per step beside the run's columns: plain column
@@ -35,7 +40,8 @@ STEP_COLUMNS = (
     " s.error AS step_error, s.attempts AS step_attempts, s.started_at, s.finished_at"
 )
 
-# The claim, as a function of its own: migrations 1 and 4 make it. A run is
+# The claim, as a function of its own: migrations 1 and 4 make it from this
+# template (frozen: migration 5 replaces it with _CLAIM_FUNCTION_5). A run is
 # refused (not acquired) when it belongs to another workflow or, from
 # version 4 on, was created with other inputs: a conflicting call must leave
 # the run untouched (a failed run keeps its failed steps).
@@ -129,6 +135,207 @@ def _claim_function(create: str, refused: str) -> str:
     return _CLAIM_FUNCTION.replace("@CREATE@", create).replace("@REFUSED@", refused)
 
 
+# The columns of a run and of a step, as both functions of migration 5 return them.
+_RUN_OUT_5 = """
+        workflow text, status text, inputs text, output text, error text, owner text,
+        token bigint, lease_expires_at double precision, attempts integer,
+        cancel_requested boolean, parent_run_id text, created_at double precision,
+        updated_at double precision, queue text, priority bigint,
+        not_before double precision, run_started_at double precision,
+        step_id text, "position" integer, task text, step_status text, result text,
+        step_error text, step_attempts integer, started_at double precision,
+        finished_at double precision
+"""
+
+# claim_run from version 5 on: a queued run is started (its queue kept), and
+# every run it starts or creates records started_at. Its result has the
+# queue columns, so it replaces the previous version rather than redefining it.
+_CLAIM_FUNCTION_5 = """
+    DROP FUNCTION {s}.claim_run(text, text, text, text, text, text, double precision,
+                                text, boolean, uuid);
+    CREATE FUNCTION {s}.claim_run(
+        p_app text, p_run_id text, p_workflow text, p_inputs text, p_parent text,
+        p_owner text, p_ttl double precision, p_steal_from text, p_resume boolean,
+        p_nonce uuid
+    ) RETURNS TABLE (acquired boolean, @RUN_OUT@) LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        cur {s}.runs%ROWTYPE;
+        now_t double precision := extract(epoch FROM clock_timestamp());
+        restart boolean := false;
+        start boolean := false;
+        won boolean;
+    BEGIN
+        INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, owner, token,
+            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
+            updated_at, claim_nonce, started_at)
+        VALUES (p_app, p_run_id, p_workflow, 'running', p_inputs, p_owner, 1,
+            now_t + p_ttl, 1, false, p_parent, now_t, now_t, p_nonce, now_t)
+        ON CONFLICT (app, run_id) DO NOTHING
+        RETURNING * INTO cur;
+        IF FOUND THEN
+            won := true;
+        ELSE
+            SELECT * INTO cur FROM {s}.runs r
+            WHERE r.app = p_app AND r.run_id = p_run_id FOR UPDATE;
+            now_t := extract(epoch FROM clock_timestamp());
+            IF cur.claim_nonce = p_nonce AND cur.status = 'running' THEN
+                -- A retry of a call whose first attempt committed: it is ours.
+                won := true;
+                UPDATE {s}.runs r SET lease_expires_at = now_t + p_ttl, updated_at = now_t
+                WHERE r.app = p_app AND r.run_id = p_run_id
+                RETURNING * INTO cur;
+            ELSIF cur.workflow <> p_workflow OR cur.inputs <> p_inputs THEN
+                won := false;
+            ELSE
+                start := cur.status = 'queued';
+                restart := cur.status = 'failed' OR (cur.status = 'cancelled' AND p_resume);
+                won := start OR restart OR (cur.status = 'running' AND (
+                    coalesce(cur.lease_expires_at <= now_t, false)
+                    OR coalesce(cur.owner = p_steal_from, false)));
+                IF restart THEN
+                    DELETE FROM {s}.steps s
+                    WHERE s.app = p_app AND s.run_id = p_run_id AND s.status = 'failed';
+                END IF;
+                IF won THEN
+                    UPDATE {s}.runs r SET
+                        status = 'running',
+                        error = CASE WHEN restart THEN NULL ELSE r.error END,
+                        owner = p_owner,
+                        token = r.token + 1,
+                        lease_expires_at = now_t + p_ttl,
+                        attempts = r.attempts + 1,
+                        cancel_requested = CASE WHEN restart THEN false
+                                                ELSE r.cancel_requested END,
+                        updated_at = now_t,
+                        started_at = CASE WHEN start THEN now_t ELSE r.started_at END,
+                        claim_nonce = p_nonce,
+                        finish_nonce = NULL
+                    WHERE r.app = p_app AND r.run_id = p_run_id
+                    RETURNING * INTO cur;
+                END IF;
+            END IF;
+        END IF;
+        RETURN QUERY
+            SELECT won, cur.workflow, cur.status, cur.inputs, cur.output, cur.error,
+                   cur.owner, cur.token, cur.lease_expires_at, cur.attempts,
+                   cur.cancel_requested, cur.parent_run_id, cur.created_at, cur.updated_at,
+                   cur.queue, cur.priority, cur.not_before, cur.started_at,
+                   {step_columns}
+            FROM (SELECT 1) AS one
+            LEFT JOIN {s}.steps s ON s.app = p_app AND s.run_id = p_run_id
+            ORDER BY s.position, s.step_id;
+    END
+    $fn$;
+""".replace("@RUN_OUT@", _RUN_OUT_5)
+
+# Starts up to p_limit queued runs of the app's queues, in the order given;
+# the i-th queue's caps are p_concurrency[i] and p_rate_count[i] starts per
+# p_rate_window[i] seconds (NULL: none). Claimers of a queue are serialized
+# by a transaction-level advisory lock on (schema, app, queue), taken for every
+# queue of the call up front in key order (no deadlock between calls naming
+# queues in other orders): each then counts, on a fresh snapshot, the runs
+# its predecessors committed, so no cap is ever exceeded. Runs locked by
+# another transaction (a claim_run, a cancel) are skipped, not waited for.
+#
+# p_retry says the store sent this call before and lost the connection: if
+# that attempt committed, its runs are running with claim_nonce = p_nonce,
+# and the retry answers them (lease renewed) instead of starting others.
+#
+# Every run is updated and read back by its primary key, one at a time: a
+# join or an ``= ANY (array)`` could get a cached generic plan reading every
+# run of the app instead, which statistics of small tables make look cheap.
+_CLAIM_QUEUED_FUNCTION = """
+    CREATE FUNCTION {s}.claim_queued(
+        p_app text, p_queues text[], p_concurrency bigint[], p_rate_count bigint[],
+        p_rate_window double precision[], p_owner text, p_ttl double precision,
+        p_limit bigint, p_nonce uuid, p_retry boolean
+    ) RETURNS TABLE (run_id text, @RUN_OUT@) LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        taken text[] := '{}';
+        queues integer := coalesce(array_length(p_queues, 1), 0);
+        lock_key bigint;
+        room bigint;
+        picked text;
+        now_t double precision := extract(epoch FROM clock_timestamp());
+    BEGIN
+        IF p_retry THEN
+            FOR i IN 1 .. queues LOOP
+                FOR picked IN
+                    SELECT r.run_id FROM {s}.runs r
+                    WHERE r.app = p_app AND r.queue = p_queues[i] AND r.status = 'running'
+                      AND r.claim_nonce = p_nonce AND NOT r.run_id = ANY (taken)
+                    ORDER BY r.priority, r.seq
+                LOOP
+                    UPDATE {s}.runs r SET lease_expires_at = now_t + p_ttl, updated_at = now_t
+                    WHERE r.app = p_app AND r.run_id = picked;
+                    taken := taken || picked;
+                END LOOP;
+            END LOOP;
+            IF cardinality(taken) > 0 THEN
+                queues := 0;  -- the first attempt committed: answer its runs
+            END IF;
+        END IF;
+        FOR lock_key IN
+            SELECT DISTINCT hashtextextended(q, hashtextextended(p_app,
+                                             hashtextextended('{s}', 0)))
+            FROM unnest(p_queues[1:queues]) AS q ORDER BY 1
+        LOOP
+            PERFORM pg_advisory_xact_lock(lock_key);
+        END LOOP;
+        FOR i IN 1 .. queues LOOP
+            EXIT WHEN cardinality(taken) >= p_limit;
+            now_t := extract(epoch FROM clock_timestamp());
+            room := p_limit - cardinality(taken);
+            IF p_concurrency[i] IS NOT NULL THEN
+                SELECT least(room, p_concurrency[i] - count(*)) INTO room FROM {s}.runs r
+                WHERE r.app = p_app AND r.queue = p_queues[i] AND r.status = 'running';
+            END IF;
+            IF p_rate_count[i] IS NOT NULL THEN
+                SELECT least(room, p_rate_count[i] - count(*)) INTO room FROM {s}.runs r
+                WHERE r.app = p_app AND r.queue = p_queues[i]
+                  AND r.started_at > now_t - p_rate_window[i];
+            END IF;
+            CONTINUE WHEN room <= 0;
+            FOR picked IN
+                SELECT r.run_id FROM {s}.runs r
+                WHERE r.app = p_app AND r.queue = p_queues[i] AND r.status = 'queued'
+                  AND (r.not_before IS NULL OR r.not_before <= now_t)
+                ORDER BY r.priority, r.seq
+                LIMIT room
+                FOR UPDATE SKIP LOCKED
+            LOOP
+                UPDATE {s}.runs r SET
+                    status = 'running', owner = p_owner, token = r.token + 1,
+                    attempts = r.attempts + 1, lease_expires_at = now_t + p_ttl,
+                    started_at = now_t, updated_at = now_t,
+                    claim_nonce = p_nonce, finish_nonce = NULL
+                WHERE r.app = p_app AND r.run_id = picked;
+                taken := taken || picked;
+            END LOOP;
+        END LOOP;
+        RETURN QUERY
+            SELECT t.run_id, r.workflow, r.status, r.inputs, r.output, r.error, r.owner,
+                   r.token, r.lease_expires_at, r.attempts, r.cancel_requested,
+                   r.parent_run_id, r.created_at, r.updated_at, r.queue, r.priority,
+                   r.not_before, r.started_at, {step_columns}
+            FROM unnest(taken) WITH ORDINALITY AS t(run_id, n)
+            -- OFFSET 0: a probe per run, parameterized by its id.
+            CROSS JOIN LATERAL (
+                SELECT * FROM {s}.runs r1
+                WHERE r1.app = p_app AND r1.run_id = t.run_id OFFSET 0
+            ) r
+            LEFT JOIN LATERAL (
+                SELECT * FROM {s}.steps s1
+                WHERE s1.app = p_app AND s1.run_id = t.run_id OFFSET 0
+            ) s ON true
+            ORDER BY t.n, s.position, s.step_id;
+    END
+    $fn$;
+""".replace("@RUN_OUT@", _RUN_OUT_5)
+
+
 # Each entry upgrades the schema by one version; never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -209,6 +416,33 @@ MIGRATIONS: tuple[str, ...] = (
     _claim_function(
         "CREATE OR REPLACE FUNCTION", "cur.workflow <> p_workflow OR cur.inputs <> p_inputs"
     ),
+    # 5: queued runs. FIFO within a priority follows seq, the identity every
+    # run has had since version 1. The partial indexes keep a claim's reads to
+    # the queue's own entries: its eligible runs in claim order, its running
+    # runs (concurrency) and its recent starts (rate limit). Their predicates
+    # let each serve its own statement only (whatever the statistics, a count
+    # of running runs cannot read a queue's whole history instead), and no
+    # lookup by key. Adding the columns rewrites nothing (no default, or a
+    # constant one).
+    """
+    ALTER TABLE {s}.runs
+        ADD COLUMN queue text,
+        ADD COLUMN priority bigint NOT NULL DEFAULT 0,
+        ADD COLUMN not_before double precision,
+        ADD COLUMN started_at double precision,
+        ADD COLUMN enqueue_nonce uuid,
+        DROP CONSTRAINT IF EXISTS runs_status_check,
+        ADD CONSTRAINT runs_status_check
+            CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled'));
+    CREATE INDEX runs_queued ON {s}.runs (app, queue, priority, seq)
+        WHERE status = 'queued';
+    CREATE INDEX runs_queue_running ON {s}.runs (app, queue)
+        WHERE status = 'running' AND queue IS NOT NULL;
+    CREATE INDEX runs_queue_started ON {s}.runs (app, queue, started_at)
+        WHERE queue IS NOT NULL AND started_at IS NOT NULL;
+"""
+    + _CLAIM_FUNCTION_5
+    + _CLAIM_QUEUED_FUNCTION,
 )
 
 VERSION_TABLE = """
@@ -219,6 +453,39 @@ VERSION_TABLE = """
 """
 
 CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+
+# The caps travel as text[], as in SAVE_STEPS: unlike bigint[] or float8[],
+# text[] needs no per-connection type introspection.
+CLAIM_QUEUED = """
+    SELECT * FROM {s}.claim_queued($1, $2::text[], $3::text[]::bigint[], $4::text[]::bigint[],
+                                   $5::text[]::double precision[], $6, $7, $8, $9, $10)
+"""
+
+# A new queued run, or (created false) the run already under that id. The
+# nonce tells a retry whose first attempt committed its own run: created
+# still. A run inserted by a transaction that committed while this one waited
+# on it is invisible to this statement's snapshot, which then returns no row:
+# ENQUEUED, a statement of its own, reads it.
+ENQUEUE = """
+    WITH ins AS (
+        INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, token, attempts,
+                              cancel_requested, parent_run_id, created_at, updated_at,
+                              queue, priority, not_before, enqueue_nonce)
+        VALUES ($1, $2, $3, 'queued', $4, 0, 0, false, $5, extract(epoch FROM now()),
+                extract(epoch FROM now()), $6, $7, $8, $9)
+        ON CONFLICT (app, run_id) DO NOTHING
+        RETURNING {run_columns}
+    )
+    SELECT true AS created, * FROM ins
+    UNION ALL
+    SELECT coalesce(enqueue_nonce = $9, false), {run_columns} FROM {s}.runs
+    WHERE app = $1 AND run_id = $2 AND NOT EXISTS (SELECT 1 FROM ins)
+"""
+
+ENQUEUED = """
+    SELECT coalesce(enqueue_nonce = $3, false) AS created, {run_columns} FROM {s}.runs
+    WHERE app = $1 AND run_id = $2
+"""
 
 # FOR SHARE makes the token check and the insert one atomic step: a concurrent
 # claim_run waits for this statement, or this statement re-checks the token
@@ -342,11 +609,12 @@ FINISHED = """
     WHERE app = $1 AND run_id = $2 AND token = $3 AND finish_nonce = $4
 """
 
+# A queued run is cancelled at once, like a failed one: nobody executes it.
 CANCEL = """
     UPDATE {s}.runs SET
         cancel_requested = cancel_requested OR status = 'running',
-        status = CASE WHEN status = 'failed' THEN 'cancelled' ELSE status END,
-        updated_at = CASE WHEN status IN ('running', 'failed')
+        status = CASE WHEN status IN ('failed', 'queued') THEN 'cancelled' ELSE status END,
+        updated_at = CASE WHEN status IN ('running', 'failed', 'queued')
                           THEN extract(epoch FROM now()) ELSE updated_at END
     WHERE app = $1 AND run_id = $2
     RETURNING {run_columns}

@@ -1,10 +1,12 @@
 """PostgresStore: the Store contract on PostgreSQL, through asyncpg.
 
 Many processes on many machines can share one database. Every operation is a
-single statement (``claim_run`` is one call of a server-side function), so
-each costs one round trip; a step save or a finish that finds anything but the
-common case (a lost lease, a cancel request, a step already stored, a retried
-call) takes a second statement to tell which. Lease times come from the
+single statement (``claim_run`` and ``claim_queued`` are each one call of a
+server-side function), so each costs one round trip; a step save or a finish
+that finds anything but the common case (a lost lease, a cancel request, a
+step already stored, a retried call) takes a second statement to tell which.
+Claimers of one queue take turns on a transaction-level advisory lock, so
+its caps hold across every process. Lease times come from the
 database clock. Step saves made while others are in flight are grouped into
 one statement and one commit (group commit); each caller resumes once its own
 row is committed.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +37,14 @@ from durable.errors import (
     StoreUnavailableError,
 )
 from durable.stores import _postgres_sql as statements
-from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._checks import (
+    check_claim,
+    check_enqueue,
+    check_json,
+    check_names,
+    check_signal,
+    check_step,
+)
 from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
 from durable.stores._rows import StepParams, lease_states, step_params
 from durable.stores.base import (
@@ -42,6 +52,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueLimits,
     RunRecord,
     RunStatus,
     SavedStep,
@@ -120,7 +131,21 @@ def _run_record(app: str, run_id: str, row: Any) -> RunRecord:
         parent_run_id=row["parent_run_id"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        queue=row["queue"],
+        priority=row["priority"],
+        not_before=row["not_before"],
+        started_at=row["run_started_at"],
     )
+
+
+def _claims(app: str, rows: Sequence[Any]) -> list[Claim]:
+    """The claims of claim_queued's rows: each run's rows are adjacent, its steps in order."""
+    claims: list[Claim] = []
+    for run_id, group in itertools.groupby(rows, lambda row: str(row["run_id"])):
+        run_rows = list(group)
+        run = _run_record(app, run_id, run_rows[0])
+        claims.append(Claim(run, _step_records(run_rows), acquired=True))
+    return claims
 
 
 def _step_records(rows: Sequence[Any]) -> tuple[StepRecord, ...]:
@@ -618,6 +643,61 @@ class PostgresStore(Store):
     ) -> Sequence[RunRecord]:
         rows = await self._fetch(statements.LIST_RUNS, app, status, workflow, limit)
         return [_run_record(app, row["run_id"], row) for row in rows]
+
+    async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        check_enqueue(new)
+        nonce = uuid.uuid4()
+        row = await self._fetchrow(
+            statements.ENQUEUE,
+            *(new.app, new.run_id, new.workflow, new.inputs, new.parent_run_id),
+            *(new.queue, new.priority, new.not_before, nonce),
+        )
+        if row is None:
+            # The run was inserted by a transaction that committed while ours
+            # waited for it, after our statement's snapshot: read it now.
+            row = await self._fetchrow(statements.ENQUEUED, new.app, new.run_id, nonce)
+        if row is None:
+            raise StoreError(f"run {new.run_id!r} was deleted while being enqueued")
+        return _run_record(new.app, new.run_id, row), bool(row["created"])
+
+    async def claim_queued(
+        self,
+        app: str,
+        queues: Sequence[QueueLimits],
+        *,
+        owner: str,
+        lease_ttl: float,
+        limit: int,
+    ) -> list[Claim]:
+        check_names(app=app, owner=owner)
+        for limits in queues:
+            check_names(queue_name=limits.name)
+        if not queues or limit < 1:
+            return []
+        sql = self._q(statements.CLAIM_QUEUED)
+        args = (
+            app,
+            [q.name for q in queues],
+            [None if q.concurrency is None else str(q.concurrency) for q in queues],
+            [None if q.rate_limit is None else str(q.rate_limit[0]) for q in queues],
+            [None if q.rate_limit is None else _as_text(float(q.rate_limit[1])) for q in queues],
+            owner,
+            lease_ttl,
+            limit,
+            uuid.uuid4(),
+        )
+        sent = False
+
+        async def claim(conn: Any) -> list[Any]:
+            # A call sent again after a lost connection may find what its
+            # first attempt committed: the function then answers those runs
+            # (see claim_queued in _postgres_sql), so none is lost to the retry.
+            nonlocal sent
+            retry, sent = sent, True
+            rows: list[Any] = await conn.fetch(sql, *args, retry)
+            return rows
+
+        return _claims(app, await self._call(claim))
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
