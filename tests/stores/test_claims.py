@@ -64,7 +64,37 @@ def test_missing_run_is_created_with_the_first_token() -> None:
         parent_run_id="parent",
         created_at=NOW,
         updated_at=NOW,
+        started_at=NOW,
     )
+
+
+def test_a_queued_run_is_started_here() -> None:
+    """A queued run is started by the claim: token and attempts grow, started_at is now,
+    its queue fields stay, and its not_before is not waited for."""
+    queued = _run(
+        status="queued",
+        owner=None,
+        token=0,
+        attempts=0,
+        lease_expires_at=None,
+        queue="orders",
+        priority=3,
+        not_before=NOW + 3600,
+    )
+    decision = decide_claim(queued, _request(), NOW)
+    assert decision.action is ClaimAction.START
+    assert decision.acquired
+    assert not decision.drops_failed_steps
+    run = decision.run
+    assert (run.status, run.owner, run.token, run.attempts) == ("running", "bob", 1, 1)
+    assert (run.queue, run.priority, run.not_before) == ("orders", 3, NOW + 3600)
+    assert (run.started_at, run.lease_expires_at) == (NOW, NOW + 30)
+
+
+def test_a_queued_run_with_other_inputs_is_kept() -> None:
+    """Other inputs leave a queued run as it is."""
+    queued = _run(status="queued", owner=None, token=0, attempts=0, inputs='{"n": 2}')
+    assert decide_claim(queued, _request(), NOW).action is ClaimAction.KEEP
 
 
 @pytest.mark.parametrize(

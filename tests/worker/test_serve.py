@@ -165,7 +165,10 @@ async def test_a_worker_adopts_an_orphaned_run(wf: Workflow, store: Store) -> No
     from durable.engine.steps import new_record
 
     await store.save_step(
-        wf.name, "orphan", claim.run.token, new_record("step", 0, "step", "completed", '"a"')
+        wf.name,
+        "orphan",
+        claim.run.token,
+        new_record("step", 0, "step", "completed", result='"a"', started_at=time.time()),
     )
     await asyncio.sleep(0.3)
     async with serving(wf):
