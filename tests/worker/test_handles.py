@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from durable import RunHandle, Workflow
-from durable.errors import ConfigurationError, RunCancelledError, RunConflictError
-from durable.errors import RunNotFoundError
+from durable.errors import ConfigurationError, RunCancelledError, RunConflictError, RunNotFoundError
 from durable.stores.base import Store
 
 pytestmark = pytest.mark.asyncio

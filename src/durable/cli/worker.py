@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -71,7 +72,16 @@ def load_app(spec: str) -> Workflow:
     return app
 
 
+def _exit_now(signum: int, frame: object) -> None:
+    # Stopped before serving began: nothing is claimed yet, so nothing to hand back.
+    raise SystemExit(0)
+
+
 def _run(args: argparse.Namespace) -> int:
+    # Until the worker installs its graceful handlers, SIGTERM and SIGINT end the
+    # process at once, with status 0 as after a graceful stop.
+    signal.signal(signal.SIGTERM, _exit_now)
+    signal.signal(signal.SIGINT, _exit_now)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
