@@ -18,7 +18,7 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from durable.stores.base import LeaseState, NewRun, StepRecord
+from durable.stores.base import LeaseState, NewRun, QueueLimits, StepRecord
 
 if TYPE_CHECKING:
     from durable.stores.redis import RedisStore
@@ -505,3 +505,93 @@ async def test_a_newer_layout_is_refused(
     await client.set(store._keys.layout("app"), "3")
     with pytest.raises(StoreError, match="newer"):
         await make_store().list_runs("app", status="running")
+
+
+async def _queue_keys(store: RedisStore, client: Any, queue: str = "q") -> dict[str, list[str]]:
+    """The members of a queue's keys: ready and delayed in order, the others sorted."""
+    ready, delayed, running, starts, _ = store._keys.queues("app", queue)
+    found = {
+        "ready": [m[16:] for m in await client.zrange(ready, 0, -1)],
+        "delayed": [m[16:] for m in await client.zrange(delayed, 0, -1)],
+        "running": sorted(await client.smembers(running)),
+        "starts": sorted(await client.zrange(starts, 0, -1)),
+    }
+    return {kind: [m.decode() for m in members] for kind, members in found.items()}
+
+
+async def test_queue_keys_follow_every_transition(
+    make_store: Callable[..., RedisStore], client: Any
+) -> None:
+    """Enqueue, claim_queued, claim_run, finish, cancel and restart keep the queue's keys exact."""
+    store = make_store()
+    for run_id, priority in (("a", 2), ("b", 1), ("c", 2), ("d", 0)):
+        await store.enqueue_run(NewRun("app", run_id, "wf", "{}", queue="q", priority=priority))
+    await store.enqueue_run(NewRun("app", "later", "wf", "{}", queue="q", not_before=1e12))
+    assert await _queue_keys(store, client) == {
+        "ready": ["d", "b", "a", "c"],
+        "delayed": ["later"],
+        "running": [],
+        "starts": [],
+    }
+    queued = await client.zrange(store._keys.status("app", "queued"), 0, -1)
+    assert sorted(queued) == [b"a", b"b", b"c", b"d", b"later"]
+    limits = [QueueLimits("q", rate_limit=(10, 60))]
+    claims = await store.claim_queued("app", limits, owner="w", lease_ttl=30, limit=2)
+    direct = await store.claim_run(NewRun("app", "c", "wf", "{}"), owner="x", lease_ttl=30)
+    assert direct.acquired
+    await store.request_cancel("app", "later")
+    assert await _queue_keys(store, client) == {
+        "ready": ["a"],
+        "delayed": [],
+        "running": ["b", "c", "d"],
+        "starts": ["b:1", "c:1", "d:1"],
+    }
+    for claim in claims:
+        await store.finish_run("app", claim.run.run_id, claim.run.token, "failed", error='"e"')
+    assert (await _queue_keys(store, client))["running"] == ["c"]
+    again = await store.claim_run(NewRun("app", "d", "wf", "{}"), owner="y", lease_ttl=30)
+    assert (again.acquired, again.run.queue, again.run.token) == (True, "q", 2)
+    assert (await _queue_keys(store, client))["running"] == ["c", "d"]
+    assert await client.zrange(store._keys.status("app", "queued"), 0, -1) == [b"a"]
+    cancelled = await client.zrange(store._keys.status("app", "cancelled"), 0, -1)
+    assert cancelled == [b"later"]
+
+
+async def test_queue_scripts_retried_return_their_first_result(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    """Re-running an enqueue or claim_queued script with the same nonce changes nothing."""
+    store = make_store()
+    await store.open()
+    k = store._keys
+    enqueue_keys = [*k.creation("app", "r"), *k.queues("app", "q")]
+    enqueue_args = ["r", "wf", "{}", "0", "", "q", "0", "0", "", "nonce-1", "2"]
+    for _ in range(2):
+        created, _ = await store._script("enqueue", enqueue_keys, enqueue_args)
+        assert created == 1
+    _, created = await store.enqueue_run(NewRun("app", "r", "wf", "{}", queue="q"))
+    assert not created
+    await store.enqueue_run(NewRun("app", "s", "wf", "{}", queue="q"))
+    claim_keys = [*k.statuses("app"), k.queue_claim("app", "nonce-2"), *k.queues("app", "q")]
+    claim_args = ["w", "30.0", "1", "nonce-2", *k.stems("app"), "", "", ""]
+    first = await store._script("claim_queued", claim_keys, claim_args)
+    second = await store._script("claim_queued", claim_keys, claim_args)
+    assert [reply[0] for reply in first] == [reply[0] for reply in second] == [b"r"]
+    assert first == second
+    still = await store.get_run("app", "s")
+    assert still is not None
+    assert still.status == "queued"
+
+
+async def test_runs_written_before_queues_read_with_defaults(
+    make_store: Callable[..., RedisStore], client: Any
+) -> None:
+    """A run hash without the queue fields reads as a run of no queue, never started."""
+    store = make_store()
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    await client.hdel(store._keys.run("app", "r"), "started")
+    run = await store.get_run("app", "r")
+    assert run is not None
+    assert (run.queue, run.priority, run.not_before, run.started_at) == (None, 0, None, None)
+    done = await store.finish_run("app", "r", claim.run.token, "completed", output="1")
+    assert done.status == "completed"

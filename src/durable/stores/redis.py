@@ -26,7 +26,14 @@ from redis.backoff import ExponentialWithJitterBackoff
 from durable._fastpaths import asyncio as asyncio_fastpaths
 from durable._fastpaths import redis as redis_fastpaths
 from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
-from durable.stores._checks import check_claim, check_json, check_signal, check_step
+from durable.stores._checks import (
+    check_claim,
+    check_enqueue,
+    check_json,
+    check_names,
+    check_signal,
+    check_step,
+)
 from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores.base import (
     RUN_STATUSES,
@@ -34,6 +41,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueLimits,
     RunRecord,
     RunStatus,
     SavedStep,
@@ -84,6 +92,39 @@ class _Keys:
         """Every :meth:`status` key of the app, in ``RUN_STATUSES`` order (as scripts expect)."""
         return [self.status(app, status) for status in RUN_STATUSES]
 
+    def queue(self, kind: str, app: str, queue: str) -> str:
+        """A key of one queue of the app (see ``_QUEUE_KINDS``)."""
+        return self._scoped(kind, app, queue)
+
+    def queues(self, app: str, queue: str) -> list[str]:
+        """Every key of one queue, in ``_QUEUE_KINDS`` order (as the claim script expects)."""
+        return [self.queue(kind, app, queue) for kind in _QUEUE_KINDS]
+
+    def stems(self, app: str) -> tuple[str, str]:
+        """``(head, tail)`` such that ``head + kind + tail + name`` is a key of the app.
+
+        Scripts build the keys of the runs they pop from a queue, and of the
+        queue a run belongs to, from these: ``_scoped`` spelled out in Lua.
+        Those keys are not declared to the script, which a single server (the
+        only kind this store supports: its scripts span hash slots) allows.
+        """
+        return f"{self.prefix}:", f":{len(app)}:{app}:"
+
+    def queue_claim(self, app: str, nonce: str) -> str:
+        """List of the run ids one ``claim_queued`` call started, kept a while for its retry."""
+        return self._scoped("qclaim", app, nonce)
+
+    def creation(self, app: str, run_id: str) -> list[str]:
+        """The keys of the scripts that create runs (claim, enqueue), in their order."""
+        return [
+            self.run(app, run_id),
+            self.steps(app, run_id),
+            self.signals(app, run_id),
+            self.index(app),
+            *self.statuses(app),
+            self.layout(app),
+        ]
+
     def layout(self, app: str) -> str:
         """The layout version the app's keys are complete in (see ``_LAYOUT_VERSION``)."""
         return f"{self.prefix}:layout:{len(app)}:{app}"
@@ -97,9 +138,28 @@ def _escape_glob(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+# The keys of one queue of an app, by kind:
+#   qready:   its queued runs that may start now, scored by priority. A member
+#             is the run's enqueue sequence number in 16 hex digits, then its
+#             id: equal priorities sort in enqueue order.
+#   qdelayed: the same members for runs whose not_before is still ahead,
+#             scored by not_before; claim_queued moves the due ones to qready
+#             (at most 1000 per queue and call, the earliest due first).
+#   qrunning: set of the ids of its runs with status running.
+#   qstarts:  "run_id:token" of its recent starts, scored by start time (for
+#             rate limits; trimmed to the window by claim_queued).
+#   qseq:     the enqueue sequence counter.
+_QUEUE_KINDS = ("qready", "qdelayed", "qrunning", "qstarts", "qseq")
+
+
+def _lua_list(names: Sequence[str]) -> str:
+    return "{" + ", ".join(f"'{name}'" for name in names) + "}"
+
+
 # Lua numbers become integers in replies and lose digits when passed to
 # commands as numbers, so times travel as "%.17g" strings: exact for doubles.
-_PRELUDE = """
+_PRELUDE = (
+    """
 local function now()
     local t = redis.call('TIME')
     return tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -109,9 +169,12 @@ local function owned(run, token)
     local r = redis.call('HMGET', run, 'status', 'token', 'cancel')
     return r[1] == 'running' and r[2] == token, r[3]
 end
--- The status indexes of a run's app are KEYS[first .. first + 3], in
--- RUN_STATUSES order; a run is in exactly the one of its status.
-local STATUSES = {'running', 'completed', 'failed', 'cancelled'}
+-- The status indexes of a run's app are KEYS[first .. first + NSTATUS - 1],
+-- in RUN_STATUSES order; a run is in exactly the one of its status.
+local STATUSES = """
+    + _lua_list(RUN_STATUSES)
+    + """
+local NSTATUS = #STATUSES
 local function reindex(first, id, created, status)
     for i, name in ipairs(STATUSES) do
         local key = KEYS[first + i - 1]
@@ -122,11 +185,31 @@ local function reindex(first, id, created, status)
         end
     end
 end
+-- The keys of a queue in _QUEUE_KINDS order, built from the app's key stems
+-- (see _Keys.stems): the queue of a run is known only once its hash is read.
+local QKINDS = """
+    + _lua_list(_QUEUE_KINDS)
+    + """
+local function qkeys(head, tail, queue)
+    local keys = {}
+    for i, kind in ipairs(QKINDS) do keys[i] = head .. kind .. tail .. queue end
+    return keys
+end
+-- A queued run of the queue with keys q leaves its waiting sets and starts.
+local function started(q, id, member, token, t)
+    if member then
+        redis.call('ZREM', q[1], member)
+        redis.call('ZREM', q[2], member)
+    end
+    redis.call('SADD', q[3], id)
+    redis.call('ZADD', q[4], fmt(t), id .. ':' .. token)
+end
 """
+)
 
-# KEYS: run, steps, signals, index, the app's four status indexes, layout
+# KEYS: run, steps, signals, index, the app's status indexes, layout
 # ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
-#       steal_from, resume, nonce, layout version
+#       steal_from, resume, nonce, layout version, then the app's key stems
 _CLAIM = (
     _PRELUDE
     + """
@@ -136,10 +219,10 @@ local lease = fmt(t + tonumber(ARGV[7]))
 if redis.call('EXISTS', run) == 0 then
     redis.call('HSET', run, 'workflow', ARGV[2], 'status', 'running', 'inputs', ARGV[3],
         'owner', ARGV[6], 'token', '1', 'lease', lease, 'attempts', '1', 'cancel', '0',
-        'created', fmt(t), 'updated', fmt(t), 'claim_nonce', ARGV[11])
+        'created', fmt(t), 'updated', fmt(t), 'started', fmt(t), 'claim_nonce', ARGV[11])
     if ARGV[4] == '1' then redis.call('HSET', run, 'parent', ARGV[5]) end
     -- The app's first run: its indexes are complete in this layout from the start.
-    if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[9], ARGV[12]) end
+    if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[5 + NSTATUS], ARGV[12]) end
     redis.call('DEL', steps)
     redis.call('PERSIST', signals)
     redis.call('ZADD', KEYS[4], fmt(t), ARGV[1])
@@ -156,6 +239,7 @@ if r.claim_nonce == ARGV[11] and r.status == 'running' then
     acquired = true
 elseif r.workflow == ARGV[2] and r.inputs == ARGV[3] then
     -- Another workflow's run, or this one called with other inputs: untouched.
+    local start = r.status == 'queued'
     local restart = r.status == 'failed' or (r.status == 'cancelled' and ARGV[10] == '1')
     local takeover = r.status == 'running' and (
         (r.lease ~= nil and tonumber(r.lease) <= t)
@@ -172,12 +256,22 @@ elseif r.workflow == ARGV[2] and r.inputs == ARGV[3] then
         redis.call('PERSIST', steps)
         redis.call('PERSIST', signals)
     end
-    if restart or takeover then
-        redis.call('HINCRBY', run, 'token', 1)
+    if start or restart or takeover then
+        local token = redis.call('HINCRBY', run, 'token', 1)
         redis.call('HINCRBY', run, 'attempts', 1)
         redis.call('HSET', run, 'status', 'running', 'owner', ARGV[6], 'lease', lease,
             'updated', fmt(t), 'claim_nonce', ARGV[11])
         redis.call('HDEL', run, 'finish_nonce')
+        if start then redis.call('HSET', run, 'started', fmt(t)) end
+        if r.queue and (start or restart) then
+            -- It runs now: one more running run of its queue.
+            local q = qkeys(ARGV[13], ARGV[14], r.queue)
+            if start then
+                started(q, ARGV[1], r.qmember, token, t)
+            else
+                redis.call('SADD', q[3], ARGV[1])
+            end
+        end
         reindex(5, ARGV[1], r.created, 'running')
         acquired = true
     end
@@ -243,9 +337,9 @@ return 1
 """
 )
 
-# KEYS: run, steps, signals, then the app's four status indexes.
+# KEYS: run, steps, signals, then the app's status indexes.
 # ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep),
-#       run_id.
+#       run_id, then the app's key stems.
 _FINISH = (
     _PRELUDE
     + """
@@ -261,6 +355,8 @@ redis.call('HDEL', run, 'owner', 'lease', 'output', 'error')
 if ARGV[3] == '1' then redis.call('HSET', run, 'output', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', run, 'error', ARGV[6]) end
 reindex(4, ARGV[9], redis.call('HGET', run, 'created'), ARGV[2])
+local queue = redis.call('HGET', run, 'queue')
+if queue then redis.call('SREM', qkeys(ARGV[10], ARGV[11], queue)[3], ARGV[9]) end
 if ARGV[8] ~= '' then
     for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
 end
@@ -268,7 +364,7 @@ return redis.call('HGETALL', run)
 """
 )
 
-# KEYS: run, then the app's four status indexes. ARGV: run_id.
+# KEYS: run, then the app's status indexes. ARGV: run_id, then the app's key stems.
 _CANCEL = (
     _PRELUDE
     + """
@@ -276,8 +372,15 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
 if status == 'running' then
     redis.call('HSET', KEYS[1], 'cancel', '1', 'updated', fmt(now()))
-elseif status == 'failed' then
+elseif status == 'failed' or status == 'queued' then
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', fmt(now()))
+    local r = redis.call('HMGET', KEYS[1], 'queue', 'qmember')
+    if status == 'queued' and r[1] then
+        -- Nobody will start it: out of its queue.
+        local q = qkeys(ARGV[2], ARGV[3], r[1])
+        redis.call('ZREM', q[1], r[2])
+        redis.call('ZREM', q[2], r[2])
+    end
     reindex(2, ARGV[1], redis.call('HGET', KEYS[1], 'created'), 'cancelled')
 end
 return redis.call('HGETALL', KEYS[1])
@@ -296,7 +399,7 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return idx
 """
 
-# KEYS: the app's four status indexes, then run keys. ARGV: the runs' ids.
+# KEYS: the app's status indexes, then run keys. ARGV: the runs' ids.
 # Puts each run in the index of its current status: run once per app on data
 # written before status indexes existed. Idempotent, and atomic per call, so
 # writers maintaining the indexes meanwhile are never undone.
@@ -304,14 +407,143 @@ _REINDEX = (
     _PRELUDE
     + """
 for i, id in ipairs(ARGV) do
-    local r = redis.call('HMGET', KEYS[4 + i], 'status', 'created')
+    local r = redis.call('HMGET', KEYS[NSTATUS + i], 'status', 'created')
     reindex(1, id, r[2] or 0, r[1] or '')
 end
 return #ARGV
 """
 )
 
+# KEYS: run, steps, signals, index, the app's status indexes, layout, then the
+#       queue's keys (_QUEUE_KINDS order)
+# ARGV: run_id, workflow, inputs, has_parent, parent, queue, priority,
+#       has_not_before, not_before, nonce, layout version
+# Returns {created, run}.
+_ENQUEUE = (
+    _PRELUDE
+    + """
+local run, steps, signals = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', run) == 1 then
+    -- A retry of a call whose first attempt created the run answers as it did.
+    local created = redis.call('HGET', run, 'enqueue_nonce') == ARGV[10]
+    return {created and 1 or 0, redis.call('HGETALL', run)}
+end
+local t = now()
+local q = {}
+for i = 1, #QKINDS do q[i] = KEYS[5 + NSTATUS + i] end
+local member = string.format('%016x', redis.call('INCR', q[5])) .. ARGV[1]
+redis.call('HSET', run, 'workflow', ARGV[2], 'status', 'queued', 'inputs', ARGV[3],
+    'token', '0', 'attempts', '0', 'cancel', '0', 'created', fmt(t), 'updated', fmt(t),
+    'queue', ARGV[6], 'priority', ARGV[7], 'qmember', member, 'enqueue_nonce', ARGV[10])
+if ARGV[4] == '1' then redis.call('HSET', run, 'parent', ARGV[5]) end
+if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[5 + NSTATUS], ARGV[11]) end
+redis.call('DEL', steps)
+redis.call('PERSIST', signals)
+redis.call('ZADD', KEYS[4], fmt(t), ARGV[1])
+reindex(5, ARGV[1], fmt(t), 'queued')
+if ARGV[8] == '1' then
+    redis.call('HSET', run, 'not_before', ARGV[9])
+end
+if ARGV[8] == '1' and tonumber(ARGV[9]) > t then
+    redis.call('ZADD', q[2], ARGV[9], member)
+else
+    redis.call('ZADD', q[1], ARGV[7], member)
+end
+return {1, redis.call('HGETALL', run)}
+"""
+)
+
+# KEYS: the app's status indexes, this call's log (Keys.queue_claim), then the
+#       keys of each queue (_QUEUE_KINDS order)
+# ARGV: owner, ttl, limit, nonce, the app's key stems, then per queue:
+#       concurrency, rate count, rate seconds ('' = no limit)
+# Returns {run_id, run, steps} per run started.
+_CLAIM_QUEUED = (
+    _PRELUDE
+    + """
+local head, tail, nonce = ARGV[5], ARGV[6], ARGV[4]
+local log = KEYS[NSTATUS + 1]
+local function runkey(id) return head .. 'run' .. tail .. id end
+local function answer(id)
+    local steps = head .. 'steps' .. tail .. id
+    return {id, redis.call('HGETALL', runkey(id)), redis.call('HGETALL', steps)}
+end
+local out = {}
+local earlier = redis.call('LRANGE', log, 0, -1)
+if #earlier > 0 then
+    -- A retry of a call whose first attempt ran: the runs it started, if still ours.
+    for _, id in ipairs(earlier) do
+        local r = redis.call('HMGET', runkey(id), 'status', 'claim_nonce')
+        if r[1] == 'running' and r[2] == nonce then out[#out + 1] = answer(id) end
+    end
+    return out
+end
+local t = now()
+local lease = fmt(t + tonumber(ARGV[2]))
+local left = tonumber(ARGV[3])
+local function promote(q)
+    -- Due delayed runs join the ready ones, keeping their enqueue sequence.
+    local due = redis.call('ZRANGEBYSCORE', q[2], '-inf', fmt(t), 'LIMIT', 0, 1000)
+    for _, m in ipairs(due) do
+        local priority = redis.call('HGET', runkey(string.sub(m, 17)), 'priority')
+        if priority then redis.call('ZADD', q[1], priority, m) end
+        redis.call('ZREM', q[2], m)
+    end
+end
+local function room(q, a)
+    local n = left
+    if ARGV[a] ~= '' then n = math.min(n, tonumber(ARGV[a]) - redis.call('SCARD', q[3])) end
+    if ARGV[a + 1] == '' then
+        -- Only a rate limit reads the starts: an unlimited queue keeps none.
+        redis.call('DEL', q[4])
+    else
+        redis.call('ZREMRANGEBYSCORE', q[4], '-inf', fmt(t - tonumber(ARGV[a + 2])))
+        n = math.min(n, tonumber(ARGV[a + 1]) - redis.call('ZCARD', q[4]))
+    end
+    return n
+end
+local function start(q, member)
+    local id = string.sub(member, 17)
+    local run = runkey(id)
+    redis.call('ZREM', q[1], member)
+    local r = redis.call('HMGET', run, 'status', 'created')
+    if r[1] ~= 'queued' then return false end
+    local token = redis.call('HINCRBY', run, 'token', 1)
+    redis.call('HINCRBY', run, 'attempts', 1)
+    redis.call('HSET', run, 'status', 'running', 'owner', ARGV[1], 'lease', lease,
+        'started', fmt(t), 'updated', fmt(t), 'claim_nonce', nonce)
+    started(q, id, member, token, t)
+    reindex(1, id, r[2], 'running')
+    redis.call('RPUSH', log, id)
+    out[#out + 1] = answer(id)
+    return true
+end
+local nq = (#KEYS - NSTATUS - 1) / #QKINDS
+for i = 0, nq - 1 do
+    if left <= 0 then break end
+    local q = {}
+    for j = 1, #QKINDS do q[j] = KEYS[NSTATUS + 1 + i * #QKINDS + j] end
+    promote(q)
+    local n = room(q, 7 + 3 * i)
+    while n > 0 do
+        local members = redis.call('ZRANGE', q[1], 0, n - 1)
+        if #members == 0 then break end
+        for _, m in ipairs(members) do
+            if start(q, m) then
+                n = n - 1
+                left = left - 1
+            end
+        end
+    end
+end
+if #out > 0 then redis.call('PEXPIRE', log, 60000) end
+return out
+"""
+)
+
 _SCRIPTS = (
+    ("enqueue", _ENQUEUE),
+    ("claim_queued", _CLAIM_QUEUED),
     ("claim", _CLAIM),
     ("save_step", _SAVE_STEP),
     ("renew", _RENEW),
@@ -324,7 +556,8 @@ _SCRIPTS = (
 )
 
 # 1 (no layout key): runs listed per app in one sorted set.
-# 2: and per app and status.
+# 2: and per app and status. (The "queued" index came later without a new
+#    layout: it starts empty, as no earlier version wrote a queued run.)
 _LAYOUT_VERSION = 2
 _LIST_PAGE = 200
 # Runs renewed by one script call: the server runs nothing else meanwhile.
@@ -363,6 +596,11 @@ def _run_record(app: str, run_id: str, flat: Sequence[bytes] | dict[bytes, bytes
         parent_run_id=opt(b"parent"),
         created_at=float(fields[b"created"]),
         updated_at=float(fields[b"updated"]),
+        # Absent from runs written before queues existed.
+        queue=opt(b"queue"),
+        priority=int(fields.get(b"priority", b"0")),
+        not_before=_float(fields.get(b"not_before")),
+        started_at=_float(fields.get(b"started")),
     )
 
 
@@ -408,6 +646,15 @@ def _decode_steps(flat: Sequence[bytes] | dict[bytes, bytes]) -> tuple[StepRecor
 
 def _flag(value: str | None) -> tuple[str, str]:
     return ("0", "") if value is None else ("1", value)
+
+
+def _limit_args(limits: QueueLimits) -> tuple[str, str, str]:
+    """A queue's limits as the claim_queued script reads them: '' for none."""
+    concurrency = "" if limits.concurrency is None else str(limits.concurrency)
+    if limits.rate_limit is None:
+        return concurrency, "", ""
+    count, seconds = limits.rate_limit
+    return concurrency, str(count), repr(float(seconds))
 
 
 class RedisStore(Store):
@@ -569,17 +816,9 @@ class RedisStore(Store):
         resume: bool = False,
     ) -> Claim:
         check_claim(new, owner, steal_from)
-        k = self._keys
         acquired, run, steps = await self._script(
             "claim",
-            [
-                k.run(new.app, new.run_id),
-                k.steps(new.app, new.run_id),
-                k.signals(new.app, new.run_id),
-                k.index(new.app),
-                *k.statuses(new.app),
-                k.layout(new.app),
-            ],
+            self._keys.creation(new.app, new.run_id),
             [
                 new.run_id,
                 new.workflow,
@@ -591,6 +830,7 @@ class RedisStore(Store):
                 "1" if resume else "0",
                 uuid.uuid4().hex,
                 str(_LAYOUT_VERSION),
+                *self._keys.stems(new.app),
             ],
         )
         return Claim(
@@ -655,15 +895,25 @@ class RedisStore(Store):
         run = await self._script(
             "finish",
             [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id), *k.statuses(app)],
-            [str(token), status, *_flag(output), *_flag(error), uuid.uuid4().hex, ttl_ms, run_id],
+            [
+                str(token),
+                status,
+                *_flag(output),
+                *_flag(error),
+                uuid.uuid4().hex,
+                ttl_ms,
+                run_id,
+                *k.stems(app),
+            ],
         )
         if run is None:
             raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
         return _run_record(app, run_id, run)
 
     async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
+        k = self._keys
         run = await self._script(
-            "cancel", [self._keys.run(app, run_id), *self._keys.statuses(app)], [run_id]
+            "cancel", [k.run(app, run_id), *k.statuses(app)], [run_id, *k.stems(app)]
         )
         return None if run is None else _run_record(app, run_id, run)
 
@@ -729,6 +979,52 @@ class RedisStore(Store):
                 pipe.zrem(key, *expired)
             await self._call(pipe.execute())
         return found[:limit]
+
+    async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        check_enqueue(new)
+        queue = cast(str, new.queue)  # check_enqueue refuses None
+        not_before = None if new.not_before is None else repr(float(new.not_before))
+        created, run = await self._script(
+            "enqueue",
+            [*self._keys.creation(new.app, new.run_id), *self._keys.queues(new.app, queue)],
+            [
+                new.run_id,
+                new.workflow,
+                new.inputs,
+                *_flag(new.parent_run_id),
+                queue,
+                str(new.priority),
+                *_flag(not_before),
+                uuid.uuid4().hex,
+                str(_LAYOUT_VERSION),
+            ],
+        )
+        return _run_record(new.app, new.run_id, run), created == 1
+
+    async def claim_queued(
+        self,
+        app: str,
+        queues: Sequence[QueueLimits],
+        *,
+        owner: str,
+        lease_ttl: float,
+        limit: int,
+    ) -> list[Claim]:
+        """One script call, starting the runs of every queue atomically."""
+        check_names(app=app, owner=owner)
+        if limit < 1 or not queues:
+            return []
+        k, nonce = self._keys, uuid.uuid4().hex
+        keys = [*k.statuses(app), k.queue_claim(app, nonce)]
+        args = [owner, repr(float(lease_ttl)), str(limit), nonce, *k.stems(app)]
+        for limits in queues:
+            keys += k.queues(app, limits.name)
+            args += _limit_args(limits)
+        started = await self._script("claim_queued", keys, args)
+        return [
+            Claim(_run_record(app, _text(run_id), run), _decode_steps(steps), acquired=True)
+            for run_id, run, steps in started
+        ]
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
