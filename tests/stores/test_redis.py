@@ -388,7 +388,8 @@ async def _fill(store: RedisStore, completed: int, running: int) -> list[str]:
 def _count_run_reads(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The run hashes list_runs reads from now on, through the store's pipelines."""
     read: list[str] = []
-    client = store._client
+    assert store._conn is not None
+    client = store._conn.client
     make_pipeline = client.pipeline
 
     def pipeline(*args: Any, **kwargs: Any) -> Any:
@@ -595,3 +596,33 @@ async def test_runs_written_before_queues_read_with_defaults(
     assert (run.queue, run.priority, run.not_before, run.started_at) == (None, 0, None, None)
     done = await store.finish_run("app", "r", claim.run.token, "completed", output="1")
     assert done.status == "completed"
+
+
+async def _connections_named(client: Any, name: str) -> int:
+    return sum(1 for conn in await client.client_list() if conn.get("name") == name)
+
+
+async def test_a_command_in_flight_when_the_store_closes_leaves_no_connection_open(
+    url: str, prefix: str, client: Any
+) -> None:
+    """A command another task started before close() ends, then its connection is closed too.
+
+    Closing under it would make the client retry on a new connection of the
+    closed pool, left open until collected ("unclosed Connection").
+    """
+    name = _services.unique_name("conn")
+    store = _redis_store().RedisStore(
+        f"{url}{'&' if '?' in url else '?'}client_name={name}", prefix=prefix
+    )
+    await store.open()
+    # The server answers no command for a moment: the read below stays in flight.
+    await client.client_pause(300, all=True)
+    reading = asyncio.create_task(store.get_run("app", "r"))
+    await asyncio.sleep(0.05)
+    await store.close()
+    assert await reading is None
+    for _ in range(100):  # the server may see the connection close a moment later
+        if not await _connections_named(client, name):
+            break
+        await asyncio.sleep(0.02)
+    assert await _connections_named(client, name) == 0

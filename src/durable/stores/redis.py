@@ -657,6 +657,54 @@ def _limit_args(limits: QueueLimits) -> tuple[str, str, str]:
     return concurrency, str(count), repr(float(seconds))
 
 
+class _Connection:
+    """The redis-py client of one event loop, and how many commands are using it.
+
+    Closing the client under a command of another task (the lease heartbeat,
+    a straggler) would not stop that command: the client retries it on a new
+    connection of the closed pool, which nothing would ever close. So a client
+    closed while commands use it is closed by the last of them, as it ends.
+    """
+
+    __slots__ = ("client", "closing", "hook", "loop", "scripts", "users")
+
+    def __init__(
+        self,
+        client: Any,
+        loop: asyncio.AbstractEventLoop,
+        hook: LoopShutdownHook,
+        scripts: dict[str, Any],
+    ) -> None:
+        self.client = client
+        self.loop = loop
+        # Closes the client when its loop shuts down, if nothing closed it before.
+        self.hook = hook
+        # Scripts are bound to the client that registered them.
+        self.scripts = scripts
+        self.users = 0
+        self.closing = False
+
+    async def __aenter__(self) -> _Connection:
+        self.users += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.users -= 1
+        if self.closing and not self.users:
+            await self._shut()
+
+    async def close(self) -> None:
+        """Close the client now, or as the last command using it ends."""
+        self.closing = True
+        if not self.users:
+            await self._shut()
+
+    async def _shut(self) -> None:
+        await self.client.aclose()
+        # Only once closed: interrupted before, the hook closes it as the loop shuts down.
+        self.hook.disarm()
+
+
 class RedisStore(Store):
     """A Store in Redis, shared by every process that uses the same server and prefix.
 
@@ -682,12 +730,9 @@ class RedisStore(Store):
         self.prefix = prefix
         self.finished_ttl = finished_ttl
         self._keys = _Keys(prefix)
-        self._client: Any = None
-        # Closes _client when its loop shuts down, if nothing closed it before.
-        self._shutdown_hook: LoopShutdownHook | None = None
-        # The event loop _client was made on; None when there is no client.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scripts: dict[str, Any] = {}
+        # The client of the event loop in use; None before the first command
+        # and after close().
+        self._conn: _Connection | None = None
         # Apps whose status indexes _upgrade_layout found complete.
         self._indexed_apps: set[str] = set()
 
@@ -698,36 +743,38 @@ class RedisStore(Store):
         await self._connected()
 
     async def close(self) -> None:
-        client, loop, hook = self._client, self._loop, self._shutdown_hook
-        self._client = self._loop = self._shutdown_hook = None
-        if client is None or hook is None:
+        conn, self._conn = self._conn, None
+        if conn is None:
             return
-        if loop is asyncio.get_running_loop():
-            await client.aclose()
-            hook.disarm()
+        if conn.loop is asyncio.get_running_loop():
+            await conn.close()
         else:
-            _abandon(client, loop, hook)
+            _abandon(conn)
 
-    async def _connected(self) -> Any:
+    async def _connected(self) -> _Connection:
         """The client of the running event loop, connecting on first use on that loop.
 
         A client belongs to the loop it was made on: its connections' streams
         and the pool's locks are bound to it. After ``asyncio.run`` returned and
         another began, the old client is dropped and a new one made.
-        """
-        if self._loop is not asyncio.get_running_loop():
-            await self._connect()
-        return self._client
 
-    async def _connect(self) -> None:
+        Every command runs in ``async with await self._connected() as conn:``,
+        which counts it as in flight (nothing can suspend in between).
+        """
         loop = asyncio.get_running_loop()
+        conn = self._conn
+        while conn is None or conn.loop is not loop:
+            conn = await self._connect(loop)
+        return conn
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        """Connect on ``loop``; the client of ``loop`` then, None if closed meanwhile."""
         self._drop_foreign_client(loop)
         client = aioredis.Redis.from_url(
             self.url,
             decode_responses=False,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5),
         )
-        # Scripts are bound to the client that registered them.
         scripts = {name: client.register_script(source) for name, source in _SCRIPTS}
         try:
             await client.ping()
@@ -736,27 +783,27 @@ class RedisStore(Store):
             if isinstance(exc, redis.exceptions.RedisError | OSError):
                 raise _translate(exc) from exc
             raise
-        if self._loop is loop:
+        if self._conn is not None and self._conn.loop is loop:
             # Another task of this loop connected while we were connecting.
             await client.aclose()
-            return
+            return self._conn
         self._drop_foreign_client(loop)
         hook = LoopShutdownHook(client.aclose)
         await hook.arm()
-        self._scripts = scripts
-        self._client, self._loop, self._shutdown_hook = client, loop, hook
+        self._conn = _Connection(client, loop, hook, scripts)
+        return self._conn
 
-    async def _status_index(self, client: Any, app: str, status: RunStatus) -> str:
+    async def _status_index(self, conn: _Connection, app: str, status: RunStatus) -> str:
         """The app's index of runs in ``status``, built first if its runs predate it."""
         if app not in self._indexed_apps:
             try:
-                await self._upgrade_layout(client, app)
+                await self._upgrade_layout(conn, app)
             except redis.exceptions.RedisError as exc:  # from zscan_iter
                 raise _translate(exc) from exc
             self._indexed_apps.add(app)
         return self._keys.status(app, status)
 
-    async def _upgrade_layout(self, client: Any, app: str) -> None:
+    async def _upgrade_layout(self, conn: _Connection, app: str) -> None:
         """Bring the app's keys, written by an older version of this store, to this layout.
 
         Apps whose first run was claimed by this version are marked current
@@ -764,6 +811,7 @@ class RedisStore(Store):
         from its run index. Processes still running the older version do not
         maintain them: upgrade every process sharing the prefix together.
         """
+        client = conn.client
         layout = self._keys.layout(app)
         raw = await self._call(client.get(layout))
         version = 1 if raw is None else int(raw)
@@ -780,21 +828,21 @@ class RedisStore(Store):
         async for raw_id, _ in client.zscan_iter(self._keys.index(app), count=_LIST_PAGE):
             batch.append(_text(raw_id))
             if len(batch) >= _LIST_PAGE:
-                await self._reindex(app, batch)
+                await self._reindex(conn, app, batch)
                 batch = []
         if batch:
-            await self._reindex(app, batch)
+            await self._reindex(conn, app, batch)
         await self._call(client.set(layout, str(_LAYOUT_VERSION)))
 
-    async def _reindex(self, app: str, run_ids: list[str]) -> None:
+    async def _reindex(self, conn: _Connection, app: str, run_ids: list[str]) -> None:
         keys = [*self._keys.statuses(app), *(self._keys.run(app, r) for r in run_ids)]
-        await self._call(self._scripts["reindex"](keys=keys, args=run_ids))
+        await self._call(conn.scripts["reindex"](keys=keys, args=run_ids))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._client is not None and self._loop is not loop and self._shutdown_hook is not None:
-            client, old_loop, hook = self._client, self._loop, self._shutdown_hook
-            self._client = self._loop = self._shutdown_hook = None
-            _abandon(client, old_loop, hook)
+        conn = self._conn
+        if conn is not None and conn.loop is not loop:
+            self._conn = None
+            _abandon(conn)
 
     async def _call(self, awaitable: Awaitable[_T]) -> _T:
         try:
@@ -803,8 +851,8 @@ class RedisStore(Store):
             raise _translate(exc) from exc
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        await self._connected()
-        return await self._call(self._scripts[name](keys=keys, args=args))
+        async with await self._connected() as conn:
+            return await self._call(conn.scripts[name](keys=keys, args=args))
 
     async def claim_run(
         self,
@@ -920,19 +968,19 @@ class RedisStore(Store):
     async def load_run(
         self, app: str, run_id: str
     ) -> tuple[RunRecord, tuple[StepRecord, ...]] | None:
-        client = await self._connected()
-        # MULTI/EXEC: one round trip and one consistent view of run and steps.
-        pipe = client.pipeline(transaction=True)
-        pipe.hgetall(self._keys.run(app, run_id))
-        pipe.hgetall(self._keys.steps(app, run_id))
-        run, steps = await self._call(pipe.execute())
+        async with await self._connected() as conn:
+            # MULTI/EXEC: one round trip and one consistent view of run and steps.
+            pipe = conn.client.pipeline(transaction=True)
+            pipe.hgetall(self._keys.run(app, run_id))
+            pipe.hgetall(self._keys.steps(app, run_id))
+            run, steps = await self._call(pipe.execute())
         if not run:
             return None
         return _run_record(app, run_id, run), _decode_steps(steps)
 
     async def get_run(self, app: str, run_id: str) -> RunRecord | None:
-        client = await self._connected()
-        run = await self._call(client.hgetall(self._keys.run(app, run_id)))
+        async with await self._connected() as conn:
+            run = await self._call(conn.client.hgetall(self._keys.run(app, run_id)))
         return _run_record(app, run_id, run) if run else None
 
     async def list_runs(
@@ -943,13 +991,24 @@ class RedisStore(Store):
         workflow: str | None = None,
         limit: int = 100,
     ) -> Sequence[RunRecord]:
-        client = await self._connected()
+        async with await self._connected() as conn:
+            return await self._list_runs(conn, app, status, workflow, limit)
+
+    async def _list_runs(
+        self,
+        conn: _Connection,
+        app: str,
+        status: RunStatus | None,
+        workflow: str | None,
+        limit: int,
+    ) -> list[RunRecord]:
+        client = conn.client
         # By status, only the runs in that status are read: recover() lists
         # the running runs among every run ever stored.
         if status is None:
             index = self._keys.index(app)
         else:
-            index = await self._status_index(client, app, status)
+            index = await self._status_index(conn, app, status)
         page = max(1, min(limit, _LIST_PAGE))
         found: list[RunRecord] = []
         expired: list[bytes] = []
@@ -1036,10 +1095,10 @@ class RedisStore(Store):
         return int(index)
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
-        client = await self._connected()
-        payload = await self._call(
-            client.hget(self._keys.signals(app, run_id), f"v:{index}:{name}")
-        )
+        async with await self._connected() as conn:
+            payload = await self._call(
+                conn.client.hget(self._keys.signals(app, run_id), f"v:{index}:{name}")
+            )
         return None if payload is None else _text(payload)
 
     async def read_signals(
@@ -1052,11 +1111,13 @@ class RedisStore(Store):
         per_run: dict[str, list[tuple[str, str, int]]] = {}
         for key in wanted:
             per_run.setdefault(key[0], []).append(key)
-        client = await self._connected()
-        pipe = client.pipeline(transaction=False)
-        for run_id, keys in per_run.items():
-            pipe.hmget(self._keys.signals(app, run_id), [f"v:{i}:{name}" for _, name, i in keys])
-        replies = await self._call(pipe.execute())
+        async with await self._connected() as conn:
+            pipe = conn.client.pipeline(transaction=False)
+            for run_id, keys in per_run.items():
+                pipe.hmget(
+                    self._keys.signals(app, run_id), [f"v:{i}:{name}" for _, name, i in keys]
+                )
+            replies = await self._call(pipe.execute())
         found: dict[tuple[str, str, int], str] = {}
         for keys, payloads in zip(per_run.values(), replies, strict=True):
             for key, payload in zip(keys, payloads, strict=True):
@@ -1065,33 +1126,38 @@ class RedisStore(Store):
         return found
 
 
-def _abandon(client: Any, loop: asyncio.AbstractEventLoop | None, hook: LoopShutdownHook) -> None:
+def _abandon(conn: _Connection) -> None:
     """Drop a client made on another event loop, awaiting nothing.
 
     With the fast path, its connections are closed on their own loop if that
     loop is still open (it may run again), else at once here: a closed loop
-    cannot run the close. Without it, ``hook`` closes them when their loop
-    shuts down, or keeps them referenced if it was closed without shutting
-    down. Either way nothing is left to warn about an unclosed connection,
-    stream, transport or socket when it is garbage-collected.
+    cannot run the close. Commands still in flight on that loop close the
+    client themselves once the last one ended. Without the fast path, its
+    hook closes them when their loop shuts down, or keeps them referenced if
+    it was closed without shutting down. Either way nothing is left to warn
+    about an unclosed connection, stream, transport or socket when it is
+    garbage-collected.
     """
+    conn.closing = True
     if not redis_fastpaths.available():
         return
-    pool = client.connection_pool
+    pool = conn.client.connection_pool
 
     def on_loop() -> None:
+        if conn.users:
+            return  # The last command in flight closes the client, on this loop.
         # Taken only now: were the loop closed before running this, the
         # connections would stay whole, and referenced by the hook.
         for writer in redis_fastpaths.take_writers(pool) or ():
             writer.close()
-        hook.disarm()
+        conn.hook.disarm()
 
     def without_loop() -> None:
         for writer in redis_fastpaths.take_writers(pool) or ():
             asyncio_fastpaths.close_transport_now(writer.transport)
-        hook.disarm()
+        conn.hook.disarm()
 
-    close_on_loop(loop, on_loop, without_loop)
+    close_on_loop(conn.loop, on_loop, without_loop)
 
 
 def _translate(exc: Exception) -> Exception:
