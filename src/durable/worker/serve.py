@@ -88,6 +88,7 @@ class Worker:
         next_recovery = 0.0
         retry = _RETRY_MIN
         while not self.stopping:
+            _raise_if_cancelled()
             try:
                 if time.monotonic() >= next_recovery:
                     await self._recover()
@@ -216,3 +217,10 @@ class Worker:
             task.cancel()
         if still:
             await asyncio.wait(still)
+
+
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation a driver swallowed (asyncio.wait_for before Python 3.12 can)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
