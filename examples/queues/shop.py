@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import datetime
 
 from durable import Workflow
 
@@ -35,3 +36,10 @@ async def process_order(order_id: str, cents: int) -> dict[str, str]:
     payment = await charge(order_id, cents)
     parcel = await ship(order_id)
     return {"payment": payment, "parcel": parcel}
+
+
+# Every night at 02:00 Brussels time, one run however many workers serve.
+@wf.schedule("0 2 * * *", timezone="Europe/Brussels", queue="orders")
+@wf.workflow
+async def nightly_report(scheduled_at: datetime) -> str:
+    return f"report for {scheduled_at.date()}"

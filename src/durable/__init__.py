@@ -26,6 +26,7 @@ from durable.errors import NonRetryableError as NonRetryableError
 from durable.stores.base import Store as Store
 from durable.stores.sqlite import SQLiteStore as SQLiteStore
 from durable.worker.queues import Queue as Queue
+from durable.worker.schedules import Schedule as Schedule
 
 if _typing.TYPE_CHECKING:
     from durable._inspect import ErrorInfo as ErrorInfo
@@ -47,6 +48,7 @@ __all__ = [
     "Queue",
     "RunHandle",
     "RunInfo",
+    "Schedule",
     "SQLiteStore",
     "StepContext",
     "StepInfo",

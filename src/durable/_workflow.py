@@ -32,6 +32,7 @@ from durable.errors import (
 )
 from durable.stores.base import RUN_STATUSES, NewRun, RunStatus, Store
 from durable.worker.queues import DEFAULT_QUEUE, Queue, resolve
+from durable.worker.schedules import Catchup, Schedule, Scheduler
 from durable.worker.serve import Worker
 from durable.worker.wakeup import Wakeup
 
@@ -252,6 +253,7 @@ class Workflow:
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
         self._queues: dict[str, Queue] = {}
+        self._schedules: dict[str, Schedule] = {}
         self._wakeup = Wakeup()
         self._runtime = Runtime(
             app=name,
@@ -555,6 +557,54 @@ class Workflow:
             raise ConfigurationError(f"queue must be a queue name or a Queue, got {queue!r}")
         return Queue(queue).name
 
+    def schedule(
+        self,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        catchup: Catchup = "latest",
+        queue: str | Queue | None = None,
+    ) -> Callable[[WorkflowFunction[P, R]], WorkflowFunction[P, R]]:
+        """Enqueue the workflow on every tick of ``cron``, once per tick across all workers.
+
+        Goes above ``@wf.workflow``; the workflow takes ``scheduled_at:
+        datetime`` (the tick, in ``timezone``) and no other parameter without
+        a default. ``cron`` has five fields, or six with seconds last.
+        ``catchup`` is what happens to ticks missed while no worker ran:
+        ``"latest"`` (the newest of them runs), ``"all"`` or ``"none"``.
+        Workers (``wf.serve()``) enqueue the ticks, in the workflow's queue
+        unless ``queue=`` names another.
+        """
+
+        def decorate(wf_fn: WorkflowFunction[P, R]) -> WorkflowFunction[P, R]:
+            if not isinstance(wf_fn, WorkflowFunction) or wf_fn.app is not self:
+                raise ConfigurationError(
+                    f"@wf.schedule(...) goes above @wf.workflow of the same app, got {wf_fn!r}"
+                )
+            _check_scheduled(wf_fn)
+            if wf_fn.name in self._schedules:
+                raise ConfigurationError(f"workflow {wf_fn.name!r} already has a schedule")
+            self._schedules[wf_fn.name] = Schedule(
+                cron,
+                workflow=wf_fn.name,
+                timezone=timezone,
+                catchup=catchup,
+                queue=None if queue is None else self._queue_name(queue),
+            )
+            return wf_fn
+
+        return decorate
+
+    def schedules(self) -> list[Schedule]:
+        """The schedules of this app (``schedule.next_tick()`` tells when each runs next)."""
+        return list(self._schedules.values())
+
+    async def _enqueue_tick(self, schedule: Schedule, tick: datetime) -> None:
+        wf_fn = self._workflows[schedule.workflow]
+        arguments = {"scheduled_at": tick.isoformat()}
+        run_id = schedule.run_id(tick)
+        await self._enqueue(wf_fn, (), arguments, schedule.queue, 0, None, None, run_id)
+
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on the run ``run_id`` of this app, from any process."""
         validate_run_id(run_id, app=self.name)
@@ -642,6 +692,9 @@ class Workflow:
             poll_interval=poll_interval,
             recover_interval=max(0.5, min(5.0, self.lease_ttl / 3)),
             grace=grace,
+            scheduler=Scheduler(self.name, self.store, self.schedules(), self._enqueue_tick)
+            if self._schedules
+            else None,
         )
         loop = asyncio.get_running_loop()
         hooked: list[signal.Signals] = []
@@ -806,6 +859,27 @@ class Workflow:
 
 def _not_found(app: str, run_id: str) -> RunNotFoundError:
     return RunNotFoundError(f"app {app!r} has no run {run_id!r}")
+
+
+def _check_scheduled(wf_fn: WorkflowFunction[Any, Any]) -> None:
+    """A scheduled workflow takes ``scheduled_at: datetime`` and nothing else required."""
+    where = f"scheduled workflow {wf_fn.name!r}"
+    parameters = wf_fn.signature.parameters
+    if "scheduled_at" not in parameters:
+        raise ConfigurationError(f"{where} must take a parameter `scheduled_at: datetime`")
+    if wf_fn._parameter_hints.get("scheduled_at") is not datetime:
+        raise ConfigurationError(f"{where}: annotate its parameter as `scheduled_at: datetime`")
+    required = [
+        name
+        for name, param in parameters.items()
+        if name != "scheduled_at"
+        and param.default is param.empty
+        and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+    ]
+    if required:
+        raise ConfigurationError(
+            f"{where}: its parameters {required} need defaults (a tick passes scheduled_at only)"
+        )
 
 
 def _positive(what: str, value: object) -> None:

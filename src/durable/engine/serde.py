@@ -11,6 +11,7 @@ imported here: models are recognised by their ``model_dump`` and
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import sys
 import traceback
 import types
@@ -145,6 +146,9 @@ def rebuild(value: Any, annotation: Any) -> Any:
     """Turn decoded JSON back into ``annotation`` where it names a model or dataclass."""
     if annotation is None or annotation is Any or value is None:
         return value
+    if annotation is datetime.datetime and isinstance(value, str):
+        # A schedule's tick arrives as ISO 8601 text (JSON has no datetime).
+        return datetime.datetime.fromisoformat(value)
     if _is_model_type(annotation):
         return annotation.model_validate(value)
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):

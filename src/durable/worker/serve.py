@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from durable.engine.runtime import Runtime
     from durable.stores.base import Claim, RunRecord
     from durable.worker.queues import Queue
+    from durable.worker.schedules import Scheduler
 
 __all__ = ["Worker"]
 
@@ -48,6 +49,7 @@ class Worker:
         poll_interval: float,
         recover_interval: float,
         grace: float,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.runtime = runtime
         self.executor = executor
@@ -57,6 +59,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.recover_interval = recover_interval
         self.grace = grace
+        self.scheduler = scheduler
         self.stopping = False
         # run id -> (its task, the queue it was claimed from; None when adopted)
         self._running: dict[str, tuple[asyncio.Task[Any], str | None]] = {}
@@ -93,6 +96,8 @@ class Worker:
                 if time.monotonic() >= next_recovery:
                     await self._recover()
                     next_recovery = time.monotonic() + self.recover_interval
+                if self.scheduler is not None:
+                    await self.scheduler.run_due()
                 await self._claim()
                 retry = _RETRY_MIN
             except Exception as exc:
@@ -107,7 +112,17 @@ class Worker:
                 continue
             if self.stopping:
                 break
-            await self.wakeup.wait(self.poll_interval)
+            await self.wakeup.wait(self._idle_time())
+
+    def _idle_time(self) -> float:
+        """How long to wait for work: the poll interval, or less when a tick is near."""
+        if self.scheduler is None:
+            return self.poll_interval
+        to_tick = self.scheduler.seconds_to_next()
+        if to_tick is None:
+            return self.poll_interval
+        # The wait is jittered by up to +25%: aim a little early.
+        return max(0.001, min(self.poll_interval, to_tick * 0.8 + 0.001))
 
     # -- queued runs ---------------------------------------------------------------------
 
