@@ -48,6 +48,7 @@ DEFAULT_DB = "durable.db"
 DEFAULT_MAX_VALUE_BYTES = 2 * 1024 * 1024
 _RESERVED_NAME_CHARS = (":", "#")
 _RESERVED_NAME_PREFIX = "durable."
+_ENQUEUE_OPTIONS = frozenset({"queue", "priority", "delay", "not_before", "run_id"})
 
 
 class WorkflowFunction(Generic[P, R]):
@@ -121,6 +122,12 @@ class WorkflowFunction(Generic[P, R]):
         enqueueing a run id that exists returns its handle unchanged (other
         arguments raise :class:`~durable.errors.RunConflictError`).
         """
+        clash = _ENQUEUE_OPTIONS.intersection(self.signature.parameters)
+        if clash:
+            raise ConfigurationError(
+                f"workflow {self.name!r} has parameter(s) {sorted(clash)}, which enqueue() "
+                "takes as its own options; rename them to enqueue this workflow"
+            )
         return await self.app._enqueue(
             self, args, kwargs, queue, priority, delay, not_before, run_id
         )

@@ -222,3 +222,17 @@ async def test_handle_from_another_app_instance(make_app, store: Store) -> None:
     assert await handle.status() == "completed"
     # The workflow is not registered there: the output comes back as plain JSON.
     assert await handle.result() == "charged 9"
+
+
+async def test_enqueue_refuses_a_workflow_whose_parameters_shadow_its_options(
+    wf: Workflow,
+) -> None:
+    """A workflow parameter named like an enqueue() option is refused, not swallowed."""
+
+    @wf.workflow
+    async def ranked(priority: int) -> int:
+        return priority
+
+    with pytest.raises(ConfigurationError, match="priority"):
+        await ranked.enqueue(priority=3)
+    assert await wf.list_runs() == []
