@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from durable.engine import body, serde
-from durable.errors import RunNotFoundError
+from durable.errors import RunNotFoundError, StoreUnavailableError
 from durable.stores.base import RunRecord
 
 if TYPE_CHECKING:
@@ -61,12 +61,19 @@ class RunHandle(Generic[R]):
         else :class:`~durable.errors.RunFailedError`); a cancelled one
         :class:`~durable.errors.RunCancelledError`. ``timeout`` (seconds)
         raises :class:`TimeoutError` if it has not finished by then; the run
-        itself goes on.
+        itself goes on. While the store is unreachable (a database restart,
+        say) it keeps waiting, within ``timeout``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _POLL_MIN
         while True:
-            run = await self._record()
+            try:
+                run = await self._record()
+            except StoreUnavailableError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(_POLL_MAX)
+                continue
             if run.status in ("completed", "failed", "cancelled"):
                 return self._outcome(run)
             remaining = None if deadline is None else deadline - time.monotonic()
