@@ -236,3 +236,26 @@ async def test_enqueue_refuses_a_workflow_whose_parameters_shadow_its_options(
     with pytest.raises(ConfigurationError, match="priority"):
         await ranked.enqueue(priority=3)
     assert await wf.list_runs() == []
+
+
+async def test_result_waits_out_an_unreachable_store(
+    wf: Workflow, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """result() keeps waiting while the store is unreachable, then answers."""
+    from durable.errors import StoreUnavailableError
+
+    process_order, _ = shop(wf, [])
+    handle = await process_order.start(order_id="outage")
+    real_get_run = store.get_run
+    failures = 3
+
+    async def flaky(app: str, run_id: str):  # type: ignore[no-untyped-def]
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise StoreUnavailableError("the store is restarting")
+        return await real_get_run(app, run_id)
+
+    monkeypatch.setattr(store, "get_run", flaky)
+    assert await handle.result(timeout=30) == "charged outage"
+    assert failures == 0
