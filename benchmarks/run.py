@@ -3,6 +3,7 @@
     python benchmarks/run.py            # everything (PostgreSQL when reachable)
     python benchmarks/run.py --quick    # fewer rounds and steps
     python benchmarks/run.py --no-postgres --steps 1000
+    python benchmarks/run.py --only Q,L     # queues and workers (besides A)
 
 Every workload runs in a fresh process (``workloads.py``), so replay and cold
 start see a process that really starts cold. The machine is noisy: only the
@@ -11,6 +12,23 @@ in the same run, with the same durability settings. For A, the limit and
 python-durable are measured in the same round, back to back; the printed
 ratio is the median of these per-round ratios, and the measured values are
 the medians of each series.
+
+Q and L measure queues and workers, with real worker processes
+(``queue_worker.py``: ``wf.serve()`` as ``python -m durable worker`` runs it).
+Q enqueues ``--queue-runs`` no-op runs, starts 1, 2 and 4 worker processes on
+one PostgreSQL database (1 and 2 on one SQLite file), and times from the
+moment the connected workers are let go until no run is queued or running;
+the limit is the same number of processes, each one connection claiming one
+row of a plain jobs table at a time (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), marking it done and committing.
+A worker claims up to its concurrency (16) runs per pass and executes them
+concurrently, where the raw loop does one job per transaction. L enqueues one
+run at a time (``--latency-samples``) to an idle worker process and takes
+the time its first step records minus the time before the ``enqueue`` call:
+wake-ups across processes come from polling only (no LISTEN/NOTIFY yet), so
+L follows the poll interval. The full run reports L at ``--poll-interval
+0.05``; the rows at the default 1.0 s (about a minute per store) run when L
+is named in ``--only``.
 """
 
 from __future__ import annotations
@@ -388,6 +406,91 @@ def bench_postgres(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
+# -- Q and L: queues and workers ------------------------------------------------------
+
+
+def bench_queue_throughput(args: argparse.Namespace, tmp: str) -> list[Row]:
+    """Q: queued no-op runs/s drained by N worker processes, against a raw jobs-table loop.
+
+    Every round runs every configuration once (ours and raw, each process
+    count), so that a slow phase hits them all; ratios are paired per round.
+    """
+    runs = args.queue_runs
+    configs: list[tuple[str, int]] = [("sqlite", n) for n in (1, 2)]
+    rows: list[Row] = []
+    if args.postgres:
+        why = postgres_reachable(args.pg_dsn)
+        if why is None:
+            configs = [*(("pg", n) for n in (1, 2, 4)), *configs]
+        else:
+            rows.append(Row("Q PG (skipped)", f"no server at {args.pg_dsn}: {why}"))
+    ours: dict[tuple[str, int], list[float]] = {c: [] for c in configs}
+    raw: dict[tuple[str, int], list[float]] = {c: [] for c in configs}
+    failed = 0
+    for _ in range(max(1, args.rounds // 2)):
+        for backend, n in configs:
+            common = {"dir": tmp, "dsn": args.pg_dsn, "runs": runs, "processes": n}
+            got = work("queue_throughput", backend=backend, **common)
+            failed += runs - got["completed"]
+            ours[backend, n].append(got["runs_per_s"])
+            limit = work("raw_queue_pg" if backend == "pg" else "raw_queue_sqlite", **common)
+            raw[backend, n].append(limit["runs_per_s"])
+    for backend, n in configs:
+        value = statistics.median(ours[backend, n])
+        limit = statistics.median(raw[backend, n])
+        ratio = statistics.median(
+            o / r for o, r in zip(ours[backend, n], raw[backend, n], strict=True)
+        )
+        name = "PG" if backend == "pg" else "SQLite"
+        raw_name = "SKIP LOCKED" if backend == "pg" else "BEGIN IMMEDIATE"
+        row = Row(
+            f"Q {runs} no-op runs, {n} worker proc, {name} vs raw {raw_name}",
+            f"{value:,.0f} runs/s",
+            f"{limit:,.0f} jobs/s",
+            f"{ratio:.2f}x",
+            "(info)",
+        )
+        if (backend, n) == ("pg", 4):
+            row.target = "≥ 0.5x"
+            row.verdict = verdict(ratio >= 0.5)
+        rows.append(row)
+    rows.append(Row("Q runs not completed", str(failed), target="0", verdict=verdict(failed == 0)))
+    return rows
+
+
+def bench_queue_latency(args: argparse.Namespace, tmp: str, polls: list[float]) -> list[Row]:
+    """L: enqueue-to-first-step latency on an idle worker process, p50 and p99."""
+    backends = ["sqlite"]
+    rows: list[Row] = []
+    if args.postgres:
+        why = postgres_reachable(args.pg_dsn)
+        if why is None:
+            backends.insert(0, "pg")
+        else:
+            rows.append(Row("L PG (skipped)", f"no server at {args.pg_dsn}: {why}"))
+    for backend in backends:
+        for poll in polls:
+            r = work(
+                "queue_latency",
+                backend=backend,
+                dir=tmp,
+                dsn=args.pg_dsn,
+                poll_interval=poll,
+                samples=args.latency_samples,
+            )
+            p50, p99 = r["p50_ms"], r["p99_ms"]
+            name = "PG" if backend == "pg" else "SQLite"
+            rows.append(
+                Row(
+                    f"L enqueue→1st step, {name}, poll {poll:g} s (polling, no LISTEN/NOTIFY)",
+                    f"p50 {p50:,.1f} ms, p99 {p99:,.1f} ms ({len(r['samples'])} runs)",
+                    target="p50 ≤ 5 ms, p99 ≤ 50 ms",
+                    verdict=verdict(p50 <= 5 and p99 <= 50),
+                )
+            )
+    return rows
+
+
 # -- output -------------------------------------------------------------------------
 
 
@@ -421,10 +524,16 @@ def main() -> None:
         "--pg-pools", type=lambda s: [int(p) for p in s.split(",")], default=[1, 4, 16]
     )
     parser.add_argument(
+        "--queue-runs", type=int, default=2000, help="runs enqueued before the workers of Q start"
+    )
+    parser.add_argument(
+        "--latency-samples", type=int, default=50, help="runs enqueued one by one in L"
+    )
+    parser.add_argument(
         "--only",
         type=lambda s: {p.strip().upper() for p in s.split(",")},
         default=None,
-        help="workloads to run besides A, e.g. 'C,PG' (default: all)",
+        help="workloads to run besides A, e.g. 'C,PG' or 'Q,L' (default: all)",
     )
     parser.add_argument(
         "--dir", default=None, help="where the database files go (default: a temp dir)"
@@ -457,6 +566,12 @@ def main() -> None:
         stages.append(("E", lambda: [bench_suspended(args, tmp)]))
         if args.postgres:
             stages.append(("PG", lambda: bench_postgres(args)))
+        stages.append(("Q", lambda: bench_queue_throughput(args, tmp)))
+        # At the default poll interval a sample takes about a second: these rows
+        # (about a minute per store) run only when L is asked for by name.
+        explicit_l = args.only is not None and "L" in args.only
+        polls = [1.0, 0.05] if explicit_l else [0.05]
+        stages.append(("L", lambda: bench_queue_latency(args, tmp, polls)))
         for name, stage in stages:
             if args.only is None or name in args.only:
                 rows += stage()

@@ -420,6 +420,216 @@ async def pg_concurrent(params: dict[str, Any]) -> dict[str, Any]:
         await _pg_schema(dsn, schema, drop=True)
 
 
+# -- queues and workers (Q, L) ---------------------------------------------------------
+
+_QUEUE_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "queue_worker.py")
+_PG_JOBS = """CREATE TABLE jobs (
+    id bigserial PRIMARY KEY, payload text, status text NOT NULL DEFAULT 'queued',
+    done_at double precision)"""
+_SQLITE_JOBS = """CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY, payload TEXT, status TEXT NOT NULL DEFAULT 'queued', done_at REAL)"""
+
+
+async def _spawn_workers(count: int, params: dict[str, Any]) -> list[Any]:
+    """``count`` worker processes, each connected and waiting on its gate (or serving)."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            _QUEUE_WORKER,
+            json.dumps(params),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(count)
+    ]
+    for proc in procs:
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"a worker did not start (exit {await proc.wait()})")
+    return procs
+
+
+async def _stop_workers(procs: list[Any]) -> None:
+    for proc in procs:
+        if proc.returncode is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def _timed_drain(procs: list[Any], left: Callable[[], Awaitable[bool]]) -> float:
+    """Open the gates of ``procs``; seconds until ``left()`` says nothing is left."""
+    t0 = time.perf_counter()
+    for proc in procs:
+        proc.stdin.write(b"go\n")
+    await asyncio.gather(*(proc.stdin.drain() for proc in procs))
+    deadline = t0 + 600
+    while await left():
+        if time.perf_counter() > deadline:
+            raise RuntimeError("the queue was not drained in 600 s")
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - t0
+
+
+def _queue_store(params: dict[str, Any], tag: str) -> dict[str, Any]:
+    if params["backend"] == "pg":
+        return {"kind": "pg", "dsn": params["dsn"], "schema": f"durable_qbench_{tag}"}
+    return {"kind": "sqlite", "path": os.path.join(params["dir"], f"q-{tag}.db")}
+
+
+async def queue_throughput(params: dict[str, Any]) -> dict[str, Any]:
+    """Q: ``runs`` queued no-op runs drained by ``processes`` worker processes.
+
+    The runs are enqueued first, the workers started and connected, and only
+    then timed: from opening their gates until the store has no queued or
+    running run left.
+    """
+    sys.path.insert(0, os.path.dirname(_QUEUE_WORKER))
+    from queue_worker import APP, make_app
+
+    runs, procs_n = params["runs"], params["processes"]
+    store = _queue_store(params, f"{os.getpid()}_{procs_n}")
+    if store["kind"] == "pg":
+        await _pg_schema(store["dsn"], store["schema"], drop=True)
+    wf, noop, _ = make_app(store)
+    try:
+        async with wf:
+            for start in range(0, runs, 100):
+                await asyncio.gather(*(noop.enqueue(k=k) for k in range(start, start + 100)))
+
+            async def left() -> bool:
+                for status in ("queued", "running"):
+                    if await wf.store.list_runs(APP, status=status, limit=1):
+                        return True
+                return False
+
+            procs = await _spawn_workers(
+                procs_n,
+                {"kind": "durable", "store": store, "gate": True, **params.get("worker", {})},
+            )
+            try:
+                elapsed = await _timed_drain(procs, left)
+            finally:
+                await _stop_workers(procs)
+            done = len(await wf.store.list_runs(APP, status="completed", limit=runs + 1))
+    finally:
+        if store["kind"] == "pg":
+            await _pg_schema(store["dsn"], store["schema"], drop=True)
+    return {"runs_per_s": runs / elapsed, "completed": done, "runs": runs}
+
+
+async def raw_queue_pg(params: dict[str, Any]) -> dict[str, Any]:
+    """Q's limit: ``runs`` rows of a jobs table claimed and completed by raw asyncpg processes."""
+    import asyncpg
+
+    runs, procs_n = params["runs"], params["processes"]
+    schema = f"durable_qbench_raw_{os.getpid()}"
+    await _pg_schema(params["dsn"], schema, drop=False)
+    conn = await asyncpg.connect(params["dsn"], server_settings={"search_path": schema})
+    try:
+        await conn.execute(_PG_JOBS)
+        await conn.execute("CREATE INDEX jobs_queued ON jobs (id) WHERE status = 'queued'")
+        await conn.executemany(
+            "INSERT INTO jobs (payload) VALUES ($1)", [(json.dumps({"k": k}),) for k in range(runs)]
+        )
+        await conn.execute("VACUUM ANALYZE jobs")
+
+        async def left() -> bool:
+            return bool(
+                await conn.fetchval("SELECT EXISTS (SELECT 1 FROM jobs WHERE status <> 'done')")
+            )
+
+        procs = await _spawn_workers(
+            procs_n, {"kind": "raw_pg", "dsn": params["dsn"], "schema": schema, "gate": True}
+        )
+        try:
+            elapsed = await _timed_drain(procs, left)
+        finally:
+            await _stop_workers(procs)
+        done = await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'done'")
+    finally:
+        await conn.close()
+        await _pg_schema(params["dsn"], schema, drop=True)
+    return {"runs_per_s": runs / elapsed, "completed": done, "runs": runs}
+
+
+async def raw_queue_sqlite(params: dict[str, Any]) -> dict[str, Any]:
+    """Q's SQLite limit: the same jobs table in one file, claimed with BEGIN IMMEDIATE."""
+    runs, procs_n = params["runs"], params["processes"]
+    path = os.path.join(params["dir"], f"q-raw-{os.getpid()}-{procs_n}.db")
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL").fetchone()
+    db.execute(_SQLITE_JOBS)
+    db.executemany(
+        "INSERT INTO jobs (payload) VALUES (?)", [(json.dumps({"k": k}),) for k in range(runs)]
+    )
+
+    async def left() -> bool:
+        row = db.execute("SELECT EXISTS (SELECT 1 FROM jobs WHERE status <> 'done')").fetchone()
+        return bool(row[0])
+
+    procs = await _spawn_workers(procs_n, {"kind": "raw_sqlite", "path": path, "gate": True})
+    try:
+        elapsed = await _timed_drain(procs, left)
+    finally:
+        await _stop_workers(procs)
+    done = db.execute("SELECT count(*) FROM jobs WHERE status = 'done'").fetchone()[0]
+    db.close()
+    return {"runs_per_s": runs / elapsed, "completed": done, "runs": runs}
+
+
+async def queue_latency(params: dict[str, Any]) -> dict[str, Any]:
+    """L: enqueue-to-first-step latency on one idle worker process, one run at a time.
+
+    The worker polls every ``poll_interval`` seconds (enqueues from another
+    process do not wake it). Before each enqueue this process waits a random
+    fraction of the poll interval, so that enqueues fall at random points of
+    the worker's polling cycle. Latency: the ``time.time()`` the first step
+    returned, minus the ``time.time()`` just before the ``enqueue`` call.
+    """
+    import random
+
+    sys.path.insert(0, os.path.dirname(_QUEUE_WORKER))
+    from queue_worker import make_app
+
+    poll = params["poll_interval"]
+    store = _queue_store(params, f"lat_{os.getpid()}")
+    if store["kind"] == "pg":
+        await _pg_schema(store["dsn"], store["schema"], drop=True)
+    wf, _, stamp = make_app(store)
+    latencies: list[float] = []
+    try:
+        async with wf:
+            procs = await _spawn_workers(
+                1, {"kind": "durable", "store": store, "poll_interval": poll, "concurrency": 16}
+            )
+            try:
+                await asyncio.sleep(0.5)  # past its first pass
+                for k in range(params["samples"]):
+                    await asyncio.sleep(random.uniform(0, poll))
+                    t0 = time.time()
+                    handle = await stamp.enqueue(k=k)
+                    first_step = await handle.result(timeout=poll * 5 + 30)
+                    latencies.append((first_step - t0) * 1e3)
+            finally:
+                await _stop_workers(procs)
+    finally:
+        if store["kind"] == "pg":
+            await _pg_schema(store["dsn"], store["schema"], drop=True)
+    latencies.sort()
+    return {
+        "p50_ms": statistics.median(latencies),
+        # Inclusive: with few samples, the exclusive method extrapolates past the maximum.
+        "p99_ms": statistics.quantiles(latencies, n=100, method="inclusive")[98],
+        "max_ms": latencies[-1],
+        "samples": latencies,
+    }
+
+
 WORKLOADS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "seq_sqlite": seq_sqlite,
     "loop_lag": loop_lag,
@@ -430,6 +640,10 @@ WORKLOADS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "suspended": suspended,
     "pg_seq": pg_seq,
     "pg_concurrent": pg_concurrent,
+    "queue_throughput": queue_throughput,
+    "raw_queue_pg": raw_queue_pg,
+    "raw_queue_sqlite": raw_queue_sqlite,
+    "queue_latency": queue_latency,
 }
 
 
