@@ -285,7 +285,7 @@ async def test_a_retried_enqueue_or_claim_queued_answers_as_its_first_attempt(
     store = make_store()
     await store.open()
     sql = _sql()
-    enqueue = ("app", "r0", "wf", "{}", None, "q", 0, None, uuid.uuid4())
+    enqueue = ("app", "r0", "wf", "{}", None, "q", 0, None, uuid.uuid4(), "channel")
     first = await store._fetchrow(sql.ENQUEUE, *enqueue)
     again = await store._fetchrow(sql.ENQUEUE, *enqueue)
     assert first["created"]
@@ -604,7 +604,7 @@ async def test_a_finish_retried_while_its_first_attempt_commits_returns_the_run(
     await first.start()
     await admin.fetchrow(
         sql.render(sql.FINISH, f'"{schema}"'),
-        *("app", "r", claim.run.token, "completed", '"out"', None, nonce),
+        *("app", "r", claim.run.token, "completed", '"out"', None, nonce, "channel"),
     )
     monkeypatch.setattr(_postgres().uuid, "uuid4", lambda: nonce)
     retry = asyncio.create_task(

@@ -566,7 +566,21 @@ async def test_queue_scripts_retried_return_their_first_result(
     await store.open()
     k = store._keys
     enqueue_keys = [*k.creation("app", "r"), *k.queues("app", "q")]
-    enqueue_args = ["r", "wf", "{}", "0", "", "q", "0", "0", "", "nonce-1", "2"]
+    enqueue_args = [
+        "r",
+        "wf",
+        "{}",
+        "0",
+        "",
+        "q",
+        "0",
+        "0",
+        "",
+        "nonce-1",
+        "2",
+        k.work_channel(),
+        "app",
+    ]
     for _ in range(2):
         created, _ = await store._script("enqueue", enqueue_keys, enqueue_args)
         assert created == 1

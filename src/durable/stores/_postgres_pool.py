@@ -4,7 +4,9 @@ Taking an idle connection and giving it back cost no await and no task, where
 ``asyncpg.Pool`` spends a task and several event-loop turns on each
 acquire/release pair: with a step costing one round trip, that overhead was a
 sizeable part of it. Sessions never change state (no SET, LISTEN, cursors or
-session-level locks), so a returned connection needs no reset.
+session-level locks), so a returned connection needs no reset. The one
+session that LISTENs is a dedicated connection (:meth:`ConnectionPool.open_dedicated`),
+never pooled, closed with the pool.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class ConnectionPool:
         self._closed = False
         self._abandoned = False
         self._parked: set[Any] = set()
+        # Connections outside the slots (the listener), closed with the pool.
+        self._dedicated: set[Any] = set()
         self._drained: asyncio.Future[None] | None = None
         self._shutdown_hook = LoopShutdownHook(self._close_at_shutdown)
 
@@ -66,6 +70,30 @@ class ConnectionPool:
             raise
         self._conns.add(conn)
         return conn
+
+    async def open_dedicated(self) -> Any:
+        """A connection of its own, outside the pool's slots, closed with the pool."""
+        if self._closed:
+            raise self._closed_error()
+        conn = await self._connect()
+        if self._closed:
+            conn.terminate()
+            raise self._closed_error()
+        self._conns.add(conn)
+        self._dedicated.add(conn)
+        return conn
+
+    def drop_dedicated(self, conn: Any) -> None:
+        """Close a connection of :meth:`open_dedicated` now, awaiting nothing."""
+        if conn in self._dedicated:
+            self._dedicated.discard(conn)
+            self._conns.discard(conn)
+        if not conn.is_closed():
+            conn.terminate()
+
+    def _terminate_dedicated(self) -> None:
+        for conn in list(self._dedicated):
+            self.drop_dedicated(conn)
 
     def _discard(self, conn: Any) -> None:
         """Give up a closed connection and its slot."""
@@ -147,6 +175,7 @@ class ConnectionPool:
         """Close idle connections, then wait for the ones in use to come back."""
         self._closed = True
         self._fail_waiters()
+        self._terminate_dedicated()
         idle, self._idle = self._idle, []
         for conn in idle:
             try:
@@ -180,6 +209,7 @@ class ConnectionPool:
 
     def _close_idle(self) -> None:
         self._fail_waiters()
+        self._terminate_dedicated()
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.terminate()
@@ -188,6 +218,7 @@ class ConnectionPool:
     def _close_without_loop(self) -> None:
         conns, self._conns = self._conns, set()
         self._idle = []
+        self._dedicated.clear()
         self._waiters.clear()
         closed = [asyncpg_fastpaths.terminate_without_loop(conn) for conn in conns]
         if all(closed):
@@ -203,6 +234,7 @@ class ConnectionPool:
         self._fail_waiters()
         conns, self._conns = self._conns, set()
         self._idle = []
+        self._dedicated.clear()
         await asyncio.gather(*(self._close_now(conn) for conn in conns))
 
     async def _close_now(self, conn: Any) -> None:

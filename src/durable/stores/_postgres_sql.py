@@ -6,6 +6,7 @@ quoted schema name, the only text ever formatted into SQL.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from durable.errors import ConfigurationError
@@ -466,6 +467,9 @@ CLAIM_QUEUED = """
 # still. A run inserted by a transaction that committed while this one waited
 # on it is invisible to this statement's snapshot, which then returns no row:
 # ENQUEUED, a statement of its own, reads it.
+#
+# A new run also notifies channel $10 with the app name: the notification is
+# delivered when the insert commits, and wakes the idle workers of the app.
 ENQUEUE = """
     WITH ins AS (
         INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, token, attempts,
@@ -476,7 +480,7 @@ ENQUEUE = """
         ON CONFLICT (app, run_id) DO NOTHING
         RETURNING {run_columns}
     )
-    SELECT true AS created, * FROM ins
+    SELECT true AS created, ins.* FROM ins CROSS JOIN pg_notify($10, $1)
     UNION ALL
     SELECT coalesce(enqueue_nonce = $9, false), {run_columns} FROM {s}.runs
     WHERE app = $1 AND run_id = $2 AND NOT EXISTS (SELECT 1 FROM ins)
@@ -593,12 +597,16 @@ RELEASE = """
     WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
 """
 
+# A run of a queue frees a slot of it: channel $8 is notified with the app
+# name (on commit), which wakes the app's idle workers. A run without a queue
+# sends nothing (CASE evaluates only the branch taken).
 FINISH = """
     UPDATE {s}.runs SET status = $4, output = $5, error = $6, owner = NULL,
                         lease_expires_at = NULL, updated_at = extract(epoch FROM now()),
                         finish_nonce = $7
     WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
-    RETURNING {run_columns}
+    RETURNING {run_columns},
+              CASE WHEN queue IS NOT NULL THEN pg_notify($8, $1)::text END AS notified
 """
 
 # Run when FINISH changed nothing: recognises a retried call whose first
@@ -670,6 +678,15 @@ READ_SIGNALS = """
     JOIN {s}.signals AS s
       ON s.app = $1 AND s.run_id = w.run_id AND s.name = w.name AND s.idx = w.idx
 """
+
+
+def work_channel(schema: str) -> str:
+    """The NOTIFY channel of the schema's work (at most 63 bytes, as channel names must be)."""
+    channel = f"durable_work_{schema}"
+    if len(channel.encode()) <= 63:
+        return channel
+    digest = hashlib.blake2b(schema.encode(), digest_size=16).hexdigest()
+    return f"durable_work_{digest}"
 
 
 def quote_schema(schema: str) -> str:

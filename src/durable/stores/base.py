@@ -29,6 +29,7 @@ hold one: a workflow that works on one store then works on all of them.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -354,6 +355,23 @@ class Store(ABC):
         claims, with each run's steps.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support queues")
+
+    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Wait until a run of ``app`` may have become claimable; False after ``timeout``.
+
+        Returns True as soon as the store learns that a run of ``app`` was
+        enqueued, or that a queued run finished (freeing a slot of its
+        queue), by any process; False once ``timeout`` seconds passed. A True
+        is a hint, not a promise: the caller then calls :meth:`claim_queued`,
+        which may find nothing. Idle workers wait here between passes.
+
+        The default sleeps ``timeout`` and returns False: workers then poll.
+        A store that can be told (LISTEN/NOTIFY, pub/sub) overrides it. It
+        never raises for a lost notification channel (it waits out the
+        timeout instead), only a cancellation ends it early.
+        """
+        await asyncio.sleep(timeout)
+        return False
 
     @abstractmethod
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:

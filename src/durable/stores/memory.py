@@ -7,6 +7,7 @@ sees exactly the round trip it will see in production.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import time
@@ -23,6 +24,7 @@ from durable.stores._checks import (
 )
 from durable.stores._claims import ClaimRequest, decide_claim
 from durable.stores._queues import queue_room
+from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -50,6 +52,8 @@ class InMemoryStore(Store):
         # Enqueue order of queued runs, for FIFO within a priority.
         self._sequence = itertools.count()
         self._enqueued: dict[_RunKey, int] = {}
+        # The wait_for_work calls of the event loop last used: woken in-process.
+        self._work: WorkWaiters | None = None
 
     def _now(self) -> float:
         return time.time()
@@ -152,6 +156,8 @@ class InMemoryStore(Store):
             updated_at=self._now(),
         )
         self._runs[(app, run_id)] = run
+        if run.queue is not None:
+            self._wake(app)  # a slot of its queue is free
         return run
 
     async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
@@ -223,7 +229,20 @@ class InMemoryStore(Store):
         )
         self._runs[key] = run
         self._enqueued[key] = next(self._sequence)
+        self._wake(new.app)
         return run, True
+
+    def _wake(self, app: str) -> None:
+        work = self._work
+        if work is not None and work.loop is asyncio.get_running_loop():
+            work.wake(app)
+
+    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Woken by enqueues and finishes on this store object, in this process."""
+        loop = asyncio.get_running_loop()
+        if self._work is None or self._work.loop is not loop:
+            self._work = WorkWaiters(loop)
+        return await self._work.wait(app, timeout)
 
     async def claim_queued(
         self,

@@ -47,6 +47,7 @@ from durable.stores._checks import (
 )
 from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
 from durable.stores._rows import StepParams, lease_states, step_params
+from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -201,6 +202,112 @@ def _stored_step(step_id: str, row: Any) -> StepRecord:
     )
 
 
+# After a failed attempt to LISTEN, the next one waits this long.
+_LISTEN_RETRY = 1.0
+
+
+class _Listener:
+    """The LISTEN connection of one event loop and the waits it wakes.
+
+    The connection is opened by a task of its own, started by a wait (and at
+    once when the connection is lost while waits are pending), so a wait
+    never blocks on a connect longer than its timeout. Once it listens, every
+    wait is woken: notifications sent before may have gone unheard.
+    """
+
+    __slots__ = ("_channel", "_conn", "_next_try", "_pool", "_task", "_waiters")
+
+    def __init__(self) -> None:
+        self._conn: Any = None
+        self._pool: ConnectionPool | None = None
+        self._channel = ""
+        self._task: asyncio.Task[None] | None = None
+        self._waiters: WorkWaiters | None = None
+        self._next_try = 0.0
+
+    def waiters(self) -> WorkWaiters:
+        if self._waiters is None:
+            self._waiters = WorkWaiters(asyncio.get_running_loop())
+        return self._waiters
+
+    def ensure(self, pool: ConnectionPool, channel: str) -> None:
+        """Start listening unless listening already, or trying to."""
+        if self._pool is not pool:
+            self._drop()
+            self._pool, self._channel = pool, channel
+        if self._conn is not None and self._conn.is_closed():
+            self._drop()
+        if self._conn is None:
+            self._restart()
+
+    def _restart(self) -> None:
+        if self._pool is None or (self._task is not None and not self._task.done()):
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._next_try - loop.time())
+        self._next_try = loop.time() + delay + _LISTEN_RETRY
+        self._task = loop.create_task(self._start(self._pool, self._channel, delay))
+
+    async def _start(self, pool: ConnectionPool, channel: str, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            conn = await pool.open_dedicated()
+        except Exception as exc:
+            logger.debug("cannot open the LISTEN connection: %r", exc)
+            return
+        try:
+            await conn.add_listener(channel, self._notified)
+        except BaseException as exc:
+            pool.drop_dedicated(conn)
+            if not isinstance(exc, Exception):
+                raise
+            logger.debug("LISTEN failed: %r", exc)
+            return
+        if self._pool is not pool:
+            pool.drop_dedicated(conn)
+            return
+        conn.add_termination_listener(self._lost)
+        self._conn = conn
+        self.waiters().wake_all()
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if conn is self._conn and self._waiters is not None:
+            self._waiters.wake(payload)
+
+    def _lost(self, conn: Any) -> None:
+        """The server closed the connection: listen again at once if anyone waits."""
+        if conn is not self._conn:
+            return
+        self._drop()
+        if self._waiters is not None and self._waiters.waiting():
+            self._restart()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.remove_termination_listener(self._lost)
+            if self._pool is not None:
+                self._pool.drop_dedicated(conn)
+
+    def stop(self) -> None:
+        """Forget everything now, awaiting nothing: the pool, dropped, closes the connection."""
+        self._pool = None
+        self._conn = None
+        self._task = None
+
+    async def close(self) -> None:
+        """Stop listening and end the waits (the store closes)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._drop()
+        self._pool = None
+        if self._waiters is not None:
+            self._waiters.release_all()
+
+
 class PostgresStore(Store):
     """A Store in a PostgreSQL database, shared safely by many processes.
 
@@ -241,12 +348,14 @@ class PostgresStore(Store):
         self._retry_attempts = retry_attempts
         self._retry_delay = retry_delay
         self._sql: dict[str, str] = {}
+        self._channel = statements.work_channel(schema)
         # Everything below belongs to one event loop, _loop (None before the
         # first use): the pool's connections, the lock and the group commit.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: ConnectionPool | None = None
         self._open_lock = asyncio.Lock()
         self._group = _GroupCommit()
+        self._listen = _Listener()
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r})"
@@ -295,6 +404,9 @@ class PostgresStore(Store):
         self._loop, self._pool = loop, None
         self._open_lock = asyncio.Lock()
         self._group = _GroupCommit()
+        # The listener connection is the pool's: dropped with it.
+        self._listen.stop()
+        self._listen = _Listener()
         if pool is not None:
             pool.abandon(previous)
 
@@ -327,6 +439,7 @@ class PostgresStore(Store):
         group = self._group
         while group.batches:
             await asyncio.gather(*group.batches, return_exceptions=True)
+        await self._listen.close()
         async with self._open_lock:
             pool, self._pool = self._pool, None
             if pool is not None:
@@ -609,7 +722,7 @@ class PostgresStore(Store):
         check_json(output=output, error=error)
         nonce = uuid.uuid4()
         row = await self._fetchrow(
-            statements.FINISH, app, run_id, token, status, output, error, nonce
+            statements.FINISH, app, run_id, token, status, output, error, nonce, self._channel
         )
         if row is None:
             row = await self._fetchrow(statements.FINISHED, app, run_id, token, nonce)
@@ -650,7 +763,7 @@ class PostgresStore(Store):
         row = await self._fetchrow(
             statements.ENQUEUE,
             *(new.app, new.run_id, new.workflow, new.inputs, new.parent_run_id),
-            *(new.queue, new.priority, new.not_before, nonce),
+            *(new.queue, new.priority, new.not_before, nonce, self._channel),
         )
         if row is None:
             # The run was inserted by a transaction that committed while ours
@@ -659,6 +772,27 @@ class PostgresStore(Store):
         if row is None:
             raise StoreError(f"run {new.run_id!r} was deleted while being enqueued")
         return _run_record(new.app, new.run_id, row), bool(row["created"])
+
+    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Woken by the NOTIFY that enqueues and queued runs' finishes send, from any process.
+
+        One dedicated connection per event loop LISTENs on the schema's
+        channel. When it is lost (the server restarted, the session was
+        terminated), the next wait opens another and answers True once it
+        listens again: what was sent meanwhile went unheard. Until it listens
+        the wait lasts ``timeout``, like polling; it never raises for it.
+        """
+        check_names(app=app)
+        try:
+            pool = self._pool
+            if pool is None or self._loop is not asyncio.get_running_loop():
+                pool = await self._open_pool()
+        except Exception:
+            await asyncio.sleep(timeout)
+            return False
+        listen = self._listen
+        listen.ensure(pool, self._channel)
+        return await listen.waiters().wait(app, timeout)
 
     async def claim_queued(
         self,

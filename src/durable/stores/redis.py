@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
@@ -35,6 +36,7 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._loops import LoopShutdownHook, close_on_loop
+from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
     RUN_STATUSES,
     Claim,
@@ -51,6 +53,8 @@ from durable.stores.base import (
 )
 
 __all__ = ["RedisStore", "from_url"]
+
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -99,6 +103,10 @@ class _Keys:
     def queues(self, app: str, queue: str) -> list[str]:
         """Every key of one queue, in ``_QUEUE_KINDS`` order (as the claim script expects)."""
         return [self.queue(kind, app, queue) for kind in _QUEUE_KINDS]
+
+    def work_channel(self) -> str:
+        """The pub/sub channel where enqueues and queued runs' finishes publish their app."""
+        return f"{self.prefix}:work"
 
     def stems(self, app: str) -> tuple[str, str]:
         """``(head, tail)`` such that ``head + kind + tail + name`` is a key of the app.
@@ -339,7 +347,8 @@ return 1
 
 # KEYS: run, steps, signals, then the app's status indexes.
 # ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep),
-#       run_id, then the app's key stems.
+#       run_id, the app's key stems, the work channel, the app.
+# A run of a queue frees a slot of it: the app is published on the work channel.
 _FINISH = (
     _PRELUDE
     + """
@@ -356,7 +365,10 @@ if ARGV[3] == '1' then redis.call('HSET', run, 'output', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', run, 'error', ARGV[6]) end
 reindex(4, ARGV[9], redis.call('HGET', run, 'created'), ARGV[2])
 local queue = redis.call('HGET', run, 'queue')
-if queue then redis.call('SREM', qkeys(ARGV[10], ARGV[11], queue)[3], ARGV[9]) end
+if queue then
+    redis.call('SREM', qkeys(ARGV[10], ARGV[11], queue)[3], ARGV[9])
+    redis.call('PUBLISH', ARGV[12], ARGV[13])
+end
 if ARGV[8] ~= '' then
     for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
 end
@@ -417,8 +429,8 @@ return #ARGV
 # KEYS: run, steps, signals, index, the app's status indexes, layout, then the
 #       queue's keys (_QUEUE_KINDS order)
 # ARGV: run_id, workflow, inputs, has_parent, parent, queue, priority,
-#       has_not_before, not_before, nonce, layout version
-# Returns {created, run}.
+#       has_not_before, not_before, nonce, layout version, the work channel, the app
+# Returns {created, run}; a new run publishes the app on the work channel.
 _ENQUEUE = (
     _PRELUDE
     + """
@@ -449,6 +461,7 @@ if ARGV[8] == '1' and tonumber(ARGV[9]) > t then
 else
     redis.call('ZADD', q[1], ARGV[7], member)
 end
+redis.call('PUBLISH', ARGV[12], ARGV[13])
 return {1, redis.call('HGETALL', run)}
 """
 )
@@ -666,7 +679,7 @@ class _Connection:
     closed while commands use it is closed by the last of them, as it ends.
     """
 
-    __slots__ = ("client", "closing", "hook", "loop", "scripts", "users")
+    __slots__ = ("client", "closing", "hook", "loop", "scripts", "subscriber", "users")
 
     def __init__(
         self,
@@ -683,6 +696,8 @@ class _Connection:
         self.scripts = scripts
         self.users = 0
         self.closing = False
+        # The wait_for_work subscription, made by the first wait.
+        self.subscriber: _Subscriber | None = None
 
     async def __aenter__(self) -> _Connection:
         self.users += 1
@@ -700,9 +715,70 @@ class _Connection:
             await self._shut()
 
     async def _shut(self) -> None:
+        if self.subscriber is not None:
+            await self.subscriber.close()
         await self.client.aclose()
         # Only once closed: interrupted before, the hook closes it as the loop shuts down.
         self.hook.disarm()
+
+
+# After the subscription failed (retries of the client included), wait this long.
+_SUBSCRIBE_RETRY = 1.0
+
+
+class _Subscriber:
+    """The work channel's subscription of one client, and the waits it wakes.
+
+    A task of its own reads the channel (on one connection of the client's
+    pool) for as long as the client lives; the client's retries reconnect
+    and resubscribe it, and when they give up the task subscribes afresh a
+    moment later, waking every wait (messages may have been missed).
+    """
+
+    __slots__ = ("_channel", "_client", "_closed", "_task", "waiters")
+
+    def __init__(self, client: Any, channel: str, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._channel = channel
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self.waiters = WorkWaiters(loop)
+
+    def ensure(self) -> None:
+        if not self._closed and (self._task is None or self._task.done()):
+            self._task = self.waiters.loop.create_task(self._read())
+
+    async def _read(self) -> None:
+        while not self._closed:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self.waiters.wake_all()
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None and message.get("type") == "message":
+                        self.waiters.wake(_text(message["data"]))
+            except Exception as exc:
+                logger.debug("the work channel subscription failed: %r", exc)
+            finally:
+                # Once closing, the client's close closes its connection.
+                if not self._closed:
+                    await pubsub.aclose()
+            await asyncio.sleep(_SUBSCRIBE_RETRY)
+
+    def stop(self) -> None:
+        """Stop reading, awaiting nothing (from the subscription's loop)."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+        self.waiters.release_all()
+
+    async def close(self) -> None:
+        """Stop reading and end the waits, before the client closes."""
+        self.stop()
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
 
 class RedisStore(Store):
@@ -952,6 +1028,8 @@ class RedisStore(Store):
                 ttl_ms,
                 run_id,
                 *k.stems(app),
+                k.work_channel(),
+                app,
             ],
         )
         if run is None:
@@ -1056,9 +1134,35 @@ class RedisStore(Store):
                 *_flag(not_before),
                 uuid.uuid4().hex,
                 str(_LAYOUT_VERSION),
+                self._keys.work_channel(),
+                new.app,
             ],
         )
         return _run_record(new.app, new.run_id, run), created == 1
+
+    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Woken by what enqueues and queued runs' finishes publish, from any process.
+
+        The first wait on an event loop subscribes to the prefix's work
+        channel, on a connection of its own that closes with the store. A
+        lost subscription is renewed; meanwhile waits last ``timeout``.
+        """
+        check_names(app=app)
+        try:
+            conn = await self._connected()
+        except Exception:
+            await asyncio.sleep(timeout)
+            return False
+        if conn.closing:
+            await asyncio.sleep(timeout)
+            return False
+        subscriber = conn.subscriber
+        if subscriber is None:
+            subscriber = conn.subscriber = _Subscriber(
+                conn.client, self._keys.work_channel(), conn.loop
+            )
+        subscriber.ensure()
+        return await subscriber.waiters.wait(app, timeout)
 
     async def claim_queued(
         self,
@@ -1144,6 +1248,8 @@ def _abandon(conn: _Connection) -> None:
     pool = conn.client.connection_pool
 
     def on_loop() -> None:
+        if conn.subscriber is not None:
+            conn.subscriber.stop()
         if conn.users:
             return  # The last command in flight closes the client, on this loop.
         # Taken only now: were the loop closed before running this, the

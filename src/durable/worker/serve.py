@@ -112,7 +112,36 @@ class Worker:
                 continue
             if self.stopping:
                 break
-            await self.wakeup.wait(self._idle_time())
+            await self._idle(self._idle_time())
+
+    async def _idle(self, seconds: float) -> None:
+        """Until this process has new work, the store tells of some, or ``seconds`` (jittered).
+
+        Both waits are tasks awaited with asyncio.wait, and the one still
+        pending is cancelled and awaited: a cancellation of the worker
+        reaches it at once and is never swallowed (no asyncio.wait_for).
+        """
+        if self.wakeup.take():
+            return
+        local = asyncio.ensure_future(self.wakeup.wait(seconds))
+        # The jittered local timer ends the idle period; the store's wait
+        # only has to outlast it.
+        remote = asyncio.ensure_future(self._store_wait(seconds * 1.5))
+        waits = (local, remote)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.wait(waits)
+
+    async def _store_wait(self, seconds: float) -> None:
+        """The store's wait_for_work, which never ends the worker: a failure waits it out."""
+        try:
+            await self.runtime.store.wait_for_work(self.runtime.app, seconds)
+        except Exception as exc:
+            logger.debug("waiting for work on the store failed: %r", exc)
+            await asyncio.sleep(seconds)
 
     def _idle_time(self) -> float:
         """How long to wait for work: the poll interval, or less when a tick is near."""

@@ -11,7 +11,8 @@ __all__ = ["Wakeup"]
 class Wakeup:
     """Set by enqueues and finished runs in this process, awaited by its workers.
 
-    Runs enqueued by other processes are found by polling; the poll interval
+    Runs enqueued by other processes are announced by the store's
+    ``wait_for_work`` where it can (see the worker), else found by polling; the poll interval
     is jittered so that many idle workers do not query the store in step.
     A notification while no worker waits is kept for the next wait.
     """
@@ -28,6 +29,11 @@ class Wakeup:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    def take(self) -> bool:
+        """Whether a notification came while no worker waited; clears it."""
+        notified, self._notified = self._notified, False
+        return notified
 
     async def wait(self, poll_interval: float) -> None:
         """Until notified, or ``poll_interval`` (±25%) has passed."""
