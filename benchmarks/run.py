@@ -24,9 +24,10 @@ PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), marking it done and committing.
 A worker claims up to its concurrency (16) runs per pass and executes them
 concurrently, where the raw loop does one job per transaction. L enqueues one
 run at a time (``--latency-samples``) to an idle worker process and takes
-the time its first step records minus the time before the ``enqueue`` call:
-wake-ups across processes come from polling only (no LISTEN/NOTIFY yet), so
-L follows the poll interval. The full run reports L at ``--poll-interval
+the time its first step records minus the time before the ``enqueue`` call.
+On PostgreSQL the worker is woken by LISTEN/NOTIFY, so the poll interval is
+only its fallback; SQLite workers of other processes poll, so there L
+follows the poll interval. The full run reports L at ``--poll-interval
 0.05``; the rows at the default 1.0 s (about a minute per store) run when L
 is named in ``--only``.
 """
@@ -480,9 +481,10 @@ def bench_queue_latency(args: argparse.Namespace, tmp: str, polls: list[float]) 
             )
             p50, p99 = r["p50_ms"], r["p99_ms"]
             name = "PG" if backend == "pg" else "SQLite"
+            wake = "LISTEN/NOTIFY" if backend == "pg" else "polling"
             rows.append(
                 Row(
-                    f"L enqueue→1st step, {name}, poll {poll:g} s (polling, no LISTEN/NOTIFY)",
+                    f"L enqueue→1st step, {name}, poll {poll:g} s ({wake})",
                     f"p50 {p50:,.1f} ms, p99 {p99:,.1f} ms ({len(r['samples'])} runs)",
                     target="p50 ≤ 5 ms, p99 ≤ 50 ms",
                     verdict=verdict(p50 <= 5 and p99 <= 50),
