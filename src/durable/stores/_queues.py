@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from durable.stores.base import QueueLimits, RunRecord
+from durable.stores.base import NewRun, QueueLimits, RunRecord
 
-__all__ = ["queue_room", "room_left"]
+__all__ = ["queued_record", "queue_room", "room_left"]
 
 
 def queue_room(limits: QueueLimits, runs: Iterable[RunRecord], now: float) -> int:
@@ -48,3 +48,27 @@ def room_left(limits: QueueLimits, running: int, started: int) -> int:
     if limits.rate_limit is not None:
         room = min(room, limits.rate_limit[0] - started)
     return max(room, 0)
+
+
+def queued_record(new: NewRun, now: float) -> RunRecord:
+    """The record ``enqueue_run`` stores for ``new`` at store time ``now``."""
+    return RunRecord(
+        app=new.app,
+        run_id=new.run_id,
+        workflow=new.workflow,
+        status="queued",
+        inputs=new.inputs,
+        output=None,
+        error=None,
+        owner=None,
+        token=0,
+        lease_expires_at=None,
+        attempts=0,
+        cancel_requested=False,
+        parent_run_id=new.parent_run_id,
+        created_at=now,
+        updated_at=now,
+        queue=new.queue,
+        priority=new.priority,
+        not_before=new.not_before,
+    )

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from durable.errors import StoreError
 from durable.stores._claims import ClaimAction, ClaimRequest, decide_claim
-from durable.stores._queues import room_left
+from durable.stores._queues import queued_record, room_left
 from durable.stores._rows import StepParams
 from durable.stores.base import (
     Claim,
@@ -513,26 +513,7 @@ def _enqueue(db: sqlite3.Connection, new: NewRun) -> tuple[RunRecord, bool]:
         new.not_before,
     )
     if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
-        run = RunRecord(
-            app=new.app,
-            run_id=new.run_id,
-            workflow=new.workflow,
-            status="queued",
-            inputs=new.inputs,
-            output=None,
-            error=None,
-            owner=None,
-            token=0,
-            lease_expires_at=None,
-            attempts=0,
-            cancel_requested=False,
-            parent_run_id=new.parent_run_id,
-            created_at=now,
-            updated_at=now,
-            queue=new.queue,
-            priority=new.priority,
-            not_before=new.not_before,
-        )
+        run = queued_record(new, now)
         return run, True
     # Runs are never deleted: the one that took the id is there.
     row = db.execute(_GET_SQL, (new.app, new.run_id)).fetchone()

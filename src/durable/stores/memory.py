@@ -23,7 +23,7 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._claims import ClaimRequest, decide_claim
-from durable.stores._queues import queue_room
+from durable.stores._queues import queue_room, queued_record
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
     Claim,
@@ -207,26 +207,7 @@ class InMemoryStore(Store):
         if existing is not None:
             return existing, False
         now = self._now()
-        run = RunRecord(
-            app=new.app,
-            run_id=new.run_id,
-            workflow=new.workflow,
-            status="queued",
-            inputs=new.inputs,
-            output=None,
-            error=None,
-            owner=None,
-            token=0,
-            lease_expires_at=None,
-            attempts=0,
-            cancel_requested=False,
-            parent_run_id=new.parent_run_id,
-            created_at=now,
-            updated_at=now,
-            queue=new.queue,
-            priority=new.priority,
-            not_before=new.not_before,
-        )
+        run = queued_record(new, now)
         self._runs[key] = run
         self._enqueued[key] = next(self._sequence)
         self._wake(new.app)
