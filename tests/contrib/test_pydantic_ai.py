@@ -1,0 +1,288 @@
+"""DurableAgent: model requests and tool calls are checkpointed steps, replayed on re-run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from pydantic_ai import Agent, ModelRetry
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart
+from pydantic_ai.models.test import TestModel
+from tests._journal import Journal
+from tests.contrib._scripted import scripted_model
+
+from durable import Workflow
+from durable.backoff import constant, exponential
+from durable.errors import ConfigurationError
+from durable.pydantic_ai import DurableAgent, TaskConfig, durable_pipeline, durable_tool
+
+
+class City(BaseModel):
+    name: str
+    country: str
+
+
+def _tool_agent(journal: Journal, broken: set[str] | None = None) -> Agent[None, str]:
+    """An agent with two tools, each journalled when its body runs, driven by a scripted model.
+
+    A tool named in ``broken`` raises RuntimeError while it is there.
+    """
+    model = scripted_model(
+        [("lookup", {"q": "a"}), ("lookup", {"q": "b"}), ("shout", {"word": "c"})],
+        on_call=lambda k: journal(f"model:{k}"),
+    )
+    agent: Agent[None, str] = Agent(model, name="helper")
+    broken = set() if broken is None else broken
+
+    @agent.tool_plain
+    async def lookup(q: str) -> str:
+        journal(f"lookup:{q}")
+        return f"found {q}"
+
+    @agent.tool_plain
+    async def shout(word: str) -> str:
+        if "shout" in broken:
+            journal(f"shout-failed:{word}")
+            raise RuntimeError("service down")
+        journal(f"shout:{word}")
+        return word.upper()
+
+    return agent
+
+
+async def test_a_run_replays_its_result_without_model_or_tools(wf: Workflow) -> None:
+    """Calling a completed run again returns the same result; no model call, no tool runs."""
+    journal = Journal()
+    durable = DurableAgent(_tool_agent(journal), wf)
+
+    first = await durable.run("go", run_id="r1")
+    assert first.output == "found a | found b | C"
+    assert journal.entries == [
+        "model:1",
+        "lookup:a",
+        "model:2",
+        "lookup:b",
+        "model:3",
+        "shout:c",
+        "model:4",
+    ]
+    assert first.usage.requests == 4
+    assert first.usage.tool_calls == 3
+
+    again = await durable.run("go", run_id="r1")
+    assert len(journal) == 7
+    assert again.output == first.output
+    assert again.all_messages() == first.all_messages()
+    assert again.new_messages() == first.new_messages()
+    assert again.usage == first.usage
+
+
+async def test_each_model_request_and_tool_call_is_its_own_step(wf: Workflow) -> None:
+    """The run records one step per model request and per tool call, under stable ids."""
+    durable = DurableAgent(_tool_agent(Journal()), wf)
+    await durable.run("go", run_id="r-steps")
+    info = await wf.get_run("r-steps")
+    assert [(s.task, s.step_id) for s in info.steps] == [
+        ("helper.model_request", "helper.model_request"),
+        ("helper.tool_call", "helper.tool_call:1/lookup/call-0"),
+        ("helper.model_request", "helper.model_request#1"),
+        ("helper.tool_call", "helper.tool_call:2/lookup/call-1"),
+        ("helper.model_request", "helper.model_request#2"),
+        ("helper.tool_call", "helper.tool_call:3/shout/call-2"),
+        ("helper.model_request", "helper.model_request#3"),
+    ]
+
+
+async def test_a_failed_run_resumes_after_its_recorded_steps(wf: Workflow) -> None:
+    """A tool failing for good fails the run; calling it again reruns only that tool onwards."""
+    journal = Journal()
+    broken = {"shout"}
+    durable = DurableAgent(_tool_agent(journal, broken), wf, tool_task_config=TaskConfig(retries=0))
+
+    with pytest.raises(RuntimeError, match="service down"):
+        await durable.run("go", run_id="r-fail")
+    assert journal.entries[-1] == "shout-failed:c"
+    before = len(journal)
+
+    broken.clear()
+    result = await durable.run("go", run_id="r-fail")
+    assert result.output == "found a | found b | C"
+    # Model requests 1-3 and both lookups replayed; only the failed tool and the last request ran.
+    assert journal.entries[before:] == ["shout:c", "model:4"]
+
+
+async def test_structured_output_comes_back_as_its_type(
+    make_app: Callable[..., Workflow],
+) -> None:
+    """A model-typed output is that model on the first run and when read back by another app."""
+    calls = Journal()
+
+    def model() -> TestModel:
+        return TestModel(custom_output_args={"name": "Mexico City", "country": "Mexico"})
+
+    agent = Agent(model(), output_type=City, name="geo")
+
+    @agent.tool_plain
+    async def note() -> str:
+        calls("note")
+        return "noted"
+
+    first = await DurableAgent(agent, make_app("ai")).run("capital?", run_id="geo-1")
+    assert first.output == City(name="Mexico City", country="Mexico")
+
+    other = DurableAgent(Agent(model(), output_type=City, name="geo"), make_app("ai"))
+    replayed = await other.run("capital?", run_id="geo-1")
+    assert type(replayed.output) is City
+    assert replayed.output == first.output
+    assert replayed.all_messages() == first.all_messages()
+    assert calls.entries == ["note"]
+
+
+async def test_message_history_reaches_the_model_and_the_result(wf: Workflow) -> None:
+    """A run continuing a conversation sends the history to the model and keeps it on replay."""
+    seen: list[int] = []
+
+    def answer(messages: list[ModelMessage]) -> ModelResponse:
+        seen.append(len(messages))
+        return ModelResponse(parts=[ToolCallPart("final_result", {"response": "ok"})])
+
+    durable = DurableAgent(Agent(TestModel(), name="chat"), wf)
+    first = await durable.run("hello", run_id="chat-1")
+    history = first.all_messages()
+
+    durable_next = DurableAgent(Agent(TestModel(), name="chat2"), wf)
+    second = await durable_next.run("and then?", run_id="chat-2", message_history=history)
+    assert second.all_messages()[: len(history)] == history
+    assert len(second.new_messages()) == 2
+    assert isinstance(second.new_messages()[0], ModelRequest)
+
+    replayed = await durable_next.run("and then?", run_id="chat-2", message_history=history)
+    assert replayed.all_messages() == second.all_messages()
+    assert replayed.new_messages() == second.new_messages()
+
+
+async def test_model_retry_from_a_tool_is_an_outcome_not_a_failure(wf: Workflow) -> None:
+    """A tool's ModelRetry is recorded and replayed: the tool is not retried by the step."""
+    journal = Journal()
+    model = scripted_model(
+        [("check", {"n": 1}), ("check", {"n": 2})], on_call=lambda k: journal(f"model:{k}")
+    )
+    agent = Agent(model, name="checker")
+
+    @agent.tool_plain
+    async def check(n: int) -> str:
+        journal(f"check:{n}")
+        if n == 1:
+            raise ModelRetry("try a bigger number")
+        return f"ok {n}"
+
+    durable = DurableAgent(agent, wf, tool_task_config=TaskConfig(retries=3, backoff=constant(0)))
+    first = await durable.run("go", run_id="retry-1")
+    assert journal.entries == ["model:1", "check:1", "model:2", "check:2", "model:3"]
+    assert "try a bigger number" in str(first.all_messages())
+
+    again = await durable.run("go", run_id="retry-1")
+    assert len(journal) == 5
+    assert again.all_messages() == first.all_messages()
+
+
+async def test_concurrent_tool_calls_replay_by_call_id(wf: Workflow) -> None:
+    """Tools called together in one response each get a step, and none reruns on replay."""
+    journal = Journal()
+    agent = Agent(TestModel(), name="fan")
+
+    @agent.tool_plain
+    async def alpha() -> str:
+        journal("alpha")
+        return "a"
+
+    @agent.tool_plain
+    async def beta() -> str:
+        journal("beta")
+        return "b"
+
+    durable = DurableAgent(agent, wf)
+    first = await durable.run("go", run_id="fan-1")
+    assert sorted(journal.entries) == ["alpha", "beta"]
+    info = await wf.get_run("fan-1")
+    tool_steps = sorted(s.step_id for s in info.steps if s.task == "fan.tool_call")
+    assert len(tool_steps) == 2
+    assert all(s.startswith("fan.tool_call:1/") for s in tool_steps)
+
+    again = await durable.run("go", run_id="fan-1")
+    assert sorted(journal.entries) == ["alpha", "beta"]
+    assert again.output == first.output
+
+
+async def test_an_agent_run_inside_a_pipeline_is_a_child_run(wf: Workflow) -> None:
+    """durable_pipeline runs agents and durable tools as steps; a re-run replays them all."""
+    journal = Journal()
+    durable = DurableAgent(_tool_agent(journal), wf)
+
+    @durable_tool(wf)
+    async def publish(text: str) -> str:
+        journal(f"publish:{text}")
+        return f"published {text}"
+
+    @durable_pipeline(wf, id="pipe-{topic}")
+    async def pipeline(topic: str) -> str:
+        result = await durable.run(f"research {topic}", run_id=f"agent-{topic}")
+        return await publish(result.output)
+
+    out = await pipeline(topic="x")
+    assert out == "published found a | found b | C"
+    assert len(journal) == 8
+    assert await pipeline(topic="x") == out
+    assert len(journal) == 8
+    info = await wf.get_run("pipe-x")
+    assert [s.task for s in info.steps] == ["helper.run", "publish"]
+
+
+def test_durable_tool_has_the_tool_defaults() -> None:
+    """durable_tool is a task with 2 retries and exponential(2, max 30) backoff unless told."""
+    app = Workflow("tools", db=":memory:")
+
+    @durable_tool(app)
+    async def fetch(city: str) -> str:
+        return city
+
+    @durable_tool(app, name="news", retries=5, backoff=constant(1))
+    async def fetch_news(topic: str) -> str:
+        return topic
+
+    assert (fetch.name, fetch.retries) == ("fetch", 2)
+    assert [fetch.backoff(k) for k in (1, 2, 3, 4, 5)] == [2, 4, 8, 16, 30]
+    assert (fetch_news.name, fetch_news.retries, fetch_news.backoff(3)) == ("news", 5, 1)
+
+
+def test_task_config_defaults_and_errors() -> None:
+    """Unset TaskConfig fields take the agent defaults; a bad retry count names the agent."""
+    app = Workflow("cfg", db=":memory:")
+    agent = Agent(TestModel(), name="cfg")
+    durable = DurableAgent(
+        agent, app, model_task_config=TaskConfig(retries=5, backoff=exponential(base=3, max=9))
+    )
+    assert durable.model_task_config.retries == 5
+    assert durable.model_task_config.backoff is not None
+    assert durable.model_task_config.backoff(2) == 9
+    assert durable.tool_task_config.retries == 2
+    with pytest.raises(ConfigurationError, match=r"agent 'other': tool_task_config: retries"):
+        DurableAgent(agent, app, name="other", tool_task_config=TaskConfig(retries=-1))
+
+
+def test_import_durable_does_not_import_pydantic_ai() -> None:
+    """import durable loads neither pydantic nor pydantic_ai; durable.pydantic_ai loads both."""
+    code = (
+        "import sys, durable\n"
+        "print(sorted(m for m in ('pydantic', 'pydantic_ai') if m in sys.modules))\n"
+        "import durable.pydantic_ai\n"
+        "print(sorted(m for m in ('pydantic', 'pydantic_ai') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "['pydantic', 'pydantic_ai']"]
