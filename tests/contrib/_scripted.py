@@ -22,21 +22,20 @@ def scripted_model(
 ) -> FunctionModel:
     """A model that calls ``tools`` one per turn, then answers with the tool results.
 
-    ``on_call(k)`` is told of the k-th request (1-based) before it is answered.
+    ``on_call(k)`` is told of each request before it is answered: k is its
+    turn in the conversation (1 + the tool results so far), the same number
+    whichever process makes the request.
     """
-    calls = 0
 
     def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        nonlocal calls
-        calls += 1
-        if on_call is not None:
-            on_call(calls)
         returned = [
             part
             for message in messages
             for part in message.parts
             if isinstance(part, ToolReturnPart)
         ]
+        if on_call is not None:
+            on_call(len(returned) + 1)
         if len(returned) < len(tools):
             name, args = tools[len(returned)]
             return ModelResponse(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from pydantic import BaseModel
 from pydantic_ai import Agent, ModelRetry
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
 from pydantic_ai.models.test import TestModel
 from tests._journal import Journal
 from tests.contrib._scripted import scripted_model
@@ -148,19 +147,22 @@ async def test_message_history_reaches_the_model_and_the_result(wf: Workflow) ->
 
     def answer(messages: list[ModelMessage]) -> ModelResponse:
         seen.append(len(messages))
-        return ModelResponse(parts=[ToolCallPart("final_result", {"response": "ok"})])
+        return ModelResponse(parts=[TextPart(f"{len(messages)} messages")])
 
     durable = DurableAgent(Agent(TestModel(), name="chat"), wf)
     first = await durable.run("hello", run_id="chat-1")
     history = first.all_messages()
 
-    durable_next = DurableAgent(Agent(TestModel(), name="chat2"), wf)
+    durable_next = DurableAgent(Agent(scripted_model([], answer), name="chat2"), wf)
     second = await durable_next.run("and then?", run_id="chat-2", message_history=history)
+    assert seen == [len(history) + 1]
+    assert second.output == f"{len(history) + 1} messages"
     assert second.all_messages()[: len(history)] == history
     assert len(second.new_messages()) == 2
     assert isinstance(second.new_messages()[0], ModelRequest)
 
     replayed = await durable_next.run("and then?", run_id="chat-2", message_history=history)
+    assert seen == [len(history) + 1]
     assert replayed.all_messages() == second.all_messages()
     assert replayed.new_messages() == second.new_messages()
 

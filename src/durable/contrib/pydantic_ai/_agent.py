@@ -136,7 +136,7 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
             data = await self._workflow.run(rid, prompt, history)
         finally:
             _call_options.reset(token)
-        return self._result.validate_python(data)  # type: ignore[return-value]
+        return self._result.validate_python(data)
 
     def run_sync(
         self,

@@ -124,6 +124,6 @@ def _union(left: Any, right: Any) -> Any:
 def result_adapter(output_type: Any) -> TypeAdapter[AgentRunResult[Any]]:
     """The adapter that stores and rebuilds ``AgentRunResult[output_type]``."""
     try:
-        return TypeAdapter(AgentRunResult[output_type])  # type: ignore[valid-type]
+        return TypeAdapter(AgentRunResult[output_type])
     except Exception:  # a type Pydantic cannot describe: keep the output as JSON
         return TypeAdapter(AgentRunResult[Any])

@@ -39,7 +39,7 @@ def durable_tool(
 def durable_pipeline(
     wf: Workflow,
     *,
-    id: str,  # noqa: A002 - the name @wf.workflow uses
+    id: str,
 ) -> Callable[[AsyncFn[P, R]], WorkflowFunction[P, R]]:
     """Mark the entry point of a multi-agent pipeline: ``@wf.workflow(id=id)``."""
     return wf.workflow(id=id)
