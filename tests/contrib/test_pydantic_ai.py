@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 import pytest
 from pydantic import BaseModel
-from pydantic_ai import Agent, ModelRetry
+from pydantic_ai import Agent, ModelRetry, RunContext
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
 from pydantic_ai.models.test import TestModel
 from tests._journal import Journal
 from tests.contrib._scripted import scripted_model
 
+import durable
 from durable import Workflow
 from durable.backoff import constant, exponential
 from durable.errors import ConfigurationError
@@ -288,3 +289,21 @@ def test_import_durable_does_not_import_pydantic_ai() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out == ["[]", "['pydantic', 'pydantic_ai']"]
+
+
+async def test_deps_reach_tools_which_see_their_step(wf: Workflow) -> None:
+    """deps reach the tools, and a tool body sees its step's idempotency key."""
+    seen: list[tuple[str, str, str, str]] = []
+    agent = Agent(scripted_model([("charge", {"cents": 500})]), deps_type=str, name="pay")
+
+    @agent.tool
+    async def charge(ctx: RunContext[str], cents: int) -> str:
+        step = durable.current_step()
+        seen.append((ctx.deps, step.run_id, step.step_id, step.idempotency_key))
+        return f"charged {cents} to {ctx.deps}"
+
+    result = await DurableAgent(agent, wf).run("pay", run_id="pay-1", deps="acct-7")
+    assert result.output == "charged 500 to acct-7"
+    [(deps, run_id, step_id, key)] = seen
+    assert (deps, run_id, step_id) == ("acct-7", "pay-1", "pay.tool_call:1/charge/call-0")
+    assert key.startswith("dk1-")
