@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from pydantic_ai import Agent, ModelRetry, RunContext
+from pydantic_ai import Agent, ModelRetry, RunContext, ToolReturn
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
 from pydantic_ai.models.test import TestModel
 from tests._journal import Journal
@@ -307,3 +308,32 @@ async def test_deps_reach_tools_which_see_their_step(wf: Workflow) -> None:
     [(deps, run_id, step_id, key)] = seen
     assert (deps, run_id, step_id) == ("acct-7", "pay-1", "pay.tool_call:1/charge/call-0")
     assert key.startswith("dk1-")
+
+
+async def test_streamed_requests_and_tool_returns_replay(wf: Workflow) -> None:
+    """With an event handler the model still runs once per request; a ToolReturn keeps its type."""
+    journal = Journal()
+    model = scripted_model([("report", {})], on_call=lambda k: journal(f"model:{k}"))
+    agent = Agent(model, name="streamer")
+
+    @agent.tool_plain
+    async def report() -> ToolReturn[str]:
+        journal("report")
+        return ToolReturn(return_value="filed", content="see the attached report")
+
+    events: list[str] = []
+
+    async def handler(ctx: RunContext[None], stream: AsyncIterable[Any]) -> None:
+        async for event in stream:
+            events.append(type(event).__name__)
+
+    durable = DurableAgent(agent, wf)
+    first = await durable.run("go", run_id="stream-1", event_stream_handler=handler)
+    assert first.output == "filed"
+    assert journal.entries == ["model:1", "report", "model:2"]
+    assert "PartStartEvent" in events
+    assert "see the attached report" in str(first.all_messages())
+
+    again = await durable.run("go", run_id="stream-1", event_stream_handler=handler)
+    assert len(journal) == 3
+    assert again.all_messages() == first.all_messages()
