@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -337,3 +339,27 @@ async def test_streamed_requests_and_tool_returns_replay(wf: Workflow) -> None:
     again = await durable.run("go", run_id="stream-1", event_stream_handler=handler)
     assert len(journal) == 3
     assert again.all_messages() == first.all_messages()
+
+
+def test_two_agents_cannot_share_a_name_on_one_app() -> None:
+    """A second agent under a name already used on the app is refused; another app may use it."""
+    app = Workflow("names", db=":memory:")
+    DurableAgent(Agent(TestModel()), app)
+    with pytest.raises(
+        ConfigurationError, match=r"app 'names' already has a durable agent 'agent'"
+    ):
+        DurableAgent(Agent(TestModel()), app)
+    assert DurableAgent(Agent(TestModel()), app, name="second").name == "second"
+    assert DurableAgent(Agent(TestModel()), Workflow("other", db=":memory:")).name == "agent"
+
+
+def test_run_sync_records_the_run_in_sqlite(tmp_path: Path) -> None:
+    """run_sync runs the agent durably from sync code; a second call replays from the file."""
+    journal = Journal()
+    app = Workflow("sync-ai", db=tmp_path / "ai.db")
+    durable = DurableAgent(_tool_agent(journal), app)
+    assert durable.run_sync("go", run_id="sync-1").output == "found a | found b | C"
+    assert durable.run_sync("go", run_id="sync-1").output == "found a | found b | C"
+    assert journal.counts["lookup:a"] == 1
+    assert journal.counts["model:4"] == 1
+    asyncio.run(app.close())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ class _CallOptions:
 # run's body through the call's context instead of its stored inputs.
 _call_options: ContextVar[_CallOptions | None] = ContextVar("durable_agent_call", default=None)
 
+# The agent names taken on each app. Two agents under one name would share
+# step names and default run ids, so one could be handed the other's results.
+_agent_names: weakref.WeakKeyDictionary[Workflow, set[str]] = weakref.WeakKeyDictionary()
+
 
 class DurableAgent(Generic[AgentDepsT, OutputT]):
     """A Pydantic AI agent whose every run is a durable workflow run of ``wf``.
@@ -73,6 +78,12 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
         self.agent = agent
         self.wf = wf
         self.name = name or agent.name or "agent"
+        taken = _agent_names.setdefault(wf, set())
+        if self.name in taken:
+            raise ConfigurationError(
+                f"app {wf.name!r} already has a durable agent {self.name!r}; "
+                "pass name=... (or name the Agent) to tell them apart"
+            )
         self.model_task_config = (model_task_config or TaskConfig()).resolve(
             MODEL_DEFAULTS, what=f"agent {self.name!r}: model_task_config"
         )
@@ -93,6 +104,7 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
         )(call_tool)
         self._result = _codec.result_adapter(_codec.output_type_of(agent.output_type))
         self._workflow = wf.workflow(name=f"{self.name}.run")(self._run_body)
+        taken.add(self.name)
 
     def __repr__(self) -> str:
         return (
