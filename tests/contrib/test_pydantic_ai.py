@@ -363,3 +363,35 @@ def test_run_sync_records_the_run_in_sqlite(tmp_path: Path) -> None:
     assert journal.counts["lookup:a"] == 1
     assert journal.counts["model:4"] == 1
     asyncio.run(app.close())
+
+
+async def test_a_durable_tool_registered_on_the_agent_runs_once(wf: Workflow) -> None:
+    """A durable_tool given to the agent (the python-durable 0.2 pattern) runs once per call."""
+    journal = Journal()
+
+    @durable_tool(wf)
+    async def web_search(query: str) -> str:
+        journal(f"search:{query}")
+        return f"results for {query}"
+
+    agent = Agent(scripted_model([("web_search", {"query": "q"})]), tools=[web_search], name="s")
+    durable = DurableAgent(agent, wf)
+    assert (await durable.run("find", run_id="search-1")).output == "results for q"
+    assert (await durable.run("find", run_id="search-1")).output == "results for q"
+    assert journal.entries == ["search:q"]
+
+
+async def test_signal_waits_inside_a_pipeline(wf: Workflow) -> None:
+    """DurableAgent.signal waits durably for a signal, the poll argument accepted and unused."""
+    journal = Journal()
+    durable = DurableAgent(_tool_agent(journal), wf)
+
+    @durable_pipeline(wf, id="review-{doc}")
+    async def review(doc: str) -> dict[str, Any]:
+        result = await durable.run(f"review {doc}", run_id=f"review-agent-{doc}")
+        approval = await durable.signal("approval", poll=0.5)
+        return {"result": result.output, "approval": approval}
+
+    handle = await review.start(doc="d1")
+    await wf.send_signal("review-d1", "approval", {"ok": True})
+    assert await handle.result() == {"result": "found a | found b | C", "approval": {"ok": True}}
