@@ -395,3 +395,12 @@ async def test_signal_waits_inside_a_pipeline(wf: Workflow) -> None:
     handle = await review.start(doc="d1")
     await wf.send_signal("review-d1", "approval", {"ok": True})
     assert await handle.result() == {"result": "found a | found b | C", "approval": {"ok": True}}
+
+
+async def test_a_model_given_to_run_is_used_and_none_is_an_error(wf: Workflow) -> None:
+    """An agent without a model runs with run(model=...); without one the error names it."""
+    durable = DurableAgent(Agent(name="bare"), wf)
+    with pytest.raises(ConfigurationError, match=r"agent 'bare' has no model"):
+        await durable.run("hi", run_id="bare-1")
+    result = await durable.run("hi", run_id="bare-2", model=TestModel(custom_output_text="hey"))
+    assert result.output == "hey"
