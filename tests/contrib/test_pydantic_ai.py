@@ -342,9 +342,11 @@ async def test_streamed_requests_and_tool_returns_replay(wf: Workflow) -> None:
 
 
 def test_two_agents_cannot_share_a_name_on_one_app() -> None:
-    """A second agent under a name already used on the app is refused; another app may use it."""
+    """Another agent under a name used on the app is refused; the same agent or app is fine."""
     app = Workflow("names", db=":memory:")
-    DurableAgent(Agent(TestModel()), app)
+    first = Agent(TestModel())
+    DurableAgent(first, app)
+    assert DurableAgent(first, app).name == "agent"
     with pytest.raises(
         ConfigurationError, match=r"app 'names' already has a durable agent 'agent'"
     ):

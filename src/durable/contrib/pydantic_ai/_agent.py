@@ -44,9 +44,12 @@ class _CallOptions:
 # run's body through the call's context instead of its stored inputs.
 _call_options: ContextVar[_CallOptions | None] = ContextVar("durable_agent_call", default=None)
 
-# The agent names taken on each app. Two agents under one name would share
-# step names and default run ids, so one could be handed the other's results.
-_agent_names: weakref.WeakKeyDictionary[Workflow, set[str]] = weakref.WeakKeyDictionary()
+# The agent behind each name on each app. Two agents under one name would
+# share step names and default run ids, so one could be handed the other's
+# results; wrapping the same agent again (a module reloaded) is harmless.
+_agent_names: weakref.WeakKeyDictionary[Workflow, dict[str, weakref.ref[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class DurableAgent(Generic[AgentDepsT, OutputT]):
@@ -78,8 +81,9 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
         self.agent = agent
         self.wf = wf
         self.name = name or agent.name or "agent"
-        taken = _agent_names.setdefault(wf, set())
-        if self.name in taken:
+        taken = _agent_names.setdefault(wf, {})
+        holder = taken.get(self.name)
+        if holder is not None and holder() not in (None, agent):
             raise ConfigurationError(
                 f"app {wf.name!r} already has a durable agent {self.name!r}; "
                 "pass name=... (or name the Agent) to tell them apart"
@@ -104,7 +108,7 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
         )(call_tool)
         self._result = _codec.result_adapter(_codec.output_type_of(agent.output_type))
         self._workflow = wf.workflow(name=f"{self.name}.run")(self._run_body)
-        taken.add(self.name)
+        taken[self.name] = weakref.ref(agent)
 
     def __repr__(self) -> str:
         return (
