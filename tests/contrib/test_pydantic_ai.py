@@ -406,3 +406,57 @@ async def test_a_model_given_to_run_is_used_and_none_is_an_error(wf: Workflow) -
         await durable.run("hi", run_id="bare-1")
     result = await durable.run("hi", run_id="bare-2", model=TestModel(custom_output_text="hey"))
     assert result.output == "hey"
+
+
+async def test_per_tool_config_and_inline_tools(wf: Workflow) -> None:
+    """A tool configured by name gets its own task and retries; one set to None runs inline."""
+    journal = Journal()
+    failures = {"lookup": 2}
+    model = scripted_model(
+        [("lookup", {"q": "a"}), ("shout", {"word": "b"})],
+        on_call=lambda k: journal(f"model:{k}"),
+    )
+    agent = Agent(model, name="cfg")
+
+    @agent.tool_plain
+    async def lookup(q: str) -> str:
+        journal(f"lookup:{q}")
+        if failures["lookup"]:
+            failures["lookup"] -= 1
+            raise ConnectionError("flaky")
+        return f"found {q}"
+
+    @agent.tool_plain
+    async def shout(word: str) -> str:
+        journal(f"shout:{word}")
+        return word.upper()
+
+    durable = DurableAgent(
+        agent,
+        wf,
+        tool_task_config=TaskConfig(retries=0),
+        tool_task_config_by_name={
+            "lookup": TaskConfig(retries=2, backoff=constant(0)),
+            "shout": None,
+        },
+    )
+    first = await durable.run("go", run_id="cfg-1")
+    assert first.output == "found a | B"
+    assert journal.entries == [
+        "model:1",
+        "lookup:a",
+        "lookup:a",
+        "lookup:a",
+        "model:2",
+        "shout:b",
+        "model:3",
+    ]
+    info = await wf.get_run("cfg-1")
+    assert [(s.task, s.attempts) for s in info.steps if "tool_call" in s.task] == [
+        ("cfg.tool_call.lookup", 3)
+    ]
+
+    failures["lookup"] = 5
+    # Completed: nothing runs again, the inline tool included.
+    assert (await durable.run("go", run_id="cfg-1")).output == "found a | B"
+    assert len(journal) == 7

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
@@ -25,7 +25,7 @@ from durable.contrib.pydantic_ai._toolset import DurableToolset, call_tool
 from durable.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from durable import Workflow
+    from durable import Task, Workflow
 
 OutputT = TypeVar("OutputT", default=str)
 
@@ -64,9 +64,13 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
     ``model_task_config`` and ``tool_task_config`` set the retries, backoff
     and timeout of model requests (default: 3 retries, ``exponential(base=2,
     max=60)``) and of tool calls (default: 2 retries, ``exponential(base=2,
-    max=30)``). ``name`` (default the agent's name, else ``"agent"``) prefixes
-    the names of the workflow and tasks it registers on ``wf``:
-    ``{name}.run``, ``{name}.model_request`` and ``{name}.tool_call``.
+    max=30)``). ``tool_task_config_by_name`` overrides that per tool name: a
+    ``TaskConfig`` (its unset fields from ``tool_task_config``) or ``None``,
+    which runs the tool inline, not as a step (for quick, pure tools).
+    ``name`` (default the agent's name, else ``"agent"``) prefixes the names
+    of the workflow and tasks it registers on ``wf``: ``{name}.run``,
+    ``{name}.model_request``, ``{name}.tool_call`` and, per configured tool,
+    ``{name}.tool_call.{tool}``.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
         name: str | None = None,
         model_task_config: TaskConfig | None = None,
         tool_task_config: TaskConfig | None = None,
+        tool_task_config_by_name: Mapping[str, TaskConfig | None] | None = None,
     ) -> None:
         self.agent = agent
         self.wf = wf
@@ -100,15 +105,30 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
             backoff=self.model_task_config.backoff,
             timeout=self.model_task_config.timeout,
         )(request_model)
-        self._tool_task = wf.task(
-            name=f"{self.name}.tool_call",
-            retries=self.tool_task_config.retries or 0,
-            backoff=self.tool_task_config.backoff,
-            timeout=self.tool_task_config.timeout,
-        )(call_tool)
+        self._tool_task = self._tool_step(f"{self.name}.tool_call", self.tool_task_config)
+        self._tool_tasks: dict[str, Task[..., dict[str, Any]] | None] = {}
+        for tool, config in (tool_task_config_by_name or {}).items():
+            self._tool_tasks[tool] = (
+                None
+                if config is None
+                else self._tool_step(
+                    f"{self.name}.tool_call.{tool}",
+                    config.resolve(
+                        self.tool_task_config, what=f"agent {self.name!r}: tool {tool!r}"
+                    ),
+                )
+            )
         self._result = _codec.result_adapter(_codec.output_type_of(agent.output_type))
         self._workflow = wf.workflow(name=f"{self.name}.run")(self._run_body)
         taken[self.name] = weakref.ref(agent)
+
+    def _tool_step(self, name: str, config: TaskConfig) -> Task[..., dict[str, Any]]:
+        return self.wf.task(
+            name=name,
+            retries=config.retries or 0,
+            backoff=config.backoff,
+            timeout=config.timeout,
+        )(call_tool)
 
     def __repr__(self) -> str:
         return (
@@ -209,7 +229,10 @@ class DurableAgent(Generic[AgentDepsT, OutputT]):
         ctx: RunContext[Any],
         tool: ToolsetTool[Any],
     ) -> Any:
-        return self._tool_task.with_step_id(step_id)(toolset, name, tool_args, ctx, tool)
+        task = self._tool_tasks.get(name, self._tool_task)
+        if task is None:  # configured to run inline: its outcome is not recorded
+            return call_tool(toolset, name, tool_args, ctx, tool)
+        return task.with_step_id(step_id)(toolset, name, tool_args, ctx, tool)
 
 
 def _default_run_id(agent: str, prompt: str) -> str:
