@@ -20,7 +20,7 @@ from tests.contrib._scripted import scripted_model
 import durable
 from durable import Workflow
 from durable.backoff import constant, exponential
-from durable.errors import ConfigurationError
+from durable.errors import ConfigurationError, SerializationError
 from durable.pydantic_ai import DurableAgent, TaskConfig, durable_pipeline, durable_tool
 
 
@@ -460,3 +460,19 @@ async def test_per_tool_config_and_inline_tools(wf: Workflow) -> None:
     # Completed: nothing runs again, the inline tool included.
     assert (await durable.run("go", run_id="cfg-1")).output == "found a | B"
     assert len(journal) == 7
+
+
+async def test_a_tool_result_that_is_not_json_fails_without_retries(wf: Workflow) -> None:
+    """A tool returning what JSON cannot hold fails the run at once, naming the tool."""
+    journal = Journal()
+    agent = Agent(scripted_model([("opaque", {})]), name="opaque")
+
+    @agent.tool_plain
+    async def opaque() -> object:
+        journal("opaque")
+        return object()
+
+    durable = DurableAgent(agent, wf, tool_task_config=TaskConfig(retries=2))
+    with pytest.raises(SerializationError, match=r"tool 'opaque' \(call 'call-0'\) returned"):
+        await durable.run("go", run_id="opaque-1")
+    assert journal.entries == ["opaque"]
