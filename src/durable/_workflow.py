@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
@@ -31,6 +31,7 @@ from durable.errors import (
     SerializationError,
 )
 from durable.stores.base import RUN_STATUSES, NewRun, RunStatus, Store
+from durable.worker import retention as _retention
 from durable.worker.queues import DEFAULT_QUEUE, Queue, resolve
 from durable.worker.schedules import Catchup, Schedule, Scheduler
 from durable.worker.serve import Worker
@@ -222,6 +223,11 @@ class Workflow:
     heartbeating (seconds); ``heartbeat`` is how often a live owner renews it
     (default a third of the TTL). ``max_value_bytes`` bounds each stored
     result, input set and output.
+
+    ``retention`` (a timedelta or seconds): where this app's worker runs
+    (:meth:`serve`), finished runs older than that are pruned in the
+    background, at start and then periodically; None (the default) keeps
+    every run.
     """
 
     def __init__(
@@ -232,6 +238,7 @@ class Workflow:
         lease_ttl: float = 30.0,
         heartbeat: float | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        retention: timedelta | float | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"Workflow name must be a non-empty string, got {name!r}")
@@ -257,6 +264,9 @@ class Workflow:
         self.lease_ttl = float(lease_ttl)
         self.heartbeat = float(heartbeat)
         self.max_value_bytes = max_value_bytes
+        self.retention = (
+            None if retention is None else _retention.age_in_seconds(retention, "retention")
+        )
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
         self._queues: dict[str, Queue] = {}
@@ -702,6 +712,9 @@ class Workflow:
             scheduler=Scheduler(self.name, self.store, self.schedules(), self._enqueue_tick)
             if self._schedules
             else None,
+            pruner=None
+            if self.retention is None
+            else _retention.Pruner(self.store, self.name, self.retention),
         )
         loop = asyncio.get_running_loop()
         hooked: list[signal.Signals] = []
@@ -862,6 +875,47 @@ class Workflow:
         from durable import _inspect
 
         return [_inspect.run_info(run) for run in runs]
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete the finished run ``run_id`` with its steps and signals.
+
+        Raises :class:`~durable.errors.RunNotFoundError` when there is no such
+        run and :class:`~durable.errors.RunNotFinishedError` when it is queued
+        or running (cancel it first); the check and the delete are atomic.
+        Child runs are runs of their own and are kept; their parent link
+        keeps the deleted run's id.
+        """
+        validate_run_id(run_id, app=self.name)
+        await self._executor.ensure_open()
+        if await self.store.delete_run(self.name, run_id) is None:
+            raise _not_found(self.name, run_id)
+
+    async def prune(
+        self,
+        older_than: timedelta | float,
+        statuses: Iterable[str] = ("completed", "failed", "cancelled"),
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete finished runs that finished more than ``older_than`` ago; how many.
+
+        ``older_than`` is a timedelta or seconds; ``statuses`` are the final
+        statuses to prune (an unfinished one raises ConfigurationError:
+        queued and running runs are never pruned). Runs go in batches, each
+        its own transaction; ``progress`` is called with the running total
+        after each. ``dry_run`` counts what would go and deletes nothing.
+        """
+        seconds = _retention.age_in_seconds(older_than, "older_than")
+        await self._executor.ensure_open()
+        return await _retention.prune(
+            self.store,
+            self.name,
+            older_than=seconds,
+            statuses=statuses,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
 
 def _not_found(app: str, run_id: str) -> RunNotFoundError:

@@ -45,6 +45,8 @@ FinalStatus = Literal["completed", "failed", "cancelled"]
 
 # "queued" last: the Redis store's scripts index statuses by their position here.
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled", "queued")
+# The statuses of a finished run: only these may be deleted or pruned.
+FINAL_STATUSES: tuple[FinalStatus, ...] = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,16 @@ class RunRecord:
     # When the run last started executing (its claim from the queue or its
     # creation by claim_run); None while queued. Rate limits count these.
     started_at: float | None = None
+
+    @property
+    def finished_at(self) -> float | None:
+        """When a finished run finished (its last change, ``updated_at``); None until then.
+
+        A finished run is written again only when it changes status (a failed
+        run cancelled, or restarted), so its ``updated_at`` is the time it
+        reached the status it has. Retention counts from it.
+        """
+        return self.updated_at if self.status in FINAL_STATUSES else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +384,43 @@ class Store(ABC):
         """
         await asyncio.sleep(timeout)
         return False
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        """Delete a finished run with its steps and signals, atomically; the run deleted.
+
+        Returns None, deleting nothing, when the run does not exist. A run that
+        is not finished (``queued`` or ``running``) is kept and raises
+        :class:`~durable.errors.RunNotFinishedError`: the status test and the
+        deletion are one atomic operation, so a run that starts meanwhile is
+        never deleted. Other runs are not touched, the run's children included
+        (their ``parent_run_id`` keeps naming it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support deleting runs")
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        """Delete up to ``limit`` finished runs of ``app`` in one transaction; how many.
+
+        A run is deleted (with its steps and signals, as :meth:`delete_run`
+        does) when its status is one of ``statuses`` and its ``finished_at``
+        is before ``finished_before`` (a Unix time); unfinished runs never are.
+        ``statuses`` holds final statuses only and ``limit`` is at least 1;
+        callers repeat the call until it deletes fewer than ``limit``, so
+        each transaction stays small. An index should serve the search.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support pruning runs")
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        """How many runs :meth:`prune_runs` would delete with these arguments, deleting none."""
+        raise NotImplementedError(f"{type(self).__name__} does not support pruning runs")
 
     @abstractmethod
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:

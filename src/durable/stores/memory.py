@@ -24,8 +24,10 @@ from durable.stores._checks import (
 )
 from durable.stores._claims import ClaimRequest, decide_claim
 from durable.stores._queues import queue_room, queued_record
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
+    FINAL_STATUSES,
     Claim,
     FinalStatus,
     LeaseState,
@@ -285,3 +287,53 @@ class InMemoryStore(Store):
             if 0 <= index < len(queue):
                 found[run_id, name, index] = queue[index]
         return found
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        check_names(app=app, run_id=run_id)
+        key = (app, run_id)
+        run = self._runs.get(key)
+        if run is None:
+            return None
+        if run.status not in FINAL_STATUSES:
+            raise not_finished(app, run_id, run.status)
+        self._drop(key)
+        return run
+
+    def _drop(self, key: _RunKey) -> None:
+        del self._runs[key]
+        self._steps.pop(key, None)
+        self._enqueued.pop(key, None)
+        app, run_id = key
+        for signal_key in [k for k in self._signals if k[0] == app and k[1] == run_id]:
+            del self._signals[signal_key]
+
+    def _prunable(
+        self, app: str, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> list[_RunKey]:
+        return [
+            key
+            for key, run in self._runs.items()
+            if key[0] == app and run.status in statuses and run.updated_at < finished_before
+        ]
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        check_prune(app, statuses, limit)
+        keys = self._prunable(app, finished_before, statuses)[:limit]
+        for key in keys:
+            self._drop(key)
+        return len(keys)
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        return len(self._prunable(app, finished_before, statuses))
