@@ -360,6 +360,14 @@ def test_options_and_urls_are_validated() -> None:
     assert from_url("rediss://h:1/2").url == "rediss://h:1/2"
 
 
+def test_a_url_may_name_the_key_prefix() -> None:
+    """``?prefix=`` sets the key prefix and is not passed on to the client."""
+    from_url = _redis_store().from_url
+    store = from_url("redis://h:1/2?prefix=shop&ssl_cert_reqs=none")
+    assert (store.prefix, store.url) == ("shop", "redis://h:1/2?ssl_cert_reqs=none")
+    assert from_url("redis://h:1/2").prefix == "durable"
+
+
 _STATUSES = ("running", "completed", "failed", "cancelled")
 
 

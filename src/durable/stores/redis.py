@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -1276,8 +1277,17 @@ def _translate(exc: Exception) -> Exception:
 
 
 def from_url(url: str) -> RedisStore:
-    """A store for a ``redis://``, ``rediss://`` or ``unix://`` URL."""
+    """A store for a ``redis://``, ``rediss://`` or ``unix://`` URL.
+
+    An optional ``prefix`` query parameter sets the key prefix.
+    """
     scheme = url.partition("://")[0]
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(f"not a Redis URL: {scheme}://...")
-    return RedisStore(url)
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for key, value in query if key == "prefix"]
+    if not prefixes:
+        return RedisStore(url)
+    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
+    return RedisStore(urlunsplit(parts._replace(query=rest)), prefix=prefixes[-1])
