@@ -58,8 +58,10 @@ def worker(
     SIGTERM or Ctrl-C; exits 0 after a graceful stop.
     """
     spec = app or ctx.obj.app
-    if not spec or ":" not in spec:
+    if not spec:
         raise click.UsageError("the worker runs your code: give module:attr (e.g. shop.app:wf)")
+    if ":" not in spec:
+        raise click.UsageError(f"expected module:attr (e.g. shop.app:wf), got {spec!r}")
     # Until the worker installs its graceful handlers, SIGTERM and SIGINT end the
     # process at once, with status 0 as after a graceful stop.
     signal.signal(signal.SIGTERM, _exit_now)
