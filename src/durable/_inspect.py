@@ -234,8 +234,7 @@ async def children_of(store: Store, app: str, run: RunInfo) -> list[RunInfo]:
     children = [
         run_info(record)
         for record in newest
-        if record.parent_run_id == run.run_id
-        and record.created_at >= run.created_at.timestamp()
+        if record.parent_run_id == run.run_id and record.created_at >= run.created_at.timestamp()
     ]
     children.sort(key=lambda child: child.created_at)
     return children

@@ -1,4 +1,4 @@
-"""`durable runs cancel|resume|retry`, `durable signal`: exit codes and their effect on the store."""
+"""`durable runs cancel|resume|retry` and `durable signal`: exit codes, effect on the store."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ def test_show_json_has_steps_children_and_signals(durable: Durable) -> None:
     assert failed["error"]["type"] == "builtins.ValueError"
     assert "card declined" in failed["error"]["traceback"]
     steps = {step["task"]: step for step in failed["steps"]}
-    assert steps["add"]["status"] == "completed" and steps["add"]["result"] == 3
+    assert steps["add"]["status"] == "completed"
+    assert steps["add"]["result"] == 3
     assert steps["charge"]["status"] == "failed"
     assert steps["charge"]["attempts"] >= 1
     assert all(step["duration"] is not None for step in failed["steps"])
@@ -49,10 +50,13 @@ def test_show_json_has_steps_children_and_signals(durable: Durable) -> None:
 def test_show_tables_name_children_and_signals(durable: Durable) -> None:
     """The human view lists child runs and received and unread signals."""
     batch = durable("runs", "show", "batch-2").stdout
-    assert "child runs" in batch and "total-0-0" in batch and "total-1-1" in batch
+    assert "child runs" in batch
+    assert "total-0-0" in batch
+    assert "total-1-1" in batch
     approval = durable("runs", "show", "approval-o-2").stdout
     assert "signals" in approval
-    assert "received" in approval and "not read yet" in approval
+    assert "received" in approval
+    assert "not read yet" in approval
     assert '"late"' in approval
 
 

@@ -7,8 +7,7 @@ import sys
 __all__ = ["main"]
 
 MISSING_EXTRA = (
-    "durable: the command needs the 'cli' extra (click and rich): "
-    "pip install 'python-durable[cli]'"
+    "durable: the command needs the 'cli' extra (click and rich): pip install 'python-durable[cli]'"
 )
 
 

@@ -46,8 +46,7 @@ class Target:
         """The app to act on: the user's Workflow, or one built from its name over ``--db``."""
         if not self.app:
             raise click.UsageError(
-                "name the app with --app NAME (or module:attr to load your Workflow) "
-                "or DURABLE_APP"
+                "name the app with --app NAME (or module:attr to load your Workflow) or DURABLE_APP"
             )
         if self.loads_code:
             if self.db is not None:

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from durable._workflow import Workflow
 from durable.cli import _render
 from durable.cli._context import Target, run
-from durable.cli._times import Age
+from durable.cli._times import age
 
 __all__ = ["prune"]
 
@@ -30,7 +30,11 @@ def _statuses(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
 
 @click.command()
 @click.option(
-    "--older-than", required=True, type=Age(), help="age of the runs to delete: 30d, 12h, 1w"
+    "--older-than",
+    required=True,
+    callback=age,
+    metavar="AGE",
+    help="age of the runs to delete: 30d, 12h, 1w",
 )
 @click.option(
     "--status",

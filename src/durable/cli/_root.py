@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from durable.cli._context import Target
-from durable.cli._runs import runs
 from durable.cli._prune import prune
+from durable.cli._runs import runs
 from durable.cli._signal import signal
 from durable.cli._ui import ui
 from durable.cli.worker import worker

@@ -14,7 +14,7 @@ from durable import _inspect
 from durable._workflow import Workflow
 from durable.cli import _render
 from durable.cli._context import Refused, Target, run
-from durable.cli._times import Moment
+from durable.cli._times import moment
 from durable.errors import (
     ConfigurationError,
     DurableError,
@@ -40,7 +40,12 @@ def runs() -> None:
 @click.option("--status", type=click.Choice(RUN_STATUSES), help="only runs with this status")
 @click.option("--workflow", "-w", help="only runs of this workflow name")
 @click.option("--queue", "-q", help="only runs enqueued on this queue")
-@click.option("--since", type=Moment(), help="created since: 2h, 30m, 7d or an ISO 8601 time")
+@click.option(
+    "--since",
+    callback=moment,
+    metavar="WHEN",
+    help="created since: 2h, 30m, 7d or an ISO 8601 time",
+)
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--cursor", help="continue after the last run of a previous page")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
@@ -219,4 +224,3 @@ async def _cancel_and_wait(wf: Workflow, run_id: str) -> None:
                 f"within {FORCE_DELETE_WAIT:.0f}s; try again later"
             )
         await asyncio.sleep(0.2)
-

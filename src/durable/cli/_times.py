@@ -1,4 +1,4 @@
-"""Reading ``--since 2h`` / ``--older-than 30d`` style options."""
+"""Reading ``--since 2h`` / ``--older-than 30d`` style options (click callbacks)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-__all__ = ["Age", "Moment"]
+__all__ = ["age", "moment", "parse_age"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -21,38 +21,27 @@ def parse_age(text: str) -> timedelta | None:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
-class Age(click.ParamType):
-    """A duration such as ``30d`` or ``2h``."""
-
-    name = "AGE"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        age = parse_age(str(value))
-        if age is None:
-            self.fail(f"{value!r} is not a duration like 90s, 15m, 2h, 30d or 1w", param, ctx)
-        return age
+def age(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """An option's duration such as ``30d`` or ``2h``."""
+    if value is None:
+        return None
+    parsed = parse_age(value)
+    if parsed is None:
+        raise click.BadParameter(f"{value!r} is not a duration like 90s, 15m, 2h, 30d or 1w")
+    return parsed
 
 
-class Moment(click.ParamType):
-    """A moment: a duration back from now (``2h``) or an ISO 8601 time (UTC if no zone)."""
-
-    name = "SINCE"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        text = str(value)
-        age = parse_age(text)
-        if age is not None:
-            return datetime.now(UTC) - age
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail(f"{text!r} is neither a duration like 2h nor an ISO 8601 time", param, ctx)
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An option's moment: a duration back from now (``2h``) or ISO 8601 (UTC if no zone)."""
+    if value is None:
+        return None
+    back = parse_age(value)
+    if back is not None:
+        return datetime.now(UTC) - back
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration like 2h nor an ISO 8601 time"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

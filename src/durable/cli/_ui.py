@@ -14,7 +14,10 @@ __all__ = ["ui"]
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option(
-    "--port", type=click.IntRange(min=0, max=65535), default=8233, show_default=True,
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8233,
+    show_default=True,
     help="port to listen on",
 )
 @click.option("--read-only", is_flag=True, help="show runs but offer no actions")

@@ -30,16 +30,26 @@ def _exit_now(signum: int, frame: object) -> NoReturn:
     help="a queue to serve (repeatable; default: every declared queue and 'default')",
 )
 @click.option(
-    "--concurrency", "-c", type=click.IntRange(min=1), default=16, show_default=True,
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
     help="runs at once in this process",
 )
 @click.option(
-    "--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
     help="seconds in-flight runs get to finish on stop",
 )
 @click.option(
-    "--poll-interval", type=click.FloatRange(min=0, min_open=True), default=1.0,
-    show_default=True, help="seconds between looks at the store",
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="seconds between looks at the store",
 )
 @click.option("--log-level", default="INFO", show_default=True, help="logging level")
 @click.pass_context
