@@ -87,20 +87,6 @@ class RunInfo:
     steps: tuple[StepInfo, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SignalInfo:
-    """A signal sent to a run: its ``index``-th of that ``name``.
-
-    ``received`` is true once a wait of the run took it (a ``durable.signal:``
-    step recorded it); a signal sent but not waited for yet is false.
-    """
-
-    name: str
-    index: int
-    payload: Any
-    received: bool
-
-
 def _datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
@@ -187,6 +173,20 @@ def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
         duration=max(0.0, run.updated_at - run.created_at) if finished else None,
         steps=tuple(step_info(s, now) for s in steps),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalInfo:
+    """A signal sent to a run: its ``index``-th of that ``name``.
+
+    ``received`` is true once a wait of the run took it (a ``durable.signal:``
+    step recorded it); a signal sent but not waited for yet is false.
+    """
+
+    name: str
+    index: int
+    payload: Any
+    received: bool
 
 
 # How many unread signals of one name a view reads past the last one received.

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from signal import SIGTERM
 
 from tests.cli import _shop
 from tests.cli.test_action_commands import stored
@@ -73,3 +75,49 @@ def test_without_the_cli_extra_one_line_says_what_to_install(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr.strip() == MISSING_EXTRA
     assert "pip install 'python-durable[cli]'" in result.stderr
+
+
+def wait_for_status(db: str, run_id: str, wanted: str, worker: subprocess.Popen[str]) -> None:
+    """Poll the store until the run has ``wanted`` status; fail if the worker exits first."""
+    deadline = time.monotonic() + 120  # a hang guard, not a speed check
+    while stored(db, run_id).status != wanted:
+        assert worker.poll() is None, f"worker exited early: {worker.communicate()}"
+        assert time.monotonic() < deadline, f"run {run_id!r} never became {wanted}"
+        time.sleep(0.1)
+
+
+def test_runs_handed_back_are_finished_by_a_worker(
+    seeded: str, app_module: str, tmp_path: Path
+) -> None:
+    """`retry` and `resume` without code requeue runs; a `durable worker` process completes them."""
+    assert durable("--db", seeded, "--app", "shop", "runs", "cancel", "approval-o-queued")
+    signal = durable(
+        "--db", seeded, "--app", "shop", "signal", "approval-o-queued", "approve", '"ok"'
+    )
+    assert signal.returncode == 0, signal.stderr
+    resume = durable("--db", seeded, "--app", "shop", "runs", "resume", "approval-o-queued")
+    retry = durable("--db", seeded, "--app", "shop", "runs", "retry", "checkout-o-1")
+    assert (resume.returncode, retry.returncode) == (0, 0), resume.stderr + retry.stderr
+    assert "for a worker to continue" in retry.stdout
+    assert stored(seeded, "checkout-o-1").status == "queued"
+
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("DURABLE_")}
+    environ.update(SHOP_CHARGE_OK="1", PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
+    command = [sys.executable, "-m", "durable", "worker", app_module, "--poll-interval", "0.1"]
+    worker = subprocess.Popen(
+        [*command, "--grace", "0"],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_status(seeded, "checkout-o-1", "completed", worker)
+        wait_for_status(seeded, "approval-o-queued", "completed", worker)
+    finally:
+        worker.send_signal(SIGTERM)
+        worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    shown = durable("--db", seeded, "--app", "shop", "runs", "show", "checkout-o-1", "--json")
+    assert json.loads(shown.stdout)["output"] == "charged o-1"

@@ -112,3 +112,5 @@ def run(
         raise click.UsageError(str(exc)) from None
     except DurableError as exc:
         raise Refused(f"{type(exc).__name__}: {exc}") from None
+    except NotImplementedError as exc:  # a store without that capability
+        raise Refused(str(exc)) from None

@@ -6,6 +6,7 @@ import click
 
 from durable.cli._context import Target
 from durable.cli._prune import prune
+from durable.cli._queues import queues
 from durable.cli._runs import runs
 from durable.cli._signal import signal
 from durable.cli._ui import ui
@@ -40,5 +41,6 @@ def cli(ctx: click.Context, db: str | None, app: str | None) -> None:
 cli.add_command(runs)
 cli.add_command(signal)
 cli.add_command(prune)
+cli.add_command(queues)
 cli.add_command(worker)
 cli.add_command(ui)
