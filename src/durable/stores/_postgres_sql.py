@@ -10,6 +10,7 @@ import hashlib
 import re
 
 from durable.errors import ConfigurationError
+from durable.stores import _postgres_retention
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -444,6 +445,8 @@ MIGRATIONS: tuple[str, ...] = (
 """
     + _CLAIM_FUNCTION_5
     + _CLAIM_QUEUED_FUNCTION,
+    # 6: finished runs by status and finish time, for pruning.
+    _postgres_retention.MIGRATION,
 )
 
 VERSION_TABLE = """

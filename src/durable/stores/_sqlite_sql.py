@@ -27,7 +27,7 @@ from durable.stores.base import (
     StepRecord,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 
 _MAGIC: Final = b"SQLite format 3\x00"
@@ -120,6 +120,12 @@ _MIGRATIONS: Final = (
         # A queue's running runs and its recent starts, counted for its limits.
         """CREATE INDEX durable_runs_queue_status
            ON durable_runs (app, queue, status, started_at) WHERE queue IS NOT NULL""",
+    ),
+    # 3: finished runs by status and finish time, for pruning (see _sqlite_retention).
+    (
+        """CREATE INDEX durable_runs_finished
+           ON durable_runs (app, status, updated_at)
+           WHERE status IN ('completed', 'failed', 'cancelled')""",
     ),
 )
 
@@ -512,12 +518,14 @@ def _enqueue(db: sqlite3.Connection, new: NewRun) -> tuple[RunRecord, bool]:
         new.priority,
         new.not_before,
     )
-    if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
-        run = queued_record(new, now)
-        return run, True
-    # Runs are never deleted: the one that took the id is there.
-    row = db.execute(_GET_SQL, (new.app, new.run_id)).fetchone()
-    return _run_record(new.app, new.run_id, row), False
+    while True:
+        if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
+            run = queued_record(new, now)
+            return run, True
+        row = db.execute(_GET_SQL, (new.app, new.run_id)).fetchone()
+        if row is not None:
+            return _run_record(new.app, new.run_id, row), False
+        # The run that took the id was deleted between the two statements.
 
 
 def _claim_queued(

@@ -36,6 +36,7 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from durable.stores import _postgres_retention as retention
 from durable.stores import _postgres_sql as statements
 from durable.stores._checks import (
     check_claim,
@@ -46,6 +47,7 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._rows import StepParams, lease_states, step_params
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
@@ -756,6 +758,54 @@ class PostgresStore(Store):
     ) -> Sequence[RunRecord]:
         rows = await self._fetch(statements.LIST_RUNS, app, status, workflow, limit)
         return [_run_record(app, row["run_id"], row) for row in rows]
+
+    # -- retention ---------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        """One transaction. A retry after a lost reply to a committed delete answers None."""
+        check_names(app=app, run_id=run_id)
+        delete, status = self._q(retention.DELETE_RUN), self._q(retention.RUN_STATUS)
+        rows = self._q(retention.DELETE_RUN_ROWS)
+
+        async def op(conn: Any) -> Any:
+            async with conn.transaction():
+                row = await conn.fetchrow(delete, app, run_id)
+                if row is None:
+                    return await conn.fetchval(status, app, run_id)
+                await conn.execute(rows, app, run_id)
+                return row
+
+        outcome = await self._call(op)
+        if outcome is None:
+            return None
+        if isinstance(outcome, str):
+            raise not_finished(app, run_id, outcome)
+        return _run_record(app, run_id, outcome)
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        check_prune(app, statuses, limit)
+        sql = self._q(retention.PRUNE)
+        wanted = list(statuses)
+        count: int = await self._call(
+            lambda conn: conn.fetchval(sql, app, wanted, finished_before, limit)
+        )
+        return count
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        sql = self._q(retention.COUNT)
+        wanted = list(statuses)
+        count: int = await self._call(lambda conn: conn.fetchval(sql, app, wanted, finished_before))
+        return count
 
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         check_enqueue(new)

@@ -28,6 +28,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from durable._fastpaths import asyncio as asyncio_fastpaths
 from durable._fastpaths import redis as redis_fastpaths
 from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
+from durable.stores import _redis_retention
 from durable.stores._checks import (
     check_claim,
     check_enqueue,
@@ -37,6 +38,7 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._loops import LoopShutdownHook, close_on_loop
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
     RUN_STATUSES,
@@ -377,7 +379,8 @@ return redis.call('HGETALL', run)
 """
 )
 
-# KEYS: run, then the app's status indexes. ARGV: run_id, then the app's key stems.
+# KEYS: run, then the app's status indexes.
+# ARGV: run_id, the app's key stems, ttl_ms ('' = keep).
 _CANCEL = (
     _PRELUDE
     + """
@@ -395,6 +398,12 @@ elseif status == 'failed' or status == 'queued' then
         redis.call('ZREM', q[2], r[2])
     end
     reindex(2, ARGV[1], redis.call('HGET', KEYS[1], 'created'), 'cancelled')
+    if ARGV[4] and ARGV[4] ~= '' then
+        -- Finished now: it expires like a run finish_run ended.
+        redis.call('PEXPIRE', KEYS[1], ARGV[4])
+        redis.call('PEXPIRE', ARGV[2] .. 'steps' .. ARGV[3] .. ARGV[1], ARGV[4])
+        redis.call('PEXPIRE', ARGV[2] .. 'signals' .. ARGV[3] .. ARGV[1], ARGV[4])
+    end
 end
 return redis.call('HGETALL', KEYS[1])
 """
@@ -567,6 +576,7 @@ _SCRIPTS = (
     ("cancel", _CANCEL),
     ("send_signal", _SEND_SIGNAL),
     ("reindex", _REINDEX),
+    *_redis_retention.SCRIPTS,
 )
 
 # 1 (no layout key): runs listed per app in one sorted set.
@@ -785,8 +795,12 @@ class _Subscriber:
 class RedisStore(Store):
     """A Store in Redis, shared by every process that uses the same server and prefix.
 
-    ``prefix`` namespaces every key. ``finished_ttl`` (seconds) expires the
-    records of a run once it is finished; by default they are kept forever.
+    ``prefix`` namespaces every key. ``ttl`` (seconds; ``finished_ttl`` is
+    the same option) expires the records of a run (its steps and signals
+    too) that long after it finished; a queued or running run never expires,
+    and a restarted run loses the expiry. By default runs are kept forever.
+    An expired run's id stays in the app's sorted-set indexes, which cannot
+    expire members: listing and pruning skip such ids and drop them.
     Connection failures are retried a few times by the client (every script
     is idempotent under retry), then raise
     :class:`~durable.errors.StoreUnavailableError`.
@@ -798,11 +812,26 @@ class RedisStore(Store):
         *,
         prefix: str = "durable",
         finished_ttl: float | None = None,
+        ttl: float | None = None,
     ) -> None:
         if not prefix:
             raise ConfigurationError("the Redis key prefix must not be empty")
-        if finished_ttl is not None and finished_ttl <= 0:
-            raise ConfigurationError("finished_ttl must be positive, or None to keep runs")
+        if ttl is not None:
+            if finished_ttl is not None and finished_ttl != ttl:
+                raise ConfigurationError(
+                    f"ttl={ttl!r} and finished_ttl={finished_ttl!r} are the same option: "
+                    "give one of them"
+                )
+            finished_ttl = ttl
+        if finished_ttl is not None and (
+            isinstance(finished_ttl, bool)
+            or not isinstance(finished_ttl, int | float)
+            or not 0 < finished_ttl < float("inf")
+        ):
+            raise ConfigurationError(
+                f"ttl must be a positive number of seconds, or None to keep runs; "
+                f"got {finished_ttl!r}"
+            )
         self.url = url
         self.prefix = prefix
         self.finished_ttl = finished_ttl
@@ -827,6 +856,15 @@ class RedisStore(Store):
             await conn.close()
         else:
             _abandon(conn)
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds a finished run is kept (the ``ttl`` option); None keeps it forever."""
+        return self.finished_ttl
+
+    def _ttl_ms(self) -> str:
+        """The expiry of a finished run's keys as scripts take it ('' = never)."""
+        return "" if self.finished_ttl is None else str(max(1, round(self.finished_ttl * 1000)))
 
     async def _connected(self) -> _Connection:
         """The client of the running event loop, connecting on first use on that loop.
@@ -1016,7 +1054,7 @@ class RedisStore(Store):
     ) -> RunRecord:
         check_json(output=output, error=error)
         k = self._keys
-        ttl_ms = "" if self.finished_ttl is None else str(max(1, round(self.finished_ttl * 1000)))
+        ttl_ms = self._ttl_ms()
         run = await self._script(
             "finish",
             [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id), *k.statuses(app)],
@@ -1040,7 +1078,9 @@ class RedisStore(Store):
     async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
         k = self._keys
         run = await self._script(
-            "cancel", [k.run(app, run_id), *k.statuses(app)], [run_id, *k.stems(app)]
+            "cancel",
+            [k.run(app, run_id), *k.statuses(app)],
+            [run_id, *k.stems(app), self._ttl_ms()],
         )
         return None if run is None else _run_record(app, run_id, run)
 
@@ -1117,6 +1157,72 @@ class RedisStore(Store):
                 pipe.zrem(key, *expired)
             await self._call(pipe.execute())
         return found[:limit]
+
+    # -- retention ---------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        check_names(app=app, run_id=run_id)
+        k = self._keys
+        keys = [
+            k.run(app, run_id),
+            k.steps(app, run_id),
+            k.signals(app, run_id),
+            k.index(app),
+            *k.statuses(app),
+        ]
+        reply = await self._script("delete_run", keys, [run_id])
+        if reply is None:
+            return None
+        if reply[0] == 0:
+            raise not_finished(app, run_id, _text(reply[1]))
+        return _run_record(app, run_id, reply[1])
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        """Several short script calls, each atomic: a call reads a bounded page of an index."""
+        check_prune(app, statuses, limit)
+        return await self._prune(app, finished_before, statuses, limit, dry_run=False)
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        return await self._prune(app, finished_before, statuses, None, dry_run=True)
+
+    async def _prune(
+        self,
+        app: str,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int | None,
+        *,
+        dry_run: bool,
+    ) -> int:
+        k = self._keys
+        total = 0
+        async with await self._connected() as conn:
+            for status in dict.fromkeys(statuses):
+                index = await self._status_index(conn, app, status)
+                keys = [index, k.index(app), *k.statuses(app)]
+                offset = 0
+                while limit is None or total < limit:
+                    wanted = _redis_retention.SCAN_PAGE if limit is None else limit - total
+                    args = [repr(float(finished_before)), str(wanted), str(offset)]
+                    args += ["1" if dry_run else "0", status, *k.stems(app)]
+                    deleted, skipped, exhausted = await self._call(
+                        conn.scripts["prune"](keys=keys, args=args)
+                    )
+                    total += int(deleted)
+                    offset += int(skipped)
+                    if exhausted:
+                        break
+        return total
 
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         check_enqueue(new)

@@ -48,7 +48,9 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._claims import ClaimRequest
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._rows import lease_states, step_params
+from durable.stores._sqlite_retention import count_sync, delete_run_sync, prune_sync
 from durable.stores._sqlite_sql import (
     _BUSY,
     _CANTOPEN,
@@ -571,6 +573,32 @@ class SQLiteStore(Store):
         if not wanted:
             return {}
         return await self._call(_read_signals_sync, app, list(wanted))
+
+    # -- retention ---------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        check_names(app=app, run_id=run_id)
+        outcome = await self._call(delete_run_sync, app, run_id)
+        if isinstance(outcome, str):
+            raise not_finished(app, run_id, outcome)
+        return outcome
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        check_prune(app, statuses, limit)
+        return await self._call(prune_sync, app, finished_before, tuple(statuses), limit)
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        return await self._call(count_sync, app, finished_before, tuple(statuses))
 
     # -- writes: group commit ------------------------------------------------
 
