@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.cli.conftest import Durable
 
@@ -66,3 +67,67 @@ def test_show_of_an_unknown_run_exits_1(durable: Durable) -> None:
     assert result.exit_code == 1
     assert "no run 'no-such-run'" in result.stderr
     assert "'shop'" in result.stderr
+
+
+ALL_RUNS = {
+    "total-2-3",
+    "checkout-o-1",
+    "batch-2",
+    "total-0-0",
+    "total-1-1",
+    "approval-o-queued",
+    "approval-o-2",
+}
+
+
+def listed(durable: Durable, *args: str) -> dict[str, Any]:
+    result = durable("runs", "list", "--json", *args)
+    assert result.exit_code == 0, result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def ids(doc: dict[str, Any]) -> list[str]:
+    return [run["run_id"] for run in doc["runs"]]
+
+
+def test_list_filters_by_status_workflow_queue_and_time(durable: Durable) -> None:
+    """Each filter keeps exactly the seeded runs that match it, newest first."""
+    assert set(ids(listed(durable))) == ALL_RUNS
+    assert ids(listed(durable))[0] == "approval-o-2"
+    assert ids(listed(durable, "--status", "failed")) == ["checkout-o-1"]
+    assert ids(listed(durable, "--status", "queued")) == ["approval-o-queued"]
+    assert set(ids(listed(durable, "--workflow", "total"))) == {
+        "total-2-3",
+        "total-0-0",
+        "total-1-1",
+    }
+    assert ids(listed(durable, "--queue", "default")) == ["approval-o-queued"]
+    assert set(ids(listed(durable, "--since", "1h"))) == ALL_RUNS
+    assert ids(listed(durable, "--since", "2999-01-01T00:00:00")) == []
+
+
+def test_list_pages_with_a_cursor(durable: Durable) -> None:
+    """--limit gives a page and the cursor of the next; the pages cover every run once."""
+    first = listed(durable, "--limit", "3")
+    assert len(first["runs"]) == 3
+    assert first["next_cursor"]
+    second = listed(durable, "--limit", "5", "--cursor", first["next_cursor"])
+    assert second["next_cursor"] is None
+    assert sorted(ids(first) + ids(second)) == sorted(ALL_RUNS)
+
+
+def test_list_table_for_people(durable: Durable) -> None:
+    """The table names the runs and how to get the next page."""
+    result = durable("runs", "list", "--limit", "2")
+    assert result.exit_code == 0, result.output
+    assert "approval-o-2" in result.stdout
+    assert "more: --cursor " in result.stdout
+
+
+def test_list_rejects_bad_filters(durable: Durable) -> None:
+    """An unknown status or an unreadable --since is a usage error."""
+    assert durable("runs", "list", "--status", "lost").exit_code == 2
+    bad = durable("runs", "list", "--since", "yesterday")
+    assert bad.exit_code == 2
+    assert "neither a duration" in bad.stderr
