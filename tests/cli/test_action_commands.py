@@ -136,3 +136,12 @@ def test_resume_here_needs_the_apps_code(durable: Durable) -> None:
     assert result.exit_code == 2
     assert "--app module:attr" in result.stderr
     assert stored(durable.db, "approval-o-queued").status == "cancelled"
+
+
+def test_resume_for_a_worker_refuses_a_cancelled_run(durable: Durable) -> None:
+    """Workers never take back a cancelled run: the command says how to continue it, exit 1."""
+    assert durable("runs", "cancel", "approval-o-queued").exit_code == 0
+    result = durable("runs", "resume", "approval-o-queued")
+    assert result.exit_code == 1
+    assert "resume --here" in result.stderr
+    assert stored(durable.db, "approval-o-queued").status == "cancelled"

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 from signal import SIGTERM
+from typing import Any
 
+import pytest
 from tests.cli import _shop
 from tests.cli.test_action_commands import stored
 
@@ -77,32 +79,52 @@ def test_without_the_cli_extra_one_line_says_what_to_install(tmp_path: Path) -> 
     assert "pip install 'python-durable[cli]'" in result.stderr
 
 
-def wait_for_status(db: str, run_id: str, wanted: str, worker: subprocess.Popen[str]) -> None:
-    """Poll the store until the run has ``wanted`` status; fail if the worker exits first."""
+def wait_for_status(db: str, run_id: str, wanted: str, process: subprocess.Popen[Any]) -> None:
+    """Poll the store until the run has ``wanted`` status; fail if ``process`` exits first."""
     deadline = time.monotonic() + 120  # a hang guard, not a speed check
-    while stored(db, run_id).status != wanted:
-        assert worker.poll() is None, f"worker exited early: {worker.communicate()}"
+    while (run := stored(db, run_id)) is None or run.status != wanted:
+        assert process.poll() is None, f"process exited early: {process.communicate()}"
         assert time.monotonic() < deadline, f"run {run_id!r} never became {wanted}"
         time.sleep(0.1)
 
 
-def test_runs_handed_back_are_finished_by_a_worker(
+_HOLD_A_RUN = """
+import asyncio, sys
+from tests.cli._shop import build
+
+async def main():
+    shop = build(sys.argv[1])
+    async with shop.wf:
+        await shop.approval(order="o-stuck")
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.crash
+def test_stuck_and_failed_runs_handed_to_a_worker_complete(
     seeded: str, app_module: str, tmp_path: Path
 ) -> None:
-    """`retry` and `resume` without code requeue runs; a `durable worker` process completes them."""
-    assert durable("--db", seeded, "--app", "shop", "runs", "cancel", "approval-o-queued")
-    signal = durable(
-        "--db", seeded, "--app", "shop", "signal", "approval-o-queued", "approve", '"ok"'
-    )
-    assert signal.returncode == 0, signal.stderr
-    resume = durable("--db", seeded, "--app", "shop", "runs", "resume", "approval-o-queued")
-    retry = durable("--db", seeded, "--app", "shop", "runs", "retry", "checkout-o-1")
-    assert (resume.returncode, retry.returncode) == (0, 0), resume.stderr + retry.stderr
-    assert "for a worker to continue" in retry.stdout
+    """A run whose process was SIGKILLed is resumed, a failed one retried, by a worker process."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("DURABLE_")}
+    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sys.path])
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_A_RUN, seeded], env=environ)
+    try:
+        wait_for_status(seeded, "approval-o-stuck", "running", holder)
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+
+    shop = ("--db", seeded, "--app", "shop")
+    resume = durable(*shop, "runs", "resume", "approval-o-stuck")
+    assert resume.returncode == 0, resume.stderr
+    assert "approval-o-stuck: queued, for a worker to continue" in resume.stdout
+    assert durable(*shop, "signal", "approval-o-stuck", "approve", '"ok"').returncode == 0
+    retry = durable(*shop, "runs", "retry", "checkout-o-1")
+    assert retry.returncode == 0, retry.stderr
     assert stored(seeded, "checkout-o-1").status == "queued"
 
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("DURABLE_")}
-    environ.update(SHOP_CHARGE_OK="1", PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
+    environ["SHOP_CHARGE_OK"] = "1"
     command = [sys.executable, "-m", "durable", "worker", app_module, "--poll-interval", "0.1"]
     worker = subprocess.Popen(
         [*command, "--grace", "0"],
@@ -114,10 +136,12 @@ def test_runs_handed_back_are_finished_by_a_worker(
     )
     try:
         wait_for_status(seeded, "checkout-o-1", "completed", worker)
-        wait_for_status(seeded, "approval-o-queued", "completed", worker)
+        wait_for_status(seeded, "approval-o-stuck", "completed", worker)
     finally:
         worker.send_signal(SIGTERM)
         worker.communicate(timeout=60)
     assert worker.returncode == 0
-    shown = durable("--db", seeded, "--app", "shop", "runs", "show", "checkout-o-1", "--json")
+    shown = durable(*shop, "runs", "show", "checkout-o-1", "--json")
     assert json.loads(shown.stdout)["output"] == "charged o-1"
+    stuck = json.loads(durable(*shop, "runs", "show", "approval-o-stuck", "--json").stdout)
+    assert stuck["output"] == "ok"

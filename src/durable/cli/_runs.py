@@ -190,6 +190,12 @@ async def _execute_here(wf: Workflow, run_id: str) -> str:
 
 
 async def _hand_to_worker(wf: Workflow, run_id: str) -> str:
+    if (await wf.get_run(run_id)).status == "cancelled":
+        # Workers leave cancelled runs alone: continuing one is a deliberate act.
+        raise Refused(
+            f"run {run_id!r} is cancelled: workers do not take it back; continue it here "
+            "with `durable --app module:attr runs resume --here`"
+        )
     handle = await wf.requeue(run_id)
     return f"{run_id}: {await handle.status()}, for a worker to continue"
 
