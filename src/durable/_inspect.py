@@ -235,16 +235,14 @@ async def signals_of(
 
 
 async def children_of(store: Store, app: str, run: RunInfo) -> list[RunInfo]:
-    """The child runs of ``run``, oldest first, among the runs created since it began.
+    """The child runs of ``run``, oldest first, among the runs created since it was.
 
-    The newest :data:`CHILD_SCAN_LIMIT` runs of the app are searched: a child
-    created before that many other runs is missed.
+    No index leads from a run to its children: the newest
+    :data:`CHILD_SCAN_LIMIT` runs of the app created since ``run`` are
+    searched, so a child followed by that many other runs is missed.
     """
-    newest = await store.list_runs(app, limit=CHILD_SCAN_LIMIT)
-    children = [
-        run_info(record)
-        for record in newest
-        if record.parent_run_id == run.run_id and record.created_at >= run.created_at.timestamp()
-    ]
+    since = run.created_at.timestamp()
+    newest = await store.list_runs(app, since=since, limit=CHILD_SCAN_LIMIT)
+    children = [run_info(record) for record in newest if record.parent_run_id == run.run_id]
     children.sort(key=lambda child: child.created_at)
     return children

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from tests.cli import _shop
 from tests.cli.conftest import Durable
 
 
@@ -131,3 +133,24 @@ def test_list_rejects_bad_filters(durable: Durable) -> None:
     bad = durable("runs", "list", "--since", "yesterday")
     assert bad.exit_code == 2
     assert "neither a duration" in bad.stderr
+
+
+def test_queues_counts_waiting_and_delayed_runs(durable: Durable) -> None:
+    """`queues` reports each queue's ready, delayed and running runs and the oldest ready."""
+
+    async def enqueue_later() -> None:
+        shop = _shop.build(durable.db)
+        async with shop.wf:
+            await shop.total.enqueue(a=5, b=5, queue="slow", delay=3600)
+
+    asyncio.run(enqueue_later())
+    result = durable("queues", "--json")
+    assert result.exit_code == 0, result.output
+    stats = {queue["queue"]: queue for queue in json.loads(result.stdout)}
+    default, slow = stats["default"], stats["slow"]
+    assert (default["ready"], default["delayed"], default["running"]) == (1, 0, 0)
+    assert default["oldest_queued_at"] is not None
+    assert (slow["ready"], slow["delayed"], slow["running"]) == (0, 1, 0)
+    table = durable("queues").stdout
+    assert "default" in table
+    assert "slow" in table

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
+from durable._listing import QueueStats
 from durable._workflow import Workflow
 from durable.cli import _render
 from durable.cli._context import Target, run
@@ -31,8 +32,8 @@ def _waiting_for(oldest: datetime | None, now: datetime) -> str:
 def queues(target: Target, as_json: bool) -> None:
     """Each queue: runs waiting (ready now, delayed), running, and the oldest waiting."""
 
-    async def action(wf: Workflow) -> list[object]:
-        return list(await wf.queue_stats())
+    async def action(wf: Workflow) -> list[QueueStats]:
+        return await wf.queue_stats()
 
     stats = run(target, action)
     if as_json:
@@ -43,12 +44,12 @@ def queues(target: Target, as_json: bool) -> None:
     for column in ("queue", "ready", "delayed", "running", "oldest ready", "waiting for"):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for stat in stats:
-        oldest = getattr(stat, "oldest_queued_at", None)
+        oldest = stat.oldest_queued_at
         table.add_row(
-            str(getattr(stat, "queue", "")),
-            str(getattr(stat, "ready", "")),
-            str(getattr(stat, "delayed", "")),
-            str(getattr(stat, "running", "")),
+            stat.queue,
+            str(stat.ready),
+            str(stat.delayed),
+            str(stat.running),
             "" if oldest is None else oldest.strftime("%Y-%m-%d %H:%M:%S"),
             _waiting_for(oldest, now),
         )
