@@ -66,7 +66,7 @@ class RunInfo:
     """A run as stored: status, inputs, outcome, timestamps and steps.
 
     ``finished_at`` and ``duration`` (seconds since creation) are None while
-    the run is ``running``. ``steps`` is ordered by call order;
+    the run is ``queued`` or ``running``. ``steps`` is ordered by call order;
     :meth:`Workflow.list_runs` leaves it empty (use ``get_run`` for steps).
     """
 
@@ -161,7 +161,7 @@ def _wake_at(record: StepRecord, result: Any) -> float | None:
 
 
 def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = (), *, cursor: str = "") -> RunInfo:
-    finished = run.status != "running"
+    finished = run.status in ("completed", "failed", "cancelled")
     inputs = _json(run.inputs)
     now = time.time()
     return RunInfo(

@@ -98,7 +98,10 @@ def test_list_filters_by_status_workflow_queue_and_time(durable: Durable) -> Non
     assert set(ids(listed(durable))) == ALL_RUNS
     assert ids(listed(durable))[0] == "approval-o-2"
     assert ids(listed(durable, "--status", "failed")) == ["checkout-o-1"]
-    assert ids(listed(durable, "--status", "queued")) == ["approval-o-queued"]
+    [queued] = listed(durable, "--status", "queued")["runs"]
+    assert queued["run_id"] == "approval-o-queued"
+    # A queued run has not finished: no finish time, no duration.
+    assert (queued["finished_at"], queued["duration"], queued["queue"]) == (None, None, "default")
     assert set(ids(listed(durable, "--workflow", "total"))) == {
         "total-2-3",
         "total-0-0",

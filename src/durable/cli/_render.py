@@ -77,20 +77,21 @@ def _brief(value: Any, width: int = 60) -> str:
 def print_runs(runs: Sequence[RunInfo]) -> None:
     """A table of runs, one a row."""
     table = Table(title=f"{len(runs)} run(s), newest first", title_justify="left")
-    table.add_column("run id", overflow="fold")
+    longest = max((len(run.run_id) for run in runs), default=6)
+    table.add_column("run id", overflow="fold", min_width=min(longest, 36))
     table.add_column("workflow")
-    table.add_column("status")
-    table.add_column("created (UTC)")
-    table.add_column("duration", justify="right")
-    table.add_column("attempts", justify="right")
+    table.add_column("status", no_wrap=True)
+    table.add_column("queue")
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("took", justify="right", no_wrap=True)
     for run in runs:
         table.add_row(
             run.run_id,
             run.workflow,
             _status(run.status),
-            _when(run.created_at),
+            run.queue or "",
+            run.created_at.strftime("%m-%d %H:%M:%S"),
             _seconds(run.duration),
-            str(run.attempts),
         )
     console().print(table)
 
@@ -136,6 +137,8 @@ def print_run(run: RunInfo, children: Sequence[RunInfo], signals: Sequence[Signa
     summary.add_row("status", _status(run.status))
     if run.cancel_requested and run.status == "running":
         summary.add_row("", Text("cancel requested", style="yellow"))
+    if run.queue is not None:
+        summary.add_row("queue", run.queue)
     summary.add_row("attempts", str(run.attempts))
     summary.add_row("created", _when(run.created_at) + " UTC")
     if run.finished_at is not None:
