@@ -110,6 +110,12 @@ def test_list_filters_by_status_workflow_queue_and_time(durable: Durable) -> Non
     assert ids(listed(durable, "--queue", "default")) == ["approval-o-queued"]
     assert set(ids(listed(durable, "--since", "1h"))) == ALL_RUNS
     assert ids(listed(durable, "--since", "2999-01-01T00:00:00")) == []
+    assert ids(listed(durable, "--until", "2000-01-01T00:00:00+00:00")) == []
+    assert set(ids(listed(durable, "--until", "2999-01-01T00:00:00"))) == ALL_RUNS
+    assert set(ids(listed(durable, "--id-prefix", "approval-"))) == {
+        "approval-o-queued",
+        "approval-o-2",
+    }
 
 
 def test_list_pages_with_a_cursor(durable: Durable) -> None:

@@ -46,6 +46,8 @@ def runs() -> None:
     metavar="WHEN",
     help="created since: 2h, 30m, 7d or an ISO 8601 time",
 )
+@click.option("--until", callback=moment, metavar="WHEN", help="created before: 2h, or ISO 8601")
+@click.option("--id-prefix", metavar="TEXT", help="only runs whose id starts with TEXT")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--cursor", help="continue after the last run of a previous page")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
@@ -56,6 +58,8 @@ def list_runs(
     workflow: str | None,
     queue: str | None,
     since: datetime | None,
+    until: datetime | None,
+    id_prefix: str | None,
     limit: int,
     cursor: str | None,
     as_json: bool,
@@ -64,7 +68,14 @@ def list_runs(
 
     async def action(wf: Workflow) -> list[_inspect.RunInfo]:
         return await wf.list_runs(
-            status=status, workflow=workflow, queue=queue, since=since, limit=limit, cursor=cursor
+            status=status,
+            workflow=workflow,
+            queue=queue,
+            since=since,
+            until=until,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
         )
 
     found = run(target, action)
