@@ -145,3 +145,13 @@ def test_resume_for_a_worker_refuses_a_cancelled_run(durable: Durable) -> None:
     assert result.exit_code == 1
     assert "resume --here" in result.stderr
     assert stored(durable.db, "approval-o-queued").status == "cancelled"
+
+
+def test_an_app_module_and_db_together_are_a_usage_error(durable: Durable, app_module: str) -> None:
+    """--app module:attr brings its own store: giving --db too is refused with exit 2."""
+    result = durable("runs", "show", "total-2-3", app=app_module)
+    assert result.exit_code == 2
+    assert "drop --db" in result.stderr
+    shown = durable("runs", "show", "total-2-3", "--json", app=app_module, db=None)
+    assert shown.exit_code == 0, shown.output
+    assert '"output": 5' in shown.stdout
