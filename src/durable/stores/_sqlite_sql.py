@@ -29,7 +29,7 @@ from durable.stores.base import (
     StepRecord,
 )
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 
 _MAGIC: Final = b"SQLite format 3\x00"
