@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +17,7 @@ import pytest
 from durable import QueueStats, Workflow
 from durable.errors import ConfigurationError, RunConflictError, RunNotFoundError
 
-pytestmark = pytest.mark.asyncio
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.asynccontextmanager
@@ -189,3 +193,29 @@ async def test_requeue_refuses_a_run_with_a_live_owner(wf: Workflow) -> None:
         await wf.requeue("slow-1")
     release.set()
     assert await handle.result(timeout=20) == 1
+
+
+def test_operate_runs_example(tmp_path: Path) -> None:
+    """The example pages through its runs, finds the failed one and requeues it: one rerun step."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "operate_runs.py")],
+        cwd=tmp_path,
+        env={**os.environ, "EXAMPLE_DB": str(tmp_path / "example.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    pages = [line for line in out if line.startswith("page:")]
+    assert [len(line.split()) - 1 for line in pages] == [5, 5, 2]
+    listed = [item.split("=")[0] for line in pages for item in line.split()[1:]]
+    assert listed == [f"invoice-{n:03d}" for n in range(12, 0, -1)]
+    assert "invoice-007=failed" in pages[1]
+    assert "failed: ['invoice-007'] builtins.RuntimeError: rate service unavailable" in out
+    assert "prefix invoice-00: 9" in out
+    assert "queue invoices: queued=0 running=0" in out
+    assert out.count("  task: totalling invoice 7") == 1
+    assert out.count("  task: converting invoice 7") == 1
+    assert out[-1] == "requeued invoice-007: EUR 7.00"

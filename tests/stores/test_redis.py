@@ -502,7 +502,7 @@ async def test_status_index_is_rebuilt_for_data_written_without_it(
     ]
     assert (await _status_index(reopened, client, "other"))["failed"] == []  # built on first use
     assert [run.run_id for run in await reopened.list_runs("other", status="failed")] == ["x"]
-    assert await client.get(store._keys.layout("app")) == b"2"
+    assert await client.get(store._keys.layout("app")) == b"3"
 
 
 async def test_a_newer_layout_is_refused(
@@ -511,7 +511,7 @@ async def test_a_newer_layout_is_refused(
     """An app whose keys a newer version laid out is not listed by status with the old rules."""
     store = make_store()
     await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
-    await client.set(store._keys.layout("app"), "3")
+    await client.set(store._keys.layout("app"), "4")
     with pytest.raises(StoreError, match="newer"):
         await make_store().list_runs("app", status="running")
 
@@ -573,7 +573,7 @@ async def test_queue_scripts_retried_return_their_first_result(
     store = make_store()
     await store.open()
     k = store._keys
-    enqueue_keys = [*k.creation("app", "r"), *k.queues("app", "q")]
+    enqueue_keys = [*k.creation("app", "r"), *k.queues("app", "q"), k.queue_names("app")]
     enqueue_args = [
         "r",
         "wf",
@@ -585,7 +585,7 @@ async def test_queue_scripts_retried_return_their_first_result(
         "0",
         "",
         "nonce-1",
-        "2",
+        "3",
         k.work_channel(),
         "app",
     ]

@@ -451,17 +451,20 @@ MIGRATIONS: tuple[str, ...] = (
     # order (created_at, then run_id in the "C" collation: a total order, so a
     # keyset page starts exactly where the last one ended), and an id prefix
     # is a range of runs_by_id. All lead with ``app COLLATE "C"`` like
-    # runs_newest, which they replace: no lookup by key can pick them.
+    # runs_newest, which they replace, and compare text in "C" only: no
+    # statement but a listing can pick them (a generic plan of a lookup by key
+    # filtering on ``status = 'running'`` would otherwise scan runs_by_status).
     """
     DROP INDEX {s}.runs_newest;
     CREATE INDEX runs_listed
         ON {s}.runs (app COLLATE "C", created_at DESC, run_id COLLATE "C" DESC);
     CREATE INDEX runs_by_status
-        ON {s}.runs (app COLLATE "C", status, created_at DESC, run_id COLLATE "C" DESC);
+        ON {s}.runs (app COLLATE "C", status COLLATE "C", created_at DESC, run_id COLLATE "C" DESC);
     CREATE INDEX runs_by_workflow
-        ON {s}.runs (app COLLATE "C", workflow, created_at DESC, run_id COLLATE "C" DESC);
+        ON {s}.runs (app COLLATE "C", workflow COLLATE "C", created_at DESC,
+                     run_id COLLATE "C" DESC);
     CREATE INDEX runs_by_queue
-        ON {s}.runs (app COLLATE "C", queue, created_at DESC, run_id COLLATE "C" DESC)
+        ON {s}.runs (app COLLATE "C", queue COLLATE "C", created_at DESC, run_id COLLATE "C" DESC)
         WHERE queue IS NOT NULL;
     CREATE INDEX runs_by_id ON {s}.runs (app COLLATE "C", run_id COLLATE "C");
     """,
@@ -659,15 +662,15 @@ LOAD_RUN = """
 """
 
 # The conditions list_runs may combine, ``{}`` standing for the parameter
-# numbers; only the choice among these constants varies. ``app COLLATE "C"``
-# and ``run_id COLLATE "C"`` match the listing indexes (equality is bytewise
-# in any deterministic collation, so the rows are those of ``app = $1``).
+# numbers; only the choice among these constants varies. Text compares in
+# "C", as the listing indexes do (equality is bytewise in any deterministic
+# collation, so ``app COLLATE "C" = $1`` keeps the rows ``app = $1`` does).
 # ``after`` bounds created_at on its own first, which the index seeks to;
 # the run id only breaks ties.
 LIST_CONDITIONS = {
-    "status": "status = ${}",
-    "workflow": "workflow = ${}",
-    "queue": "queue = ${}",
+    "status": 'status COLLATE "C" = ${}',
+    "workflow": 'workflow COLLATE "C" = ${}',
+    "queue": 'queue COLLATE "C" = ${}',
     "since": "created_at >= ${}",
     "until": "created_at < ${}",
     "prefix_start": 'run_id COLLATE "C" >= ${}',
@@ -678,6 +681,20 @@ LIST_CONDITIONS = {
 LIST_RUNS = """
     SELECT {run_columns}, run_id FROM {s}.runs
     WHERE app COLLATE "C" = $1 @CONDITIONS@
+    ORDER BY created_at DESC, run_id COLLATE "C" DESC
+    LIMIT @LIMIT@
+"""
+
+
+# An id prefix selects its runs first, over runs_by_id, then sorts them. As a
+# plain LIMIT query, a generic plan (which cannot tell how narrow the prefix
+# is) reads runs_listed in order instead, testing every run of the app.
+LIST_RUNS_BY_PREFIX = """
+    WITH matched AS MATERIALIZED (
+        SELECT {run_columns}, run_id FROM {s}.runs
+        WHERE app COLLATE "C" = $1 @CONDITIONS@
+    )
+    SELECT * FROM matched
     ORDER BY created_at DESC, run_id COLLATE "C" DESC
     LIMIT @LIMIT@
 """
@@ -695,7 +712,8 @@ def list_runs_sql(conditions: tuple[str, ...]) -> str:
             parts.append(LIST_CONDITIONS[name].format(number, number + 1))
         number += count
     extra = "".join(f" AND {part}" for part in parts)
-    return LIST_RUNS.replace("@CONDITIONS@", extra).replace("@LIMIT@", f"${number}")
+    template = LIST_RUNS_BY_PREFIX if "prefix_start" in conditions else LIST_RUNS
+    return template.replace("@CONDITIONS@", extra).replace("@LIMIT@", f"${number}")
 
 
 # The queued runs of each queue (over runs_queued) split into ready and

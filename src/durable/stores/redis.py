@@ -37,7 +37,7 @@ from durable.stores._checks import (
     check_signal,
     check_step,
 )
-from durable.stores._listing import ListQuery
+from durable.stores._listing import ListQuery, merge_counts
 from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores._retention import check_prune, not_finished
 from durable.stores._wake import WorkWaiters
@@ -47,6 +47,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueCounts,
     QueueLimits,
     RunRecord,
     RunStatus,
@@ -107,6 +108,10 @@ class _Keys:
     def queues(self, app: str, queue: str) -> list[str]:
         """Every key of one queue, in ``_QUEUE_KINDS`` order (as the claim script expects)."""
         return [self.queue(kind, app, queue) for kind in _QUEUE_KINDS]
+
+    def queue_names(self, app: str) -> str:
+        """Set of the names of the app's queues that ever held a run (for queue_stats)."""
+        return f"{self.prefix}:queues:{len(app)}:{app}"
 
     def work_channel(self) -> str:
         """The pub/sub channel where enqueues and queued runs' finishes publish their app."""
@@ -422,23 +427,112 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return idx
 """
 
-# KEYS: the app's status indexes, then run keys. ARGV: the runs' ids.
-# Puts each run in the index of its current status: run once per app on data
-# written before status indexes existed. Idempotent, and atomic per call, so
-# writers maintaining the indexes meanwhile are never undone.
+# KEYS: the app's status indexes, its queue names, then run keys. ARGV: the
+# runs' ids. Puts each run in the index of its current status and its queue
+# among the names: run once per app on data written before these existed.
+# Idempotent, and atomic per call, so writers maintaining the indexes
+# meanwhile are never undone.
 _REINDEX = (
     _PRELUDE
     + """
 for i, id in ipairs(ARGV) do
-    local r = redis.call('HMGET', KEYS[NSTATUS + i], 'status', 'created')
+    local r = redis.call('HMGET', KEYS[NSTATUS + 1 + i], 'status', 'created', 'queue')
     reindex(1, id, r[2] or 0, r[1] or '')
+    if r[3] then redis.call('SADD', KEYS[NSTATUS + 1], r[3]) end
 end
 return #ARGV
 """
 )
 
+# KEYS: run, steps, signals, the app's status indexes, the app's queue names.
+# ARGV: run_id, default queue, has_steal, steal_from, the app's key stems,
+#       the work channel, the app.
+# Returns nil for an absent run, else {requeued, run}; see Store.requeue_run.
+_REQUEUE = (
+    _PRELUDE
+    + """
+local run, steps, signals = KEYS[1], KEYS[2], KEYS[3]
+local flat = redis.call('HGETALL', run)
+if #flat == 0 then return nil end
+local r = {}
+for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+local t = now()
+local failed = r.status == 'failed'
+local ok = r.status == 'queued' or failed
+if r.status == 'running' then
+    ok = (r.lease ~= nil and tonumber(r.lease) <= t) or (ARGV[3] == '1' and r.owner == ARGV[4])
+end
+if not ok then return {0, flat} end
+local queue = r.queue or ARGV[2]
+local q = qkeys(ARGV[5], ARGV[6], queue)
+if failed then
+    local all = redis.call('HGETALL', steps)
+    for i = 1, #all, 2 do
+        if string.sub(all[i + 1], 1, 1) == 'f' then redis.call('HDEL', steps, all[i]) end
+    end
+    redis.call('HDEL', run, 'error')
+    redis.call('HSET', run, 'cancel', '0')
+    -- A finished run may carry finished_ttl; a queued one must never expire.
+    redis.call('PERSIST', run)
+    redis.call('PERSIST', steps)
+    redis.call('PERSIST', signals)
+end
+if r.status == 'running' and r.queue then redis.call('SREM', q[3], ARGV[1]) end
+local member = r.qmember
+if member then
+    redis.call('ZREM', q[1], member)
+    redis.call('ZREM', q[2], member)
+else
+    member = string.format('%016x', redis.call('INCR', q[5])) .. ARGV[1]
+end
+redis.call('ZADD', q[1], r.priority or '0', member)
+redis.call('HSET', run, 'status', 'queued', 'queue', queue, 'qmember', member, 'updated', fmt(t))
+redis.call('HDEL', run, 'owner', 'lease', 'not_before')
+reindex(4, ARGV[1], r.created, 'queued')
+redis.call('SADD', KEYS[4 + NSTATUS], queue)
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return {1, redis.call('HGETALL', run)}
+"""
+)
+
+# KEYS: the app's queue names. ARGV: the app's key stems.
+# Returns {name, ready, delayed, running, oldest created or ''} per queue that
+# holds a queued or running run. The oldest ready run has the smallest member
+# (members start with the enqueue sequence number) among the ready runs and
+# the delayed ones now due.
+_QUEUE_STATS = (
+    _PRELUDE
+    + """
+local t = now()
+local out = {}
+for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local q = qkeys(ARGV[1], ARGV[2], queue)
+    local ready = redis.call('ZCARD', q[1])
+    local due = redis.call('ZRANGEBYSCORE', q[2], '-inf', fmt(t))
+    local delayed = redis.call('ZCARD', q[2]) - #due
+    local running = redis.call('SCARD', q[3])
+    if ready + #due + delayed + running > 0 then
+        local oldest = nil
+        for _, member in ipairs(redis.call('ZRANGE', q[1], 0, -1)) do
+            if oldest == nil or member < oldest then oldest = member end
+        end
+        for _, member in ipairs(due) do
+            if oldest == nil or member < oldest then oldest = member end
+        end
+        local created = ''
+        if oldest then
+            local key = ARGV[1] .. 'run' .. ARGV[2] .. string.sub(oldest, 17)
+            created = redis.call('HGET', key, 'created') or ''
+        end
+        out[#out + 1] = {queue, ready + #due, delayed, running, created}
+    end
+end
+return out
+"""
+)
+
 # KEYS: run, steps, signals, index, the app's status indexes, layout, then the
-#       queue's keys (_QUEUE_KINDS order)
+#       queue's keys (_QUEUE_KINDS order), then the app's queue names
 # ARGV: run_id, workflow, inputs, has_parent, parent, queue, priority,
 #       has_not_before, not_before, nonce, layout version, the work channel, the app
 # Returns {created, run}; a new run publishes the app on the work channel.
@@ -472,6 +566,7 @@ if ARGV[8] == '1' and tonumber(ARGV[9]) > t then
 else
     redis.call('ZADD', q[1], ARGV[7], member)
 end
+redis.call('SADD', KEYS[5 + NSTATUS + #QKINDS + 1], ARGV[6])
 redis.call('PUBLISH', ARGV[12], ARGV[13])
 return {1, redis.call('HGETALL', run)}
 """
@@ -578,12 +673,15 @@ _SCRIPTS = (
     ("send_signal", _SEND_SIGNAL),
     ("reindex", _REINDEX),
     *_redis_retention.SCRIPTS,
+    ("requeue", _REQUEUE),
+    ("queue_stats", _QUEUE_STATS),
 )
 
 # 1 (no layout key): runs listed per app in one sorted set.
 # 2: and per app and status. (The "queued" index came later without a new
 #    layout: it starts empty, as no earlier version wrote a queued run.)
-_LAYOUT_VERSION = 2
+# 3: and the names of the app's queues.
+_LAYOUT_VERSION = 3
 _LIST_PAGE = 200
 # Runs renewed by one script call: the server runs nothing else meanwhile.
 _RENEW_CHUNK = 1000
@@ -951,7 +1049,11 @@ class RedisStore(Store):
         await self._call(client.set(layout, str(_LAYOUT_VERSION)))
 
     async def _reindex(self, conn: _Connection, app: str, run_ids: list[str]) -> None:
-        keys = [*self._keys.statuses(app), *(self._keys.run(app, r) for r in run_ids)]
+        keys = [
+            *self._keys.statuses(app),
+            self._keys.queue_names(app),
+            *(self._keys.run(app, r) for r in run_ids),
+        ]
         await self._call(conn.scripts["reindex"](keys=keys, args=run_ids))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -1231,13 +1333,68 @@ class RedisStore(Store):
                         break
         return total
 
+    # -- listing -----------------------------------------------------------
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        check_names(app=app)
+        async with await self._connected() as conn:
+            # Keys written by an older layout get their queue names first.
+            await self._status_index(conn, app, "queued")
+            rows = await self._call(
+                conn.scripts["queue_stats"](
+                    keys=[self._keys.queue_names(app)], args=list(self._keys.stems(app))
+                )
+            )
+        return merge_counts(
+            QueueCounts(
+                _text(name),
+                int(ready),
+                int(delayed),
+                int(running),
+                float(oldest) if oldest else None,
+            )
+            for name, ready, delayed, running, oldest in rows
+        )
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        check_names(app=app, run_id=run_id, queue=queue, steal_from=steal_from)
+        keys = self._keys
+        answer = await self._script(
+            "requeue",
+            [
+                keys.run(app, run_id),
+                keys.steps(app, run_id),
+                keys.signals(app, run_id),
+                *keys.statuses(app),
+                keys.queue_names(app),
+            ],
+            [
+                run_id,
+                queue,
+                *_flag(steal_from),
+                *keys.stems(app),
+                keys.work_channel(),
+                app,
+            ],
+        )
+        if answer is None:
+            return None
+        requeued, fields = answer
+        return _run_record(app, run_id, fields), bool(requeued)
+
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         check_enqueue(new)
         queue = cast(str, new.queue)  # check_enqueue refuses None
         not_before = None if new.not_before is None else repr(float(new.not_before))
         created, run = await self._script(
             "enqueue",
-            [*self._keys.creation(new.app, new.run_id), *self._keys.queues(new.app, queue)],
+            [
+                *self._keys.creation(new.app, new.run_id),
+                *self._keys.queues(new.app, queue),
+                self._keys.queue_names(new.app),
+            ],
             [
                 new.run_id,
                 new.workflow,
