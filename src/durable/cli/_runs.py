@@ -48,7 +48,9 @@ def runs() -> None:
 )
 @click.option("--until", callback=moment, metavar="WHEN", help="created before: 2h, or ISO 8601")
 @click.option("--id-prefix", metavar="TEXT", help="only runs whose id starts with TEXT")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="runs per page"
+)
 @click.option("--cursor", help="continue after the last run of a previous page")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @click.pass_obj
@@ -163,7 +165,11 @@ def cancel(target: Target, run_ids: tuple[str, ...]) -> None:
 )
 @click.pass_obj
 def resume(target: Target, run_ids: tuple[str, ...], here: bool) -> None:
-    """Continue cancelled or failed runs from their completed steps."""
+    """Hand failed or stuck runs to a worker, or continue them here with --here.
+
+    A stuck run is one still marked running whose process died. A cancelled
+    run continues only with --here (and --app module:attr).
+    """
     if here:
         _each(target, run_ids, _execute_here, needs_code="resume --here")
     else:
