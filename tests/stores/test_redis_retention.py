@@ -126,3 +126,27 @@ async def test_prune_pages_past_runs_that_finished_after_the_cutoff(
     left = {run.run_id for run in await store.list_runs(APP, limit=1000)}
     assert not left & set(old)
     assert len(left) == 701
+
+
+async def test_a_delete_sent_again_after_it_ran_answers_as_it_did(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    """A client retry of a delete whose reply was lost returns the run, not 'absent'."""
+    store = make_store()
+    await _finished(store, "r")
+    async with await store._connected() as conn:
+        script = conn.scripts["delete_run"]
+        keys = [
+            store._keys.run(APP, "r"),
+            store._keys.steps(APP, "r"),
+            store._keys.signals(APP, "r"),
+            store._keys.deletion(APP, "nonce-1"),
+            store._keys.index(APP),
+            *store._keys.statuses(APP),
+        ]
+        first = await script(keys=keys, args=["r"])
+        again = await script(keys=keys, args=["r"])
+    assert first[0] == again[0] == 1
+    assert again[1] == first[1]
+    assert await store.get_run(APP, "r") is None
+    assert await store.delete_run(APP, "r") is None  # a new call: the run is gone

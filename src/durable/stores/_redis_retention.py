@@ -16,10 +16,14 @@ from typing import Final
 # nothing else meanwhile, so each call must stay short.
 SCAN_PAGE: Final = 500
 
-# KEYS: run, steps, signals, the app's run index, then its status indexes.
+# KEYS: run, steps, signals, this call's log (Keys.deletion), the app's run
+#       index, then its status indexes.
 # ARGV: run_id. Returns nil when absent, {0, status} when unfinished, else
-# {1, the run's fields before the delete}.
+# {1, the run's fields before the delete}. The log keeps those fields a minute:
+# a retry of a call whose first attempt ran answers as that attempt did.
 DELETE_RUN: Final = """
+local earlier = redis.call('HGETALL', KEYS[4])
+if #earlier > 0 then return {1, earlier} end
 local flat = redis.call('HGETALL', KEYS[1])
 if #flat == 0 then return nil end
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -27,7 +31,9 @@ if status ~= 'completed' and status ~= 'failed' and status ~= 'cancelled' then
     return {0, status}
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+for i = 5, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('HSET', KEYS[4], unpack(flat))
+redis.call('PEXPIRE', KEYS[4], 60000)
 return {1, flat}
 """
 

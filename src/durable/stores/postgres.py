@@ -772,18 +772,23 @@ class PostgresStore(Store):
     # -- retention ---------------------------------------------------------
 
     async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
-        """One transaction. A retry after a lost reply to a committed delete answers None."""
         check_names(app=app, run_id=run_id)
         delete, status = self._q(retention.DELETE_RUN), self._q(retention.RUN_STATUS)
         rows = self._q(retention.DELETE_RUN_ROWS)
+        # The run as an earlier attempt deleted it: when the connection died
+        # before that attempt's commit was acknowledged, the retry finds no run
+        # and answers as the committed attempt would have.
+        deleted: list[Any] = []
 
         async def op(conn: Any) -> Any:
             async with conn.transaction():
                 row = await conn.fetchrow(delete, app, run_id)
                 if row is None:
-                    return await conn.fetchval(status, app, run_id)
+                    kept = await conn.fetchval(status, app, run_id)
+                    return deleted[0] if kept is None and deleted else kept
                 await conn.execute(rows, app, run_id)
-                return row
+                deleted[:] = [row]
+            return row
 
         outcome = await self._call(op)
         if outcome is None:

@@ -131,6 +131,10 @@ class _Keys:
         """List of the run ids one ``claim_queued`` call started, kept a while for its retry."""
         return self._scoped("qclaim", app, nonce)
 
+    def deletion(self, app: str, nonce: str) -> str:
+        """Hash of the run one ``delete_run`` call deleted, kept a while for its retry."""
+        return self._scoped("deleted", app, nonce)
+
     def creation(self, app: str, run_id: str) -> list[str]:
         """The keys of the scripts that create runs (claim, enqueue), in their order."""
         return [
@@ -1276,6 +1280,7 @@ class RedisStore(Store):
             k.run(app, run_id),
             k.steps(app, run_id),
             k.signals(app, run_id),
+            k.deletion(app, uuid.uuid4().hex),
             k.index(app),
             *k.statuses(app),
         ]

@@ -1,4 +1,4 @@
-"""The retention statements of the SQL stores read indexes, never whole tables."""
+"""The retention statements of the SQL stores: they read indexes, and a retry is invisible."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests import _services
 from tests.stores.test_postgres import admin, dsn, make_store, schema
 
 from durable.stores import _sqlite_retention
+from durable.stores.base import NewRun
 from durable.stores.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -103,3 +104,25 @@ async def test_postgres_retention_plans_use_indexes(
         assert re.search(
             key + r" on .*\n\s+Index Cond: \(\(app = \$1\) AND \(run_id = ANY", plans["PRUNE"]
         ), f"{key}:\n{plans['PRUNE']}"
+
+
+@pytest.mark.postgres
+async def test_postgres_delete_retried_after_its_commit_answers_as_it_did(
+    make_store: Callable[..., PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the answer of a committed delete is lost, the store's retry still returns the run."""
+    store = make_store()
+    claim = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
+    finished = await store.finish_run("app", "r", claim.run.token, "completed", output="1")
+    call = store._call
+
+    async def answer_lost(op: Any, **options: Any) -> Any:
+        await call(op, **options)  # committed, but the connection dropped
+        return await call(op, **options)
+
+    monkeypatch.setattr(store, "_call", answer_lost)
+    deleted = await store.delete_run("app", "r")
+    assert deleted == finished
+    assert await store.delete_run("app", "r") is None  # a new call: the run is gone
+    monkeypatch.undo()
+    assert await store.get_run("app", "r") is None
