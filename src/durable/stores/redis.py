@@ -37,7 +37,7 @@ from durable.stores._checks import (
     check_signal,
     check_step,
 )
-from durable.stores._listing import ListQuery, merge_counts
+from durable.stores._listing import ListQuery, listing_key, merge_counts, prefix_end
 from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores._retention import check_prune, not_finished
 from durable.stores._wake import WorkWaiters
@@ -108,6 +108,18 @@ class _Keys:
     def queues(self, app: str, queue: str) -> list[str]:
         """Every key of one queue, in ``_QUEUE_KINDS`` order (as the claim script expects)."""
         return [self.queue(kind, app, queue) for kind in _QUEUE_KINDS]
+
+    def by_workflow(self, app: str, workflow: str) -> str:
+        """Sorted set of the ids of the app's runs of ``workflow``, scored by creation time."""
+        return self._scoped("wlist", app, workflow)
+
+    def by_queue(self, app: str, queue: str) -> str:
+        """Sorted set of the ids of the app's runs enqueued in ``queue``, by creation time."""
+        return self._scoped("qlist", app, queue)
+
+    def ids(self, app: str) -> str:
+        """Sorted set of the app's run ids, all scored 0: ZRANGEBYLEX finds an id prefix."""
+        return f"{self.prefix}:ids:{len(app)}:{app}"
 
     def queue_names(self, app: str) -> str:
         """Set of the names of the app's queues that ever held a run (for queue_stats)."""
@@ -228,7 +240,8 @@ end
 """
 )
 
-# KEYS: run, steps, signals, index, the app's status indexes, layout
+# KEYS: run, steps, signals, index, the app's status indexes, layout, the
+#       workflow's run list, the app's ids
 # ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
 #       steal_from, resume, nonce, layout version, then the app's key stems
 _CLAIM = (
@@ -247,6 +260,8 @@ if redis.call('EXISTS', run) == 0 then
     redis.call('DEL', steps)
     redis.call('PERSIST', signals)
     redis.call('ZADD', KEYS[4], fmt(t), ARGV[1])
+    redis.call('ZADD', KEYS[6 + NSTATUS], fmt(t), ARGV[1])
+    redis.call('ZADD', KEYS[7 + NSTATUS], 0, ARGV[1])
     reindex(5, ARGV[1], fmt(t), 'running')
     return {1, redis.call('HGETALL', run), {}}
 end
@@ -431,20 +446,30 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return idx
 """
 
-# KEYS: the app's status indexes, its queue names, then run keys. ARGV: the
-# runs' ids. Puts each run in the index of its current status and its queue
-# among the names: run once per app on data written before these existed.
-# Idempotent, and atomic per call, so writers maintaining the indexes
-# meanwhile are never undone.
+# KEYS: the app's status indexes, its queue names, its ids, then run keys.
+# ARGV: the app's key stems, then the runs' ids. Puts each run in the index
+# of its current status and in the lists of its id, workflow and queue, and
+# its queue among the names: run once per app on data written before these
+# existed. Idempotent, and atomic per call, so writers maintaining the
+# indexes meanwhile are never undone.
 _REINDEX = (
     _PRELUDE
     + """
-for i, id in ipairs(ARGV) do
-    local r = redis.call('HMGET', KEYS[NSTATUS + 1 + i], 'status', 'created', 'queue')
+local head, tail = ARGV[1], ARGV[2]
+for i = 3, #ARGV do
+    local id = ARGV[i]
+    local r = redis.call('HMGET', KEYS[NSTATUS + i], 'status', 'created', 'queue', 'workflow')
     reindex(1, id, r[2] or 0, r[1] or '')
-    if r[3] then redis.call('SADD', KEYS[NSTATUS + 1], r[3]) end
+    if r[2] then
+        redis.call('ZADD', KEYS[NSTATUS + 2], 0, id)
+        redis.call('ZADD', head .. 'wlist' .. tail .. r[4], r[2], id)
+        if r[3] then
+            redis.call('SADD', KEYS[NSTATUS + 1], r[3])
+            redis.call('ZADD', head .. 'qlist' .. tail .. r[3], r[2], id)
+        end
+    end
 end
-return #ARGV
+return #ARGV - 2
 """
 )
 
@@ -482,6 +507,9 @@ if failed then
     redis.call('PERSIST', signals)
 end
 if r.status == 'running' and r.queue then redis.call('SREM', q[3], ARGV[1]) end
+if not r.queue then
+    redis.call('ZADD', ARGV[5] .. 'qlist' .. ARGV[6] .. queue, r.created, ARGV[1])
+end
 local member = r.qmember
 if member then
     redis.call('ZREM', q[1], member)
@@ -536,7 +564,8 @@ return out
 )
 
 # KEYS: run, steps, signals, index, the app's status indexes, layout, then the
-#       queue's keys (_QUEUE_KINDS order), then the app's queue names
+#       queue's keys (_QUEUE_KINDS order), then the app's queue names, the
+#       workflow's run list, the app's ids, the queue's run list
 # ARGV: run_id, workflow, inputs, has_parent, parent, queue, priority,
 #       has_not_before, not_before, nonce, layout version, the work channel, the app
 # Returns {created, run}; a new run publishes the app on the work channel.
@@ -570,7 +599,11 @@ if ARGV[8] == '1' and tonumber(ARGV[9]) > t then
 else
     redis.call('ZADD', q[1], ARGV[7], member)
 end
-redis.call('SADD', KEYS[5 + NSTATUS + #QKINDS + 1], ARGV[6])
+local lists = 5 + NSTATUS + #QKINDS
+redis.call('SADD', KEYS[lists + 1], ARGV[6])
+redis.call('ZADD', KEYS[lists + 2], fmt(t), ARGV[1])
+redis.call('ZADD', KEYS[lists + 3], 0, ARGV[1])
+redis.call('ZADD', KEYS[lists + 4], fmt(t), ARGV[1])
 redis.call('PUBLISH', ARGV[12], ARGV[13])
 return {1, redis.call('HGETALL', run)}
 """
@@ -684,7 +717,8 @@ _SCRIPTS = (
 # 1 (no layout key): runs listed per app in one sorted set.
 # 2: and per app and status. (The "queued" index came later without a new
 #    layout: it starts empty, as no earlier version wrote a queued run.)
-# 3: and the names of the app's queues.
+# 3: and the names of the app's queues, its ids (lexicographic), its runs per
+#    workflow and per queue.
 _LAYOUT_VERSION = 3
 _LIST_PAGE = 200
 # Runs renewed by one script call: the server runs nothing else meanwhile.
@@ -1056,9 +1090,11 @@ class RedisStore(Store):
         keys = [
             *self._keys.statuses(app),
             self._keys.queue_names(app),
+            self._keys.ids(app),
             *(self._keys.run(app, r) for r in run_ids),
         ]
-        await self._call(conn.scripts["reindex"](keys=keys, args=run_ids))
+        args = [*self._keys.stems(app), *run_ids]
+        await self._call(conn.scripts["reindex"](keys=keys, args=args))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
         conn = self._conn
@@ -1088,7 +1124,11 @@ class RedisStore(Store):
         check_claim(new, owner, steal_from)
         acquired, run, steps = await self._script(
             "claim",
-            self._keys.creation(new.app, new.run_id),
+            [
+                *self._keys.creation(new.app, new.run_id),
+                self._keys.by_workflow(new.app, new.workflow),
+                self._keys.ids(new.app),
+            ],
             [
                 new.run_id,
                 new.workflow,
@@ -1227,49 +1267,85 @@ class RedisStore(Store):
             return await self._list_runs(conn, query)
 
     async def _list_runs(self, conn: _Connection, query: ListQuery) -> list[RunRecord]:
-        client = conn.client
-        app, status, limit = query.app, query.status, query.limit
-        # By status, only the runs in that status are read: recover() lists
-        # the running runs among every run ever stored. Time bounds and the
-        # cursor are score ranges of the index; members of one score come in
-        # descending byte order, which is the listing's tie-break.
-        if status is None:
-            index = self._keys.index(app)
-        else:
-            index = await self._status_index(conn, app, status)
+        app = query.app
+        # Each filter has its sorted set: recover() lists the running runs
+        # among every run ever stored. The most selective one is read; the
+        # other filters are tested on the runs it yields.
+        index = await self._status_index(conn, app, query.status or "running")
+        if query.id_prefix:
+            return await self._list_by_prefix(conn, query)
+        if query.status is None:
+            if query.queue is not None:
+                index = self._keys.by_queue(app, query.queue)
+            elif query.workflow is not None:
+                index = self._keys.by_workflow(app, query.workflow)
+            else:
+                index = self._keys.index(app)
+        # Time bounds and the cursor are score ranges of the index; members of
+        # one score come in descending byte order, the listing's tie-break.
         high = "+inf" if query.until is None else f"({query.until!r}"
         if query.after is not None and (query.until is None or query.after[0] < query.until):
             high = repr(query.after[0])
         low = "-inf" if query.since is None else repr(query.since)
-        page = max(1, min(limit, _LIST_PAGE))
+        page = max(1, min(query.limit, _LIST_PAGE))
         found: list[RunRecord] = []
-        expired: list[bytes] = []
         offset = 0
-        while len(found) < limit:
+        while len(found) < query.limit:
             ids = await self._call(
-                client.zrevrangebyscore(index, high, low, start=offset, num=page)
+                conn.client.zrevrangebyscore(index, high, low, start=offset, num=page)
             )
             if not ids:
                 break
             offset += len(ids)
-            pipe = client.pipeline(transaction=False)
-            for raw_id in ids:
-                pipe.hgetall(self._keys.run(app, _text(raw_id)))
-            for raw_id, fields in zip(ids, await self._call(pipe.execute()), strict=True):
-                if not fields:
-                    expired.append(raw_id)
-                    continue
-                run = _run_record(app, _text(raw_id), fields)
-                if query.matches(run):
-                    found.append(run)
+            found += await self._matching(conn, query, ids, index)
+        return found[: query.limit]
+
+    async def _list_by_prefix(self, conn: _Connection, query: ListQuery) -> list[RunRecord]:
+        """The runs whose id starts with the prefix, from the app's lexicographic id set."""
+        prefix = cast(str, query.id_prefix)
+        end = prefix_end(prefix)
+        low = b"[" + prefix.encode()
+        high = b"+" if end is None else b"(" + end.encode()
+        index = self._keys.ids(query.app)
+        found: list[RunRecord] = []
+        offset = 0
+        while True:
+            ids = await self._call(
+                conn.client.zrangebylex(index, low, high, start=offset, num=_LIST_PAGE)
+            )
+            if not ids:
+                break
+            offset += len(ids)
+            found += await self._matching(conn, query, ids, index)
+        found.sort(key=listing_key, reverse=True)
+        return found[: query.limit]
+
+    async def _matching(
+        self, conn: _Connection, query: ListQuery, ids: list[bytes], index: str
+    ) -> list[RunRecord]:
+        """The runs of these ids that pass the query's filters, in the order given."""
+        app = query.app
+        pipe = conn.client.pipeline(transaction=False)
+        for raw_id in ids:
+            pipe.hgetall(self._keys.run(app, _text(raw_id)))
+        found: list[RunRecord] = []
+        expired: list[bytes] = []
+        for raw_id, fields in zip(ids, await self._call(pipe.execute()), strict=True):
+            if not fields:
+                expired.append(raw_id)
+                continue
+            run = _run_record(app, _text(raw_id), fields)
+            if query.matches(run):
+                found.append(run)
         if expired:
             # Runs removed by finished_ttl leave their index entries behind.
-            pipe = client.pipeline(transaction=False)
-            pipe.zrem(self._keys.index(app), *expired)
+            pipe = conn.client.pipeline(transaction=False)
+            for key in {index, self._keys.index(app), self._keys.ids(app)}:
+                pipe.zrem(key, *expired)
             for key in self._keys.statuses(app):
                 pipe.zrem(key, *expired)
             await self._call(pipe.execute())
-        return found[:limit]
+        return found
 
     # -- retention ---------------------------------------------------------
 
@@ -1399,6 +1475,9 @@ class RedisStore(Store):
                 *self._keys.creation(new.app, new.run_id),
                 *self._keys.queues(new.app, queue),
                 self._keys.queue_names(new.app),
+                self._keys.by_workflow(new.app, new.workflow),
+                self._keys.ids(new.app),
+                self._keys.by_queue(new.app, queue),
             ],
             [
                 new.run_id,
