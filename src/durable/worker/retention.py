@@ -59,19 +59,19 @@ async def prune(
     """
     wanted = list(statuses) if not isinstance(statuses, str) else [statuses]
     check_prune(app, wanted, batch_size)
-    kept = final_statuses(wanted)
+    final = final_statuses(wanted)
     cutoff = time.time() - older_than
-    if not kept:
+    if not final:
         return 0
     if dry_run:
-        count = await store.count_prunable_runs(app, finished_before=cutoff, statuses=kept)
+        count = await store.count_prunable_runs(app, finished_before=cutoff, statuses=final)
         if progress is not None:
             progress(count)
         return count
     total = 0
     while True:
         deleted = await store.prune_runs(
-            app, finished_before=cutoff, statuses=kept, limit=batch_size
+            app, finished_before=cutoff, statuses=final, limit=batch_size
         )
         total += deleted
         if progress is not None:
