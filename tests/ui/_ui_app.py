@@ -1,0 +1,54 @@
+"""The app the UI tests show, also run by worker processes: ``durable worker _ui_app:wf``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from durable import Workflow
+
+
+@dataclass
+class Demo:
+    """The app and the workflows the tests start."""
+
+    wf: Workflow
+    greet: Any
+    order: Any
+
+
+def build(db: Any) -> Demo:
+    """The demo app on ``db`` (a SQLite file, a URL or a Store)."""
+    wf = Workflow("ui-demo", db=db, lease_ttl=3.0)
+
+    @wf.task
+    async def say(name: str) -> str:
+        return f"hello {name}"
+
+    @wf.task
+    async def charge(amount: int) -> dict[str, int]:
+        if amount < 0:
+            raise ValueError(f"cannot charge a negative amount: {amount}")
+        return {"charged": amount}
+
+    @wf.workflow(id="greet-{name}")
+    async def greet(name: str) -> str:
+        return await say(name)
+
+    @wf.workflow(id="order-{order}", queue="orders")
+    async def order(order: str, amount: int) -> dict[str, object]:
+        receipt = await charge(amount)
+        approver = await wf.signal("approve")
+        return {"order": order, "receipt": receipt, "approved_by": approver}
+
+    @wf.schedule("0 3 * * *", catchup="none")
+    @wf.workflow
+    async def nightly_report(scheduled_at: datetime) -> str:
+        return scheduled_at.isoformat()
+
+    return Demo(wf, greet, order)
+
+
+wf = build(os.environ["UI_DB"]).wf if "UI_DB" in os.environ else None
