@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.ui import _ui_app
 
 from durable.errors import DurableError
-from tests.ui import _ui_app
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests import _services
 from tests.ui import _browser, _ui_app
 from tests.ui.conftest import populate

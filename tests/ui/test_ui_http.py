@@ -12,12 +12,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Mount
+from tests.ui import _ui_app
+from tests.ui.conftest import populate
 
 import durable.ui
 from durable.errors import ConfigurationError, RunNotFoundError
 from durable.stores.memory import InMemoryStore
-from tests.ui import _ui_app
-from tests.ui.conftest import populate
 
 pytestmark = pytest.mark.asyncio
 
@@ -104,7 +104,9 @@ async def test_cancel_needs_the_csrf_token(demo: _ui_app.Demo, client: httpx.Asy
     refused = await client.post("/actions/cancel", data={"run_id": "order-q1"})
     assert refused.status_code == 403
     assert "CSRF" in refused.text
-    forged = await client.post("/actions/cancel", data={"run_id": "order-q1", "csrf_token": "x" * 43})
+    forged = await client.post(
+        "/actions/cancel", data={"run_id": "order-q1", "csrf_token": "x" * 43}
+    )
     assert forged.status_code == 403
     assert (await demo.wf.get_run("order-q1")).status == "queued"
     done = await client.post("/actions/cancel", data={"run_id": "order-q1", "csrf_token": token})
@@ -152,10 +154,12 @@ async def test_read_only_mode_shows_no_actions_and_refuses_them(demo: _ui_app.De
     async with client_for(durable.ui.app(demo.wf, read_only=True)) as http:
         page = await http.get("/runs/order-q4")
         assert page.status_code == 200
-        assert "<form method=\"post\"" not in page.text
+        assert '<form method="post"' not in page.text
         assert "read-only" in page.text
         http.cookies.set("durable_csrf", cookie)
-        refused = await http.post("/actions/cancel", data={"run_id": "order-q4", "csrf_token": token})
+        refused = await http.post(
+            "/actions/cancel", data={"run_id": "order-q4", "csrf_token": token}
+        )
         assert refused.status_code == 403
     assert (await demo.wf.get_run("order-q4")).status == "queued"
 
@@ -199,7 +203,9 @@ async def test_delete_removes_a_finished_run_and_refuses_a_queued_one() -> None:
             assert deleted.headers["location"].startswith("/?notice=")
             with pytest.raises(RunNotFoundError):
                 await app.wf.get_run("greet-ada")
-            kept = await http.post("/actions/delete", data={"run_id": "order-q5", "csrf_token": token})
+            kept = await http.post(
+                "/actions/delete", data={"run_id": "order-q5", "csrf_token": token}
+            )
             assert kept.status_code == 303
             assert "problem=" in kept.headers["location"]
             assert (await app.wf.get_run("order-q5")).status == "queued"
@@ -217,9 +223,10 @@ async def test_links_follow_the_mount_path(demo: _ui_app.Demo) -> None:
         assert 'href="/ops/durable/static/durable.css"' in page.text
         assert (await http.get("/ops/durable/static/durable.css")).status_code == 200
         token = token_of(await http.get("/ops/durable/runs/order-bad"))
-        assert 'action="/ops/durable/actions/delete"' in (
-            await http.get("/ops/durable/runs/order-bad")
-        ).text
+        assert (
+            'action="/ops/durable/actions/delete"'
+            in (await http.get("/ops/durable/runs/order-bad")).text
+        )
         assert token
 
 

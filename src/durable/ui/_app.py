@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from durable.errors import DurableError, RunNotFoundError
 from durable.ui import _format, _security
-from durable.ui._source import PAGE_SIZE, MAX_WINDOW, RunFilter, Source
+from durable.ui._source import MAX_WINDOW, PAGE_SIZE, RunFilter, Source
 
 if TYPE_CHECKING:
     from durable._workflow import Workflow
@@ -112,7 +112,7 @@ class UI:
             raise HTTPException(400, f"unknown time range {since_key!r}")
         limit = _int(params.get("limit"), PAGE_SIZE)
         query = RunFilter(
-            status=status,  # type: ignore[arg-type]
+            status=status,
             workflow=params.get("workflow") or None,
             queue=(params.get("queue") or None) if "queue" in self.source.listing_options else None,
             since=None if since_key is None else datetime.now(UTC) - SINCE_CHOICES[since_key],
@@ -154,9 +154,7 @@ class UI:
                 request, "error.html", {"message": f"There is no run {run_id!r}."}, 404
             )
         children = await self.source.children(run_id)
-        signals = [
-            step for step in run.steps if step.task.startswith("durable.signal:")
-        ]
+        signals = [step for step in run.steps if step.task.startswith("durable.signal:")]
         return self.render(
             request,
             "run.html",
@@ -194,9 +192,7 @@ class UI:
         if name not in ACTIONS:
             return self.render(request, "error.html", {"message": f"No action {name!r}."}, 404)
         if self.read_only:
-            return self.render(
-                request, "error.html", {"message": "This UI is read-only."}, 403
-            )
+            return self.render(request, "error.html", {"message": "This UI is read-only."}, 403)
         form = await request.form()
         problem = _security.csrf_problem(request, form.get(_security.CSRF_FIELD))
         if problem is not None:

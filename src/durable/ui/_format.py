@@ -11,11 +11,14 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from durable._inspect import RunInfo, StepInfo
 
+# What an empty cell shows.
+NOTHING = "\N{EN DASH}"
+
 
 def duration(seconds: float | None) -> str:
-    """``"850 ms"``, ``"12.4 s"``, ``"3 min 5 s"``, ``"2 h 10 min"``; ``"–"`` for None."""
+    """``"850 ms"``, ``"12.4 s"``, ``"3 min 5 s"``, ``"2 h 10 min"``; a dash for None."""
     if seconds is None:
-        return "–"
+        return NOTHING
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
@@ -28,9 +31,9 @@ def duration(seconds: float | None) -> str:
 
 
 def timestamp(moment: datetime | None) -> str:
-    """A UTC time to the second, ``"2026-12-02 18:04:05"``; ``"–"`` for None."""
+    """A UTC time to the second, ``"2026-12-02 18:04:05"``; a dash for None."""
     if moment is None:
-        return "–"
+        return NOTHING
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 

@@ -154,14 +154,18 @@ class Source:
                     continue
                 row = rows.setdefault(record.queue, {"queued": 0, "running": 0, "oldest": None})
                 row[status] += 1
-                if status == "queued" and (row["oldest"] is None or record.created_at < row["oldest"]):
+                if status == "queued" and (
+                    row["oldest"] is None or record.created_at < row["oldest"]
+                ):
                     row["oldest"] = record.created_at
         return [
             QueueRow(
                 name,
                 row["queued"],
                 row["running"],
-                None if row["oldest"] is None else datetime.fromtimestamp(row["oldest"]).astimezone(),
+                None
+                if row["oldest"] is None
+                else datetime.fromtimestamp(row["oldest"]).astimezone(),
             )
             for name, row in sorted(rows.items())
         ]

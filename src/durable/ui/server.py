@@ -15,7 +15,7 @@ DEFAULT_PORT = 8233
 
 def url(host: str, port: int) -> str:
     """The address a browser opens for a server bound to ``host``:``port``."""
-    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104 - a comparison
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/"
