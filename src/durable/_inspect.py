@@ -82,10 +82,18 @@ class RunInfo:
     finished_at: datetime | None
     duration: float | None
     steps: tuple[StepInfo, ...] = ()
+    queue: str | None = None
+    """The queue the run was enqueued in (or requeued to), None for a run called directly."""
+    cursor: str = ""
+    """Where the next page of :meth:`Workflow.list_runs` starts: pass it as ``cursor=``."""
 
 
-def _datetime(timestamp: float) -> datetime:
+def utc(timestamp: float) -> datetime:
+    """A store timestamp as an aware UTC datetime."""
     return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+_datetime = utc
 
 
 def _json(text: str | None) -> Any:
@@ -149,7 +157,7 @@ def _wake_at(record: StepRecord, result: Any) -> float | None:
     return float(wake_at) if isinstance(wake_at, int | float) else None
 
 
-def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
+def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = (), *, cursor: str = "") -> RunInfo:
     finished = run.status != "running"
     inputs = _json(run.inputs)
     now = time.time()
@@ -169,4 +177,6 @@ def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
         finished_at=_datetime(run.updated_at) if finished else None,
         duration=max(0.0, run.updated_at - run.created_at) if finished else None,
         steps=tuple(step_info(s, now) for s in steps),
+        queue=run.queue,
+        cursor=cursor,
     )

@@ -30,7 +30,7 @@ from durable.errors import (
     RunNotFoundError,
     SerializationError,
 )
-from durable.stores.base import RUN_STATUSES, NewRun, RunStatus, Store
+from durable.stores.base import NewRun, RunStatus, Store
 from durable.worker import retention as _retention
 from durable.worker.queues import DEFAULT_QUEUE, Queue, resolve
 from durable.worker.schedules import Catchup, Schedule, Scheduler
@@ -38,7 +38,7 @@ from durable.worker.serve import Worker
 from durable.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
-    from durable import _inspect
+    from durable import _inspect, _listing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -863,18 +863,57 @@ class Workflow:
         *,
         status: RunStatus | None = None,
         workflow: str | None = None,
+        queue: str | None = None,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
+        cursor: str | None = None,
     ) -> list[_inspect.RunInfo]:
-        """Runs of this app, newest first, optionally filtered (their ``steps`` left empty)."""
-        if status is not None and status not in RUN_STATUSES:
-            raise ConfigurationError(f"status must be one of {RUN_STATUSES}, got {status!r}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-            raise ConfigurationError(f"limit must be an int > 0, got {limit!r}")
-        await self._executor.ensure_open()
-        runs = await self.store.list_runs(self.name, status=status, workflow=workflow, limit=limit)
-        from durable import _inspect
+        """Runs of this app, newest first, filtered (their ``steps`` left empty).
 
-        return [_inspect.run_info(run) for run in runs]
+        Filters: ``status``, ``workflow`` and ``queue`` names; ``since``
+        (inclusive) and ``until`` (exclusive) bound the creation time, each an
+        aware datetime or a timedelta meaning that long ago; ``id_prefix``
+        keeps run ids starting with it (literally). At most ``limit`` runs;
+        pass the last one's ``cursor`` to get the next page.
+        """
+        from durable import _listing
+
+        return await _listing.list_runs(
+            self,
+            status=status,
+            workflow=workflow,
+            queue=queue,
+            since=since,
+            until=until,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def queue_stats(self) -> list[_listing.QueueStats]:
+        """Each queue of this app: queued (ready, delayed), running, oldest ready run."""
+        from durable import _listing
+
+        known = [*self._queues, *(f.queue for f in self._workflows.values() if f.queue)]
+        return await _listing.queue_stats(self, known)
+
+    async def requeue(self, run_id: str) -> RunHandle[Any]:
+        """Hand the run to a worker: put it (back) in its queue as ``queued``.
+
+        For a failed run (its failed steps run again, as calling it again
+        would), a queued one (claimable at once, its delay dropped) and a
+        running one whose process is dead or lease expired. Raises
+        :class:`~durable.errors.RunConflictError` for a completed or cancelled
+        run or one whose owner is alive, RunNotFoundError for an unknown id.
+        """
+        from durable import _listing
+
+        validate_run_id(run_id, app=self.name)
+        run = await _listing.requeue(self, run_id, DEFAULT_QUEUE)
+        self._wakeup.notify()
+        return RunHandle(self, run_id, self._workflows.get(run.workflow))
 
     async def delete_run(self, run_id: str) -> None:
         """Delete the finished run ``run_id`` with its steps and signals.

@@ -165,6 +165,23 @@ class SavedStep:
     cancel_requested: bool
 
 
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """The answer of :meth:`Store.queue_stats` for one queue.
+
+    ``ready``: queued runs that may start now; ``delayed``: queued runs whose
+    ``not_before`` is still ahead; ``running``: its runs with status
+    ``running``; ``oldest_ready_at``: the ``created_at`` (enqueue time) of its
+    oldest ready run, None when none is ready.
+    """
+
+    queue: str
+    ready: int
+    delayed: int
+    running: int
+    oldest_ready_at: float | None
+
+
 class LeaseState(enum.Enum):
     """What a heartbeat learned about the caller's ownership of a run."""
 
@@ -329,12 +346,56 @@ class Store(ABC):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
-        """Runs of the app, newest first, filtered by status and workflow name.
+        """Runs of the app, newest first, at most ``limit`` (at least 1) of them.
 
-        Runs created at the same instant come in no particular order; ``limit``
-        is at least 1.
+        Ordered by ``created_at`` descending, then run id descending (by code
+        point), so the order is total and a page ends at a definite place.
+        Every filter given must hold: ``status``, ``workflow`` and ``queue``
+        equal; ``since <= created_at < until``; the run id starts with
+        ``id_prefix`` (taken literally: no character is a wildcard); and,
+        with ``after`` = ``(created_at, run_id)`` of the last run of the
+        previous page, the run comes after it in this order (keyset paging).
+
+        A store answers each filter from an index, never by reading every
+        run of the app.
         """
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        """The counts of each queue of ``app`` that holds a queued or running run, by name.
+
+        ``ready`` and ``delayed`` split the queued runs by ``not_before``
+        against the store's clock. Read from the queue indexes only.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queues")
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        """Put the run (back) in its queue as ``queued``, atomically; ``(run, requeued)``.
+
+        None when the run does not exist. Requeued (``requeued`` true, the
+        run as stored after the change):
+
+        - ``queued``: its ``not_before`` is cleared (claimable now);
+        - ``failed``: its failed steps are deleted and its error cleared, as
+          :meth:`claim_run` restarts a failed run, then it waits in its queue;
+        - ``running`` whose lease has expired by the store's clock, or whose
+          owner equals ``steal_from``: owner and lease dropped (its token no
+          longer owns it: writes of the old owner are refused).
+
+        A requeued run keeps its queue, or gets ``queue`` when it had none;
+        its ``not_before`` is None, owner and lease None, ``cancel_requested``
+        false for a failed run (kept otherwise). Any other run (completed,
+        cancelled, running under a live lease) is returned unchanged with
+        ``requeued`` false. Workers waiting in :meth:`wait_for_work` are woken.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queues")
 
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         """Record the run as ``queued`` unless a run has that id; ``(stored run, created)``.

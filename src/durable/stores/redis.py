@@ -35,6 +35,7 @@ from durable.stores._checks import (
     check_signal,
     check_step,
 )
+from durable.stores._listing import ListQuery
 from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
@@ -1068,31 +1069,39 @@ class RedisStore(Store):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
+        query = ListQuery(app, status, workflow, queue, since, until, id_prefix, after, limit)
         async with await self._connected() as conn:
-            return await self._list_runs(conn, app, status, workflow, limit)
+            return await self._list_runs(conn, query)
 
-    async def _list_runs(
-        self,
-        conn: _Connection,
-        app: str,
-        status: RunStatus | None,
-        workflow: str | None,
-        limit: int,
-    ) -> list[RunRecord]:
+    async def _list_runs(self, conn: _Connection, query: ListQuery) -> list[RunRecord]:
         client = conn.client
+        app, status, limit = query.app, query.status, query.limit
         # By status, only the runs in that status are read: recover() lists
-        # the running runs among every run ever stored.
+        # the running runs among every run ever stored. Time bounds and the
+        # cursor are score ranges of the index; members of one score come in
+        # descending byte order, which is the listing's tie-break.
         if status is None:
             index = self._keys.index(app)
         else:
             index = await self._status_index(conn, app, status)
+        high = "+inf" if query.until is None else f"({query.until!r}"
+        if query.after is not None and (query.until is None or query.after[0] < query.until):
+            high = repr(query.after[0])
+        low = "-inf" if query.since is None else repr(query.since)
         page = max(1, min(limit, _LIST_PAGE))
         found: list[RunRecord] = []
         expired: list[bytes] = []
         offset = 0
         while len(found) < limit:
-            ids = await self._call(client.zrevrange(index, offset, offset + page - 1))
+            ids = await self._call(
+                client.zrevrangebyscore(index, high, low, start=offset, num=page)
+            )
             if not ids:
                 break
             offset += len(ids)
@@ -1104,9 +1113,7 @@ class RedisStore(Store):
                     expired.append(raw_id)
                     continue
                 run = _run_record(app, _text(raw_id), fields)
-                if (status is None or run.status == status) and (
-                    workflow is None or run.workflow == workflow
-                ):
+                if query.matches(run):
                     found.append(run)
         if expired:
             # Runs removed by finished_ttl leave their index entries behind.

@@ -48,6 +48,7 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._claims import ClaimRequest
+from durable.stores._listing import ListQuery
 from durable.stores._rows import lease_states, step_params
 from durable.stores._sqlite_sql import (
     _BUSY,
@@ -77,10 +78,12 @@ from durable.stores._sqlite_sql import (
     _load_sync,
     _migrate,
     _Outcome,
+    _queue_stats_sync,
     _read_signals_sync,
     _release_sync,
     _renew_many_sync,
     _renew_sync,
+    _requeue_write,
     _run_record,
     _schema_version,
     _send_signal_sync,
@@ -94,6 +97,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueCounts,
     QueueLimits,
     RunRecord,
     RunStatus,
@@ -524,9 +528,28 @@ class SQLiteStore(Store):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
-        rows = await self._call(_list_sync, app, status, workflow, limit)
+        query = ListQuery(app, status, workflow, queue, since, until, id_prefix, after, limit)
+        rows = await self._call(_list_sync, query)
         return [_run_record(app, row[0], row[1:]) for row in rows]
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        check_names(app=app)
+        return await self._call(_queue_stats_sync, app)
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        check_names(app=app, run_id=run_id, queue=queue, steal_from=steal_from)
+        answer: tuple[RunRecord, bool] | None = await self._write(
+            _requeue_write(app, run_id, queue, steal_from)
+        )
+        return answer
 
     # -- queues ------------------------------------------------------------
 
