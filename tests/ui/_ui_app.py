@@ -17,6 +17,7 @@ class Demo:
     wf: Workflow
     greet: Any
     order: Any
+    bundle: Any
 
 
 def build(db: Any) -> Demo:
@@ -43,12 +44,16 @@ def build(db: Any) -> Demo:
         approver = await wf.signal("approve")
         return {"order": order, "receipt": receipt, "approved_by": approver}
 
+    @wf.workflow(id="bundle-{name}")
+    async def bundle(name: str) -> str:
+        return await greet(name=f"{name}-gift")
+
     @wf.schedule("0 3 * * *", catchup="none")
     @wf.workflow
     async def nightly_report(scheduled_at: datetime) -> str:
         return scheduled_at.isoformat()
 
-    return Demo(wf, greet, order)
+    return Demo(wf, greet, order, bundle)
 
 
 wf = build(os.environ["UI_DB"]).wf if "UI_DB" in os.environ else None

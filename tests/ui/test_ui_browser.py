@@ -179,7 +179,7 @@ async def test_the_queues_and_schedules_pages(
     driver.get(f"{ui}queues")
     row = driver.find_element("css selector", "#queues tbody tr")
     cells = [cell.text for cell in row.find_elements("css selector", "td")]
-    assert cells[:3] == ["orders", "2", "0"]
+    assert cells[:5] == ["orders", "2", "2", "0", "0"]  # waiting, ready, delayed, running
     shot(driver, db, "queues")
 
     driver.find_element("link text", "Schedules").click()

@@ -256,3 +256,69 @@ async def test_queues_workers_and_schedules_pages(
     schedules = await client.get("/schedules")
     assert "0 3 * * *" in schedules.text
     assert "nightly_report" in schedules.text
+
+
+async def test_the_queue_filter_keeps_the_runs_of_one_queue(
+    demo: _ui_app.Demo, client: httpx.AsyncClient
+) -> None:
+    """?queue=orders lists the enqueued orders only, not the runs called directly."""
+    await demo.order.enqueue(order="q8", amount=1)
+    await demo.greet.enqueue(name="queued", queue="other")
+    assert run_ids(await client.get("/", params={"queue": "orders"})) == ["order-q8"]
+    assert run_ids(await client.get("/", params={"queue": "other"})) == ["greet-queued"]
+
+
+async def test_retry_hands_a_failed_run_to_a_worker(
+    demo: _ui_app.Demo, client: httpx.AsyncClient
+) -> None:
+    """Retry puts the failed run back in its queue, queued for a worker."""
+    token = token_of(await client.get("/runs/order-bad"))
+    response = await client.post(
+        "/actions/retry", data={"run_id": "order-bad", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert "notice=Retry+handed+to+a+worker" in response.headers["location"]
+    run = await demo.wf.get_run("order-bad")
+    assert (run.status, run.queue) == ("queued", "orders")
+
+
+async def test_start_now_drops_the_delay_of_a_queued_run(
+    demo: _ui_app.Demo, client: httpx.AsyncClient
+) -> None:
+    """ "Start now" on a run delayed by an hour makes it ready at once."""
+    await demo.order.enqueue(order="later", amount=1, delay=3600)
+    [before] = await demo.wf.queue_stats()
+    assert (before.ready, before.delayed) == (0, 1)
+    page = await client.get("/runs/order-later")
+    assert "Start now" in page.text
+    started = await client.post(
+        "/actions/resume", data={"run_id": "order-later", "csrf_token": token_of(page)}
+    )
+    assert started.status_code == 303
+    [after] = await demo.wf.queue_stats()
+    assert (after.ready, after.delayed) == (1, 0)
+
+
+async def test_a_refused_action_explains_why(demo: _ui_app.Demo, client: httpx.AsyncClient) -> None:
+    """Retrying a completed run is refused, and the run page says why."""
+    token = token_of(await client.get("/runs/greet-ada"))
+    response = await client.post(
+        "/actions/retry", data={"run_id": "greet-ada", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    page = await client.get(response.headers["location"])
+    assert "it is completed" in page.text
+    assert (await demo.wf.get_run("greet-ada")).status == "completed"
+
+
+async def test_parent_and_child_runs_link_to_each_other(
+    demo: _ui_app.Demo, client: httpx.AsyncClient
+) -> None:
+    """A parent's page links to its child run, and the child's page to its parent."""
+    await demo.bundle(name="kit")
+    parent = await client.get("/runs/bundle-kit")
+    children = parent.text.split('id="children"', 1)
+    assert len(children) == 2
+    assert 'href="/runs/greet-kit-gift"' in children[1]
+    child = await client.get("/runs/greet-kit-gift")
+    assert 'href="/runs/bundle-kit"' in child.text.split("<dt>Parent</dt>", 1)[1]

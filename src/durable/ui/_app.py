@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from durable.errors import DurableError, RunNotFoundError
 from durable.ui import _format, _security
-from durable.ui._source import MAX_WINDOW, PAGE_SIZE, RunFilter, Source
+from durable.ui._source import PAGE_SIZE, SCAN_LIMIT, RunFilter, Source
 
 if TYPE_CHECKING:
     from durable._workflow import Workflow
@@ -114,11 +114,11 @@ class UI:
         query = RunFilter(
             status=status,
             workflow=params.get("workflow") or None,
-            queue=(params.get("queue") or None) if "queue" in self.source.listing_options else None,
+            queue=params.get("queue") or None,
             since=None if since_key is None else datetime.now(UTC) - SINCE_CHOICES[since_key],
             id_prefix=params.get("q") or None,
             cursor=params.get("cursor") or None,
-            limit=max(1, min(limit, MAX_WINDOW)),
+            limit=max(1, min(limit, SCAN_LIMIT)),
         )
         page = await self.source.runs(query)
         kept = {
@@ -128,9 +128,8 @@ class UI:
         }
         next_url = None
         if page.next_cursor is not None:
-            next_url = "?" + urlencode({**kept, "cursor": page.next_cursor})
-        elif page.next_limit is not None:
-            next_url = "?" + urlencode({**kept, "limit": page.next_limit})
+            size = {} if limit == PAGE_SIZE else {"limit": limit}
+            next_url = "?" + urlencode({**kept, **size, "cursor": page.next_cursor})
         return self.render(
             request,
             "runs.html",
@@ -139,7 +138,6 @@ class UI:
                 "filters": kept,
                 "statuses": self.source.statuses,
                 "since_choices": list(SINCE_CHOICES),
-                "queue_filter": "queue" in self.source.listing_options,
                 "next_url": next_url,
                 "first_url": "?" + urlencode(kept) if params.get("cursor") else None,
             },
@@ -153,7 +151,7 @@ class UI:
             return self.render(
                 request, "error.html", {"message": f"There is no run {run_id!r}."}, 404
             )
-        children = await self.source.children(run_id)
+        children = await self.source.children(run)
         signals = [step for step in run.steps if step.task.startswith("durable.signal:")]
         return self.render(
             request,
@@ -163,8 +161,6 @@ class UI:
                 "bars": _format.timeline(run),
                 "children": children,
                 "signals": signals,
-                "can_requeue": self.source.can_requeue,
-                "can_delete": self.source.can_delete,
             },
         )
 
@@ -173,11 +169,7 @@ class UI:
         return self.render(
             request,
             "queues.html",
-            {
-                "queues": queues,
-                "workers": workers,
-                "queue_filter": "queue" in self.source.listing_options,
-            },
+            {"queues": queues, "workers": workers},
         )
 
     async def schedules_page(self, request: Request) -> Response:
@@ -233,9 +225,7 @@ class UI:
             await wf.delete_run(run_id)
             return f"Run {run_id!r} deleted."
         # resume and retry: hand the run to a worker.
-        if not self.source.can_requeue:
-            raise ValueError("this version of durable cannot hand a run to a worker")
-        await wf.requeue(run_id)  # type: ignore[attr-defined]
+        await wf.requeue(run_id)
         return "Run handed to a worker." if name == "resume" else "Retry handed to a worker."
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
