@@ -1,21 +1,21 @@
-"""Fixtures of the UI tests: the demo app on a SQLite file, with runs in each state."""
+"""Fixtures of the UI tests: the demo app on each kind of store, with runs in each state."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from tests.ui import _ui_app
 
 from durable.errors import DurableError
+from durable.stores.base import Store
+from tests.ui import _ui_app
 
 
 @pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[_ui_app.Demo]:
-    """The demo app on a fresh SQLite file, with two completed runs and a failed one."""
-    app = _ui_app.build(str(tmp_path / "ui.db"))
+async def demo(store: Store) -> AsyncIterator[_ui_app.Demo]:
+    """The demo app on the test's store, with two completed runs and a failed one."""
+    app = _ui_app.build(store)
     await populate(app)
     try:
         yield app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -165,11 +164,16 @@ class UI:
         )
 
     async def queues_page(self, request: Request) -> Response:
-        queues, workers = await asyncio.gather(self.source.queues(), self.source.workers())
+        workers = await self.source.workers()
+        try:
+            queues = await self.source.queues()
+            unsupported = None
+        except NotImplementedError as exc:
+            queues, unsupported = [], str(exc)
         return self.render(
             request,
             "queues.html",
-            {"queues": queues, "workers": workers},
+            {"queues": queues, "workers": workers, "unsupported": unsupported},
         )
 
     async def schedules_page(self, request: Request) -> Response:
