@@ -6,10 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from tests.ui import _ui_app
 
 from durable.errors import DurableError
 from durable.stores.base import Store
-from tests.ui import _ui_app
 
 
 @pytest.fixture
