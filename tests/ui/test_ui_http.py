@@ -341,3 +341,12 @@ async def test_the_queues_page_answers_on_every_store(client: httpx.AsyncClient)
     assert page.status_code == 200
     assert "<h2>Workers</h2>" in page.text
     assert ('id="queues"' in page.text) != ('id="queues-unsupported"' in page.text)
+
+
+async def test_a_message_in_a_crafted_link_is_not_shown(client: httpx.AsyncClient) -> None:
+    """Only messages the UI signed itself appear: a link cannot put words in its mouth."""
+    page = await client.get("/runs/order-bad", params={"problem": "Call +1 555 0100 now"})
+    assert page.status_code == 200
+    assert "555 0100" not in page.text
+    forged = await client.get("/", params={"notice": "All good", "sig": "0" * 32})
+    assert "All good" not in forged.text

@@ -64,6 +64,7 @@ class UI:
         self.auth = auth
         self.read_only = read_only
         self.templates = _environment()
+        self.flash = _security.Flash()
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -89,8 +90,8 @@ class UI:
             read_only=self.read_only,
             csrf_field=_security.CSRF_FIELD,
             csrf_token=token,
-            notice=request.query_params.get("notice"),
-            problem=request.query_params.get("problem"),
+            notice=self.flash.read(request, "notice"),
+            problem=self.flash.read(request, "problem"),
             page=template.removesuffix(".html"),
             **context,
         )
@@ -206,10 +207,12 @@ class UI:
             )
         except (DurableError, ValueError, NotImplementedError) as exc:
             logger.info("UI action %s on run %r refused: %s", name, run_id, exc)
-            return RedirectResponse(f"{run_url}?{urlencode({'problem': str(exc)})}", 303)
+            return RedirectResponse(
+                f"{run_url}?{urlencode(self.flash.query('problem', str(exc)))}", 303
+            )
         if name == "delete":
-            return RedirectResponse(f"{base}/?{urlencode({'notice': notice})}", 303)
-        return RedirectResponse(f"{run_url}?{urlencode({'notice': notice})}", 303)
+            return RedirectResponse(f"{base}/?{urlencode(self.flash.query('notice', notice))}", 303)
+        return RedirectResponse(f"{run_url}?{urlencode(self.flash.query('notice', notice))}", 303)
 
     async def _perform(self, name: str, run_id: str, form: Any) -> str:
         wf = self.source.wf
