@@ -18,6 +18,7 @@ class Demo:
     greet: Any
     order: Any
     bundle: Any
+    dispatch: Any
 
 
 def build(db: Any) -> Demo:
@@ -48,12 +49,22 @@ def build(db: Any) -> Demo:
     async def bundle(name: str) -> str:
         return await greet(name=f"{name}-gift")
 
+    @wf.task
+    async def ship(order: str, ready_flag: str) -> str:
+        if not os.path.exists(ready_flag):
+            raise RuntimeError(f"order {order}: the warehouse is not ready")
+        return f"shipped {order}"
+
+    @wf.workflow(id="dispatch-{order}", queue="orders")
+    async def dispatch(order: str, ready_flag: str) -> str:
+        return await ship(order, ready_flag)
+
     @wf.schedule("0 3 * * *", catchup="none")
     @wf.workflow
     async def nightly_report(scheduled_at: datetime) -> str:
         return scheduled_at.isoformat()
 
-    return Demo(wf, greet, order, bundle)
+    return Demo(wf, greet, order, bundle, dispatch)
 
 
 wf = build(os.environ["UI_DB"]).wf if "UI_DB" in os.environ else None

@@ -169,6 +169,30 @@ async def test_send_a_signal_and_see_the_run_complete(
     shot(driver, db, "run-completed")
 
 
+async def test_retry_a_failed_run_once_its_cause_is_fixed(
+    driver: Any, ui: str, db: str, demo: _ui_app.Demo, worker: None, tmp_path: Path
+) -> None:
+    """A run failed for want of a file; once the file exists, Retry lets a worker complete it."""
+    flag = tmp_path / "warehouse-ready"
+    with pytest.raises(RuntimeError, match="the warehouse is not ready"):
+        await demo.dispatch(order="D4", ready_flag=str(flag))
+    flag.touch()
+
+    driver.get(f"{ui}runs/dispatch-D4")
+    assert "the warehouse is not ready" in driver.find_element("id", "run-traceback").text
+    driver.find_element("id", "action-retry").click()
+    assert driver.find_element("css selector", ".flash.notice").text == "Retry handed to a worker."
+
+    async def completed() -> bool:
+        return (await demo.wf.get_run("dispatch-D4")).status == "completed"
+
+    await _browser.eventually(completed, "the retried run to complete")
+    driver.refresh()
+    assert driver.find_element("css selector", "#run-status .status").text == "completed"
+    assert driver.find_element("id", "run-output").text == '"shipped D4"'
+    assert driver.find_elements("id", "run-error") == []
+
+
 async def test_the_queues_and_schedules_pages(
     driver: Any, ui: str, db: str, demo: _ui_app.Demo
 ) -> None:
