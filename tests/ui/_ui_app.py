@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,7 +52,7 @@ def build(db: Any) -> Demo:
 
     @wf.task
     async def ship(order: str, ready_flag: str) -> str:
-        if not os.path.exists(ready_flag):
+        if not await asyncio.to_thread(os.path.exists, ready_flag):
             raise RuntimeError(f"order {order}: the warehouse is not ready")
         return f"shipped {order}"
 
