@@ -97,6 +97,10 @@ async def test_unknown_runs_actions_and_methods_are_refused(client: httpx.AsyncC
     assert missing.status_code == 404
     assert "no-such-run" in missing.text
     assert (await client.get("/nowhere")).status_code == 404
+    assert (await client.get("/runs/" + "x" * 5000)).status_code == 404  # not a valid run id
+    bad_cursor = await client.get("/", params={"cursor": "not-a-cursor"})
+    assert bad_cursor.status_code == 400
+    assert "is not a cursor" in bad_cursor.text
     token = token_of(await client.get("/runs/order-bad"))
     unknown = await client.post("/actions/explode", data={"csrf_token": token, "run_id": "x"})
     assert unknown.status_code == 404

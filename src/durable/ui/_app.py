@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from durable.errors import DurableError, RunNotFoundError
+from durable.errors import ConfigurationError, DurableError, RunIdError, RunNotFoundError
 from durable.ui import _format, _security
 from durable.ui._source import PAGE_SIZE, SCAN_LIMIT, RunFilter, Source
 
@@ -120,7 +120,10 @@ class UI:
             cursor=params.get("cursor") or None,
             limit=max(1, min(limit, SCAN_LIMIT)),
         )
-        page = await self.source.runs(query)
+        try:
+            page = await self.source.runs(query)
+        except ConfigurationError as exc:  # a cursor or filter the API refuses
+            raise HTTPException(400, str(exc)) from None
         kept = {
             key: value
             for key, value in params.items()
@@ -147,7 +150,7 @@ class UI:
         run_id = request.path_params["run_id"]
         try:
             run = await self.source.run(run_id)
-        except RunNotFoundError:
+        except (RunNotFoundError, RunIdError):
             return self.render(
                 request, "error.html", {"message": f"There is no run {run_id!r}."}, 404
             )
