@@ -362,8 +362,8 @@ class Store(ABC):
         with ``after`` = ``(created_at, run_id)`` of the last run of the
         previous page, the run comes after it in this order (keyset paging).
 
-        A store answers each filter from an index, never by reading every
-        run of the app.
+        A durable store answers each filter from an index (the in-memory
+        store may filter its dict), never by reading every run of the app.
         """
 
     async def queue_stats(self, app: str) -> list[QueueCounts]:
