@@ -1385,9 +1385,10 @@ class RedisStore(Store):
             k.signals(app, run_id),
             k.deletion(app, uuid.uuid4().hex),
             k.index(app),
+            k.ids(app),
             *k.statuses(app),
         ]
-        reply = await self._script("delete_run", keys, [run_id])
+        reply = await self._script("delete_run", keys, [run_id, *k.stems(app)])
         if reply is None:
             return None
         if reply[0] == 0:
@@ -1426,7 +1427,7 @@ class RedisStore(Store):
         async with await self._connected() as conn:
             for status in dict.fromkeys(statuses):
                 index = await self._status_index(conn, app, status)
-                keys = [index, k.index(app), *k.statuses(app)]
+                keys = [index, k.index(app), k.ids(app), *k.statuses(app)]
                 offset = 0
                 while limit is None or total < limit:
                     wanted = _redis_retention.SCAN_PAGE if limit is None else limit - total
