@@ -32,7 +32,7 @@ end
 # when unfinished, else {1, the run's fields before the delete}. The log
 # keeps those fields a minute: a retry of a call whose first attempt ran
 # answers as that attempt did.
-DELETE_RUN: Final = _UNLIST + """
+DELETE_RUN: Final = """
 local earlier = redis.call('HGETALL', KEYS[4])
 if #earlier > 0 then return {1, earlier} end
 local flat = redis.call('HGETALL', KEYS[1])
@@ -58,7 +58,7 @@ return {1, flat}
 # wanted status that finished before the cutoff. Returns {deleted, skipped,
 # exhausted}: ``skipped`` members were kept, so the next call starts at
 # offset + skipped.
-PRUNE: Final = _UNLIST + f"""
+PRUNE: Final = f"""
 local cutoff, wanted, offset = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local dry, status, head, tail = ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7]
 -- A little more than wanted: some members may be kept (they finished later).
@@ -92,4 +92,5 @@ local exhausted = #ids < page
 return {{deleted, skipped, exhausted and 1 or 0}}
 """
 
-SCRIPTS: Final = (("delete_run", DELETE_RUN), ("prune", PRUNE))
+# Both scripts call unlist().
+SCRIPTS: Final = (("delete_run", _UNLIST + DELETE_RUN), ("prune", _UNLIST + PRUNE))
