@@ -41,6 +41,7 @@ from durable.stores.base import (
     StepStatus,
     Store,
 )
+from durable.testing._parking_contract import ParkingContract
 from durable.testing._queue_contract import QueueContract
 
 __all__ = ["StoreContract"]
@@ -430,7 +431,7 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract):
+class StoreContract(QueueContract, ParkingContract):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture
