@@ -46,6 +46,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--poll-interval", type=float, default=1.0, help="seconds between looks at the store"
     )
+    parser.add_argument(
+        "--park-after",
+        type=float,
+        default=None,
+        help="seconds of sleep or signal wait after which a run parks (default: the app's)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.set_defaults(handler=_run)
     return parser
@@ -94,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 grace=args.grace,
                 poll_interval=args.poll_interval,
+                park_after=args.park_after,
             )
         finally:
             await app.close()
