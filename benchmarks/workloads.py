@@ -684,7 +684,10 @@ async def parked_rss(params: dict[str, Any]) -> dict[str, Any]:
             idle = _rss_kb()
             started = time.monotonic()
             enqueuer = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "parked_enqueue", json.dumps(params),
+                sys.executable,
+                __file__,
+                "parked_enqueue",
+                json.dumps(params),
                 stdout=asyncio.subprocess.DEVNULL,
             )
             await enqueuer.wait()
@@ -695,7 +698,7 @@ async def parked_rss(params: dict[str, Any]) -> dict[str, Any]:
                         return True
                 return False
 
-            while await left():
+            while await left():  # noqa: ASYNC110 - the store is polled
                 await asyncio.sleep(0.5)
             elapsed = time.monotonic() - started
             await asyncio.sleep(1.0)

@@ -43,9 +43,10 @@ class RunHandle(Generic[R]):
         return f"RunHandle({self.run_id!r}, app={self.app.name!r})"
 
     async def status(self) -> RunState:
-        """``"queued"``, ``"running"``, ``"waiting"``, ``"completed"``, ``"failed"`` or ``"cancelled"``.
+        """The run's status: ``"queued"``, ``"running"``, ``"waiting"``, or a final one.
 
-        ``"waiting"``: parked by a worker in a long sleep or signal wait.
+        Final: ``"completed"``, ``"failed"``, ``"cancelled"``. ``"waiting"``:
+        parked by a worker in a long sleep or signal wait.
         """
         return (await self._record()).status
 

@@ -34,7 +34,7 @@ async def serving(wf: Workflow, **options: Any) -> AsyncIterator[asyncio.Task[No
 async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 30.0) -> None:
     """Wait until ``check()`` is true; fail naming ``what`` after ``seconds``."""
     async with asyncio.timeout(seconds):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 - the store is polled
             await asyncio.sleep(0.02)
     assert await check(), what
 

@@ -87,7 +87,7 @@ async def statuses(app: Workflow, run_ids: list[str]) -> list[str]:
 
 async def until_all(app: Workflow, run_ids: list[str], status: str) -> None:
     async with asyncio.timeout(60):
-        while await statuses(app, run_ids) != [status] * len(run_ids):
+        while await statuses(app, run_ids) != [status] * len(run_ids):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 

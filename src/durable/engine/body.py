@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable.engine import serde
 from durable.engine.context import RunContext, current_run, current_step
-from durable.engine.parking import ParkPolicy, Parked
+from durable.engine.parking import Parked, ParkPolicy
 from durable.errors import (
     LeaseLostError,
     RunCancelledError,

@@ -492,9 +492,7 @@ class Executor:
             # look again later rather than spin.
             await asyncio.sleep(delay)
             run = await store.get_run(app, run.run_id) or run
-        while run.status == "waiting" or (
-            run.status == "running" and not self._may_take_over(run)
-        ):
+        while run.status == "waiting" or (run.status == "running" and not self._may_take_over(run)):
             if not logged:
                 logger.info(
                     "run %s is %s; waiting for its outcome",

@@ -24,7 +24,7 @@ from durable.errors import LeaseLostError
 __all__ = ["ParkPolicy", "Parked", "may_park", "park"]
 
 
-class Parked(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Parked(BaseException):
     """Unwinds the body of a run that was just parked in the store."""
 
 

@@ -577,13 +577,13 @@ def _claim_queued(
             break
         wanted = min(wanted, _queue_room(db, app, limits, now))
         if wanted > 0:
-            params = (owner, now + lease_ttl, now, app, limits.name, now, wanted)
-            woken = _started(db, app, _WAKE_PARKED_SQL, params)
+            wake = (owner, now + lease_ttl, now, app, limits.name, now, wanted)
+            woken = _started(db, app, _WAKE_PARKED_SQL, wake)
             claims += woken
             wanted -= len(woken)
         if wanted > 0:
-            params = (owner, now + lease_ttl, now, now, app, limits.name, now, wanted)
-            claims += _started(db, app, _START_QUEUED_SQL, params)
+            start = (owner, now + lease_ttl, now, now, app, limits.name, now, wanted)
+            claims += _started(db, app, _START_QUEUED_SQL, start)
     return claims
 
 
@@ -601,9 +601,7 @@ def _queue_room(db: sqlite3.Connection, app: str, limits: QueueLimits, now: floa
     return room_left(limits, running, started)
 
 
-def _started(
-    db: sqlite3.Connection, app: str, sql: str, params: tuple[Any, ...]
-) -> list[Claim]:
+def _started(db: sqlite3.Connection, app: str, sql: str, params: tuple[Any, ...]) -> list[Claim]:
     """Run _START_QUEUED_SQL or _WAKE_PARKED_SQL; the runs it started as claims, in order."""
     rows = db.execute(sql, params).fetchall()
     order = 16 if sql is _WAKE_PARKED_SQL else 15  # not_before, or priority

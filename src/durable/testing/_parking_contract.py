@@ -61,8 +61,8 @@ class ParkingContract:
         run = await running(store, "r1")
         await store.park_run(APP, "r1", run.token, queue="q", wake_at=time.time() + PAST)
         now = time.time()
+        step = StepRecord("s2", 1, "t", "completed", "1", None, 1, now, now)
         with pytest.raises(LeaseLostError):
-            step = StepRecord("s2", 1, "t", "completed", "1", None, 1, now, now)
             await store.save_step(APP, "r1", run.token, step)
         again = NewRun(APP, "r1", "wf", '{"n": 1}')
         claim = await store.claim_run(again, owner="caller", lease_ttl=LONG)
