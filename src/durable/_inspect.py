@@ -150,7 +150,7 @@ def _wake_at(record: StepRecord, result: Any) -> float | None:
 
 
 def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
-    finished = run.status != "running"
+    finished = run.status in ("completed", "failed", "cancelled")
     inputs = _json(run.inputs)
     now = time.time()
     return RunInfo(

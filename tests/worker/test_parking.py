@@ -80,6 +80,8 @@ async def test_a_long_sleep_parks_and_wakes_on_time(make_app: Callable[..., Work
 
         await until(parked, "the run parked")
         assert counter.calls == {"before-3": 1}
+        info = await wf.get_run(handle.run_id)
+        assert (info.status, info.finished_at, info.owner) == ("waiting", None, None)
         assert await handle.result(timeout=30) == 33
     assert counter.calls == {"before-3": 1, "after-3": 1}
     info = await wf.get_run(handle.run_id)
