@@ -645,8 +645,9 @@ _SCRIPTS = (
 )
 
 # 1 (no layout key): runs listed per app in one sorted set.
-# 2: and per app and status. (The "queued" index came later without a new
-#    layout: it starts empty, as no earlier version wrote a queued run.)
+# 2: and per app and status. (The "queued" and "waiting" indexes came later
+#    without a new layout: each starts empty, as no earlier version wrote a
+#    run with that status.)
 _LAYOUT_VERSION = 2
 _LIST_PAGE = 200
 # Runs renewed by one script call: the server runs nothing else meanwhile.
