@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from durable.engine.runtime import Runtime
     from durable.stores.base import Claim, RunRecord
     from durable.worker.queues import Queue
+    from durable.worker.retention import Pruner
     from durable.worker.schedules import Scheduler
 
 __all__ = ["DEFAULT_PARK_AFTER", "Worker", "park_seconds"]
@@ -59,6 +60,7 @@ class Worker:
         grace: float,
         park_after: float,
         scheduler: Scheduler | None = None,
+        pruner: Pruner | None = None,
     ) -> None:
         self.runtime = runtime
         self.executor = executor
@@ -69,6 +71,7 @@ class Worker:
         self.recover_interval = recover_interval
         self.grace = grace
         self.scheduler = scheduler
+        self.pruner = pruner
         # Runs without a queue of their own (adopted ones) park in one this
         # worker serves, so that workers like it wake them.
         names = [q.name for q in self.queues]
@@ -96,9 +99,14 @@ class Worker:
             names,
             extra={"action": "worker_started"},
         )
+        # Pruning runs beside the claim loop: a long prune never delays a claim.
+        pruning = None if self.pruner is None else asyncio.create_task(self.pruner.run())
         try:
             await self._serve()
         finally:
+            if pruning is not None:
+                pruning.cancel()
+                await asyncio.wait([pruning])
             await self._drain()
 
     async def _serve(self) -> None:
