@@ -10,8 +10,15 @@ from typing import ClassVar
 
 import pytest
 
-from durable.errors import LeaseLostError
-from durable.stores.base import NewRun, QueueLimits, RunRecord, StepRecord, Store
+from durable.errors import LeaseLostError, RunNotFinishedError
+from durable.stores.base import (
+    FINAL_STATUSES,
+    NewRun,
+    QueueLimits,
+    RunRecord,
+    StepRecord,
+    Store,
+)
 from durable.testing._queue_contract import APP, LONG, enqueue, queued, take
 
 PAST = -1.0  # a wake time this many seconds from now: due already
@@ -160,3 +167,51 @@ class ParkingContract:
         await store.send_signal(APP, "r1", "go", "1")
         assert await take(store, "q") == []
         assert (await stored(store, "r1")).status == "cancelled"
+
+    async def test_a_parked_run_is_never_deleted_nor_pruned(self, store: Store) -> None:
+        """Waiting is unfinished: delete_run refuses it, a prune neither counts nor deletes it."""
+        run = await running(store, "r1")
+        await store.park_run(APP, "r1", run.token, queue="q", wake_at=time.time() + FUTURE)
+        with pytest.raises(RunNotFinishedError):
+            await store.delete_run(APP, "r1")
+        later = time.time() + 2 * FUTURE
+        assert (
+            await store.count_prunable_runs(APP, finished_before=later, statuses=FINAL_STATUSES)
+            == 0
+        )
+        assert (
+            await store.prune_runs(APP, finished_before=later, statuses=FINAL_STATUSES, limit=10)
+            == 0
+        )
+        assert (await stored(store, "r1")).status == "waiting"
+
+    async def test_requeue_leaves_a_parked_run_waiting(self, store: Store) -> None:
+        """requeue_run refuses a waiting run: it wakes at its own time or on its signal."""
+        run = await running(store, "r1")
+        wake = time.time() + FUTURE
+        await store.park_run(APP, "r1", run.token, queue="q", wake_at=wake)
+        answer = await store.requeue_run(APP, "r1", queue="q")
+        assert answer is not None
+        kept, requeued = answer
+        assert (requeued, kept.status) == (False, "waiting")
+        after = await stored(store, "r1")
+        assert after.status == "waiting"
+        assert after.not_before == pytest.approx(wake, abs=1e-3)
+        assert await take(store, "q") == []
+
+    async def test_parked_runs_are_not_counted_as_running_by_queue_stats(
+        self, store: Store
+    ) -> None:
+        """queue_stats counts a queue's running runs; a parked one holds no slot."""
+        first = await running(store, "r1")
+        await running(store, "r2")
+        await store.park_run(APP, "r1", first.token, queue="q", wake_at=time.time() + FUTURE)
+        [counts] = await store.queue_stats(APP)
+        assert (counts.queue, counts.ready, counts.delayed, counts.running) == ("q", 0, 0, 1)
+
+    async def test_a_run_parked_into_a_queue_is_listed_under_it(self, store: Store) -> None:
+        """A run without a queue that parks in one is found by list_runs(queue=...)."""
+        claim = await store.claim_run(NewRun(APP, "direct", "wf", "{}"), owner="a", lease_ttl=LONG)
+        await store.park_run(APP, "direct", claim.run.token, queue="home", wake_at=None)
+        listed = await store.list_runs(APP, queue="home", status="waiting")
+        assert [r.run_id for r in listed] == ["direct"]
