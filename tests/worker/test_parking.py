@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from durable import Workflow
-from durable.errors import ConfigurationError, RunCancelledError, SignalTimeoutError
+from durable.errors import (
+    ConfigurationError,
+    RunCancelledError,
+    RunConflictError,
+    RunNotFinishedError,
+    SignalTimeoutError,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -254,3 +260,27 @@ async def test_park_after_must_be_seconds(make_app: Callable[..., Workflow], bad
     wf = make_app()
     with pytest.raises(ConfigurationError, match="park_after"):
         await wf.serve(park_after=bad, handle_signals=False)
+
+
+async def test_a_parked_run_is_listed_kept_and_not_requeued(
+    make_app: Callable[..., Workflow],
+) -> None:
+    """Listed as waiting; delete_run and requeue refuse it, saying why; it still completes."""
+    wf = make_app(park_after=PARK_AFTER)
+    counter = Counter()
+    nap = napping(wf, counter, seconds=2.0)
+    handle = await nap.enqueue(4)
+    async with serving(wf):
+
+        async def parked() -> bool:
+            return await handle.status() == "waiting"
+
+        await until(parked, "the run parked")
+        listed = await wf.list_runs(status="waiting")
+        assert [info.run_id for info in listed] == [handle.run_id]
+        with pytest.raises(RunNotFinishedError, match="waiting"):
+            await wf.delete_run(handle.run_id)
+        with pytest.raises(RunConflictError, match="parked"):
+            await wf.requeue(handle.run_id)
+        assert await handle.result(timeout=30) == 44
+    assert counter.calls == {"before-4": 1, "after-4": 1}
