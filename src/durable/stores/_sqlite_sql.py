@@ -302,6 +302,14 @@ _SEND_SIGNAL_SQL: Final = """
     RETURNING idx
 """
 
+# Index 0 exists exactly when a signal of that name was ever sent: the primary
+# key makes the insert the atomic first-delivery-wins test.
+_SEND_SIGNAL_ONCE_SQL: Final = """
+    INSERT INTO durable_signals (app, run_id, name, idx, payload) VALUES (?, ?, ?, 0, ?)
+    ON CONFLICT (app, run_id, name, idx) DO NOTHING
+    RETURNING idx
+"""
+
 _READ_SIGNAL_SQL: Final = """
     SELECT payload FROM durable_signals WHERE app = ? AND run_id = ? AND name = ? AND idx = ?
 """

@@ -271,6 +271,14 @@ class InMemoryStore(Store):
         queue.append(payload)
         return len(queue) - 1
 
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        queue = self._signals.setdefault((app, run_id, name), [])
+        if queue:
+            return False
+        queue.append(payload)
+        return True
+
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         queue = self._signals.get((app, run_id, name), [])
         return queue[index] if 0 <= index < len(queue) else None

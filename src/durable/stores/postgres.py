@@ -838,6 +838,13 @@ class PostgresStore(Store):
         row = await self._fetchrow(statements.SEND_SIGNAL, app, run_id, name, payload, uuid.uuid4())
         return int(row["idx"])
 
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        row = await self._fetchrow(
+            statements.SEND_SIGNAL_ONCE, app, run_id, name, payload, uuid.uuid4()
+        )
+        return row is not None
+
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._fetchrow(statements.READ_SIGNAL, app, run_id, name, index)
         return None if row is None else str(row["payload"])

@@ -411,6 +411,17 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return idx
 """
 
+# KEYS: signals, run. ARGV: name, payload, nonce. Returns 1 when stored.
+# The per-name counter exists once any signal of that name was sent.
+_SEND_SIGNAL_ONCE = """
+if redis.call('HEXISTS', KEYS[1], 'k:' .. ARGV[3]) == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[1], 'n:' .. ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'n:' .. ARGV[1], 1, 'v:0:' .. ARGV[1], ARGV[2], 'k:' .. ARGV[3], 0)
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
 # KEYS: the app's status indexes, then run keys. ARGV: the runs' ids.
 # Puts each run in the index of its current status: run once per app on data
 # written before status indexes existed. Idempotent, and atomic per call, so
@@ -565,6 +576,7 @@ _SCRIPTS = (
     ("finish", _FINISH),
     ("cancel", _CANCEL),
     ("send_signal", _SEND_SIGNAL),
+    ("send_signal_once", _SEND_SIGNAL_ONCE),
     ("reindex", _REINDEX),
 )
 
@@ -1197,6 +1209,15 @@ class RedisStore(Store):
             [name, payload, uuid.uuid4().hex],
         )
         return int(index)
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        stored = await self._script(
+            "send_signal_once",
+            [self._keys.signals(app, run_id), self._keys.run(app, run_id)],
+            [name, payload, uuid.uuid4().hex],
+        )
+        return bool(int(stored))
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         async with await self._connected() as conn:

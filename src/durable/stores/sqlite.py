@@ -64,6 +64,7 @@ from durable.stores._sqlite_sql import (
     _READ_SIGNAL_SQL,
     _READONLY,
     _SCHEMA,
+    _SEND_SIGNAL_ONCE_SQL,
     _SYNCHRONOUS_PRAGMAS,
     SCHEMA_VERSION,
     _cancel_sync,
@@ -558,6 +559,11 @@ class SQLiteStore(Store):
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
         return await self._call(_send_signal_sync, app, run_id, name, payload)
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        row = await self._call(_fetchone, _SEND_SIGNAL_ONCE_SQL, (app, run_id, name, payload))
+        return row is not None
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._call(_fetchone, _READ_SIGNAL_SQL, (app, run_id, name, index))

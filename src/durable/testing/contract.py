@@ -42,6 +42,7 @@ from durable.stores.base import (
     Store,
 )
 from durable.testing._queue_contract import QueueContract
+from durable.testing._signal_once_contract import SignalOnceContract
 
 __all__ = ["StoreContract"]
 
@@ -430,7 +431,7 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract):
+class StoreContract(QueueContract, SignalOnceContract):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture
