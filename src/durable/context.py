@@ -16,27 +16,26 @@ The step being executed (its idempotency key, attempt number, ...) is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from durable.engine.context import current_run as _current_run
+from durable.engine.context import current_step as _current_step
 from durable.errors import NotInWorkflowError
-
-if TYPE_CHECKING:
-    from durable.stores.base import Store
 
 __all__ = ["RunContext", "current_run"]
 
 
 class RunContext:
-    """A read-only view of the executing run: app, workflow, run id and store."""
+    """The executing run: its app, workflow name and run id.
 
-    __slots__ = ("app", "run_id", "store", "workflow")
+    Unlike python-durable 0.2's class of this name it carries no store (the
+    app's is ``wf.store``) and allocates no step ids: the engine does.
+    """
 
-    def __init__(self, app: str, workflow: str, run_id: str, store: Store) -> None:
+    __slots__ = ("app", "run_id", "workflow")
+
+    def __init__(self, app: str, workflow: str, run_id: str) -> None:
         self.app = app
         self.workflow = workflow
         self.run_id = run_id
-        self.store = store
 
     @property
     def workflow_id(self) -> str:
@@ -53,9 +52,13 @@ def current_run() -> RunContext:
     Raises :class:`~durable.errors.NotInWorkflowError` anywhere else.
     """
     ctx = _current_run.get()
-    if ctx is None:
-        raise NotInWorkflowError(
-            "durable.context.current_run() is only available inside a workflow run"
-        )
-    runtime = ctx.runtime
-    return RunContext(runtime.app, ctx.workflow, ctx.run_id, runtime.store)
+    if ctx is not None:
+        return RunContext(ctx.runtime.app, ctx.workflow, ctx.run_id)
+    # A task body runs outside the run's context (its task calls are plain
+    # calls), but inside its step's.
+    step = _current_step.get()
+    if step is not None:
+        return RunContext(step.app, step.workflow, step.run_id)
+    raise NotInWorkflowError(
+        "durable.context.current_run() is only available inside a workflow run"
+    )
