@@ -168,10 +168,12 @@ def test_bad_defaults_are_named(options: dict[str, Any], named: str) -> None:
         Workflow("bad", db=InMemoryStore(), **options)
 
 
-def test_db_may_be_passed_positionally(tmp_path: Path) -> None:
-    """Workflow("app", "jobs.db") names the SQLite file, as 0.2's signature allowed."""
-    wf = Workflow("app", str(tmp_path / "jobs.db"))
+def test_0_2_options_may_be_passed_positionally(tmp_path: Path) -> None:
+    """Workflow(name, db, default_retries, default_backoff), in 0.2's order, still works."""
+    backoff = constant(1)
+    wf = Workflow("app", str(tmp_path / "jobs.db"), 5, backoff)
     assert isinstance(wf.store, durable.SQLiteStore)
+    assert (wf.default_retries, wf.default_backoff) == (5, backoff)
 
 
 async def test_run_context_inside_a_run(tmp_path: Path) -> None:
