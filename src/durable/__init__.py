@@ -36,6 +36,7 @@ if _typing.TYPE_CHECKING:
     from durable._inspect import ErrorInfo as ErrorInfo
     from durable._inspect import RunInfo as RunInfo
     from durable._inspect import StepInfo as StepInfo
+    from durable._listing import QueueStats as QueueStats
     from durable.context import RunContext as RunContext
     from durable.stores.memory import InMemoryStore as InMemoryStore
     from durable.stores.redis import RedisStore as RedisStore
@@ -53,6 +54,7 @@ __all__ = [
     "InMemoryStore",
     "NonRetryableError",
     "Queue",
+    "QueueStats",
     "RedisStore",
     "RunContext",
     "RunHandle",
@@ -76,6 +78,7 @@ __all__ = [
 _LAZY = {
     "ErrorInfo": "durable._inspect",
     "InMemoryStore": "durable.stores.memory",
+    "QueueStats": "durable._listing",
     "RedisStore": "durable.stores.redis",
     "RunContext": "durable.context",
     "RunInfo": "durable._inspect",

@@ -82,11 +82,6 @@ async def test_in_memory_example(workdir: Path, capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="RedisStore(ttl=...) comes with the retention of finished runs",
-)
 async def test_redis_example(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """redis_example.py: retries, then a replay from Redis, on the local server it names."""
     await _services.redis_url()  # the example's localhost:6379 is the test server too

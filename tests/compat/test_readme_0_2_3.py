@@ -101,11 +101,6 @@ async def test_signals(wf: Workflow) -> None:
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="RedisStore(ttl=...) comes with the retention of finished runs",
-)
 async def test_redis_store() -> None:
     """The Redis sample builds an app on RedisStore(url=..., ttl=...) that runs workflows."""
     await _services.redis_url()  # the sample's localhost:6379 is the test server too

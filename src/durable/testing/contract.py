@@ -41,7 +41,9 @@ from durable.stores.base import (
     StepStatus,
     Store,
 )
+from durable.testing._listing_contract import ListingContract
 from durable.testing._queue_contract import QueueContract
+from durable.testing._retention_contract import RetentionContract
 from durable.testing._signal_once_contract import SignalOnceContract
 
 __all__ = ["StoreContract"]
@@ -431,7 +433,7 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract, SignalOnceContract):
+class StoreContract(QueueContract, RetentionContract, ListingContract, SignalOnceContract):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture
