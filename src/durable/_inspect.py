@@ -91,12 +91,8 @@ class RunInfo:
     """Where the next page of :meth:`Workflow.list_runs` starts: pass it as ``cursor=``."""
 
 
-def utc(timestamp: float) -> datetime:
-    """A store timestamp as an aware UTC datetime."""
+def _datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
-
-
-_datetime = utc
 
 
 def _json(text: str | None) -> Any:

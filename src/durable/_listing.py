@@ -12,7 +12,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from durable import _inspect
@@ -41,6 +41,10 @@ class QueueStats:
     """Runs of the queue executing (or parked on a wait) right now."""
     oldest_queued_at: datetime | None
     """When the oldest ready run was enqueued (aware UTC), None when none is ready."""
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 def encode_cursor(run: RunRecord) -> str:
@@ -155,7 +159,7 @@ def _stats(counts: QueueCounts) -> QueueStats:
         ready=counts.ready,
         delayed=counts.delayed,
         running=counts.running,
-        oldest_queued_at=None if oldest is None else _inspect.utc(oldest),
+        oldest_queued_at=None if oldest is None else _utc(oldest),
     )
 
 
@@ -184,8 +188,13 @@ async def requeue(wf: Workflow, run_id: str, default_queue: str) -> RunRecord:
         raise RunConflictError(
             f"{where}: it is cancelled; wf.resume({run_id!r}) continues it deliberately"
         )
+    if stored.status == "waiting":
+        raise RunConflictError(
+            f"{where}: it is parked until its wake time or signal, when a worker of its "
+            f"queue {stored.queue!r} continues it"
+        )
     lease = stored.lease_expires_at
-    until = "" if lease is None else f" until {_inspect.utc(lease).isoformat()}"
+    until = "" if lease is None else f" until {_utc(lease).isoformat()}"
     raise RunConflictError(
         f"{where}: it is running, owned by {stored.owner!r} whose lease is live{until}; "
         "cancel it, or requeue it once that owner is gone"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
@@ -182,7 +183,9 @@ def _escape_glob(text: str) -> str:
 #   qstarts:  "run_id:token" of its recent starts, scored by start time (for
 #             rate limits; trimmed to the window by claim_queued).
 #   qseq:     the enqueue sequence counter.
-_QUEUE_KINDS = ("qready", "qdelayed", "qrunning", "qstarts", "qseq")
+#   qparked:  ids of its parked (waiting) runs that have a wake time, scored
+#             by it; claim_queued wakes the due ones before starting others.
+_QUEUE_KINDS = ("qready", "qdelayed", "qrunning", "qstarts", "qseq", "qparked")
 
 
 def _lua_list(names: Sequence[str]) -> str:
@@ -413,7 +416,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
 if status == 'running' then
     redis.call('HSET', KEYS[1], 'cancel', '1', 'updated', fmt(now()))
-elseif status == 'failed' or status == 'queued' then
+elseif status == 'failed' or status == 'queued' or status == 'waiting' then
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', fmt(now()))
     local r = redis.call('HMGET', KEYS[1], 'queue', 'qmember')
     if status == 'queued' and r[1] then
@@ -421,6 +424,8 @@ elseif status == 'failed' or status == 'queued' then
         local q = qkeys(ARGV[2], ARGV[3], r[1])
         redis.call('ZREM', q[1], r[2])
         redis.call('ZREM', q[2], r[2])
+    elseif status == 'waiting' and r[1] then
+        redis.call('ZREM', qkeys(ARGV[2], ARGV[3], r[1])[6], ARGV[1])
     end
     reindex(2, ARGV[1], redis.call('HGET', KEYS[1], 'created'), 'cancelled')
     if ARGV[4] and ARGV[4] ~= '' then
@@ -434,28 +439,89 @@ return redis.call('HGETALL', KEYS[1])
 """
 )
 
-# KEYS: signals, run. ARGV: name, payload, nonce.
-# The nonce makes a retried call return the index of its first attempt.
-_SEND_SIGNAL = """
+# KEYS: signals, run. ARGV: name, payload, nonce, run_id, the app's key stems,
+#       the work channel, the app.
+# The nonce makes a retried call return the index of its first attempt. A
+# parked run becomes due now, and the app is published on the work channel.
+_SEND_SIGNAL = (
+    _PRELUDE
+    + """
 local seen = redis.call('HGET', KEYS[1], 'k:' .. ARGV[3])
 if seen then return tonumber(seen) end
 local idx = redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[1], 1) - 1
 redis.call('HSET', KEYS[1], 'v:' .. idx .. ':' .. ARGV[1], ARGV[2], 'k:' .. ARGV[3], idx)
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+local r = redis.call('HMGET', KEYS[2], 'status', 'queue')
+if r[1] == 'waiting' and r[2] then
+    local t = fmt(now())
+    redis.call('HSET', KEYS[2], 'not_before', t, 'updated', t)
+    redis.call('ZADD', qkeys(ARGV[5], ARGV[6], r[2])[6], t, ARGV[4])
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
 return idx
 """
+)
 
-# KEYS: signals, run. ARGV: name, payload, nonce. Returns 1 when stored.
-# The per-name counter exists once any signal of that name was sent.
-_SEND_SIGNAL_ONCE = """
-if redis.call('HEXISTS', KEYS[1], 'k:' .. ARGV[3]) == 1 then return 1 end
-if redis.call('HEXISTS', KEYS[1], 'n:' .. ARGV[1]) == 1 then return 0 end
+# KEYS: run, signals, then the app's status indexes, then its queue names.
+# ARGV: token, run_id, queue, wake ('' = none), has_signal, signal name, signal
+#       index, the app's key stems, the work channel, the app.
+# Returns 1 when parked (or parked already by this token), 0 when not owned.
+_PARK = (
+    _PRELUDE
+    + """
+local run = KEYS[1]
+local r = redis.call('HMGET', run, 'status', 'token', 'queue', 'created')
+if r[2] ~= ARGV[1] then return 0 end
+if r[1] == 'waiting' then return 1 end
+if r[1] ~= 'running' then return 0 end
+local t = now()
+local queue = r[3] or ARGV[3]
+local wake = ARGV[4]
+if ARGV[5] == '1' and redis.call('HEXISTS', KEYS[2], 'v:' .. ARGV[7] .. ':' .. ARGV[6]) == 1 then
+    -- The signal it waits for is stored already: due at once.
+    wake = fmt(t)
+end
+redis.call('HSET', run, 'status', 'waiting', 'queue', queue, 'updated', fmt(t))
+redis.call('HDEL', run, 'owner', 'lease', 'not_before')
+local q = qkeys(ARGV[8], ARGV[9], queue)
+redis.call('SREM', q[3], ARGV[2])
+if not r[3] then
+    -- An adopted run had no queue: it is listed under the one it parks in now.
+    redis.call('ZADD', ARGV[8] .. 'qlist' .. ARGV[9] .. queue, r[4], ARGV[2])
+    redis.call('SADD', KEYS[3 + NSTATUS], queue)
+end
+if wake ~= '' then
+    redis.call('HSET', run, 'not_before', wake)
+    redis.call('ZADD', q[6], wake, ARGV[2])
+end
+reindex(3, ARGV[2], r[4], 'waiting')
+redis.call('PUBLISH', ARGV[10], ARGV[11])
+return 1
+"""
+)
+
+# KEYS and ARGV as _SEND_SIGNAL's. Returns 0 (the index) when stored, -1 when
+# a signal of that name was sent before; wakes a parked run like _SEND_SIGNAL.
+_SEND_SIGNAL_ONCE = (
+    _PRELUDE
+    + """
+local seen = redis.call('HGET', KEYS[1], 'k:' .. ARGV[3])
+if seen then return tonumber(seen) end
+if redis.call('HEXISTS', KEYS[1], 'n:' .. ARGV[1]) == 1 then return -1 end
 redis.call('HSET', KEYS[1], 'n:' .. ARGV[1], 1, 'v:0:' .. ARGV[1], ARGV[2], 'k:' .. ARGV[3], 0)
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1
+local r = redis.call('HMGET', KEYS[2], 'status', 'queue')
+if r[1] == 'waiting' and r[2] then
+    local t = fmt(now())
+    redis.call('HSET', KEYS[2], 'not_before', t, 'updated', t)
+    redis.call('ZADD', qkeys(ARGV[5], ARGV[6], r[2])[6], t, ARGV[4])
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
+return 0
 """
+)
 
 # KEYS: the app's status indexes, its queue names, its ids, then run keys.
 # ARGV: the app's key stems, then the runs' ids. Puts each run in the index
@@ -685,6 +751,21 @@ local function start(q, member)
     out[#out + 1] = answer(id)
     return true
 end
+local function wake(q, id)
+    -- A due parked run: running again, attempts and start time kept.
+    local run = runkey(id)
+    redis.call('ZREM', q[6], id)
+    local r = redis.call('HMGET', run, 'status', 'created')
+    if r[1] ~= 'waiting' then return false end
+    redis.call('HINCRBY', run, 'token', 1)
+    redis.call('HSET', run, 'status', 'running', 'owner', ARGV[1], 'lease', lease,
+        'updated', fmt(t), 'claim_nonce', nonce)
+    redis.call('SADD', q[3], id)
+    reindex(1, id, r[2], 'running')
+    redis.call('RPUSH', log, id)
+    out[#out + 1] = answer(id)
+    return true
+end
 local nq = (#KEYS - NSTATUS - 1) / #QKINDS
 for i = 0, nq - 1 do
     if left <= 0 then break end
@@ -692,6 +773,17 @@ for i = 0, nq - 1 do
     for j = 1, #QKINDS do q[j] = KEYS[NSTATUS + 1 + i * #QKINDS + j] end
     promote(q)
     local n = room(q, 7 + 3 * i)
+    -- Due parked runs first, earliest wake first.
+    while n > 0 do
+        local due = redis.call('ZRANGEBYSCORE', q[6], '-inf', fmt(t), 'LIMIT', 0, n)
+        if #due == 0 then break end
+        for _, id in ipairs(due) do
+            if wake(q, id) then
+                n = n - 1
+                left = left - 1
+            end
+        end
+    end
     while n > 0 do
         local members = redis.call('ZRANGE', q[1], 0, n - 1)
         if #members == 0 then break end
@@ -720,6 +812,7 @@ _SCRIPTS = (
     ("cancel", _CANCEL),
     ("send_signal", _SEND_SIGNAL),
     ("send_signal_once", _SEND_SIGNAL_ONCE),
+    ("park", _PARK),
     ("reindex", _REINDEX),
     *_redis_retention.SCRIPTS,
     ("requeue", _REQUEUE),
@@ -727,8 +820,9 @@ _SCRIPTS = (
 )
 
 # 1 (no layout key): runs listed per app in one sorted set.
-# 2: and per app and status. (The "queued" index came later without a new
-#    layout: it starts empty, as no earlier version wrote a queued run.)
+# 2: and per app and status. (The "queued" and "waiting" indexes came later
+#    without a new layout: each starts empty, as no earlier version wrote a
+#    run with that status.)
 # 3: and the names of the app's queues, its ids (lexicographic), its runs per
 #    workflow and per queue.
 _LAYOUT_VERSION = 3
@@ -882,6 +976,12 @@ class _Connection:
         self.hook.disarm()
 
 
+# Connection retries before the server was first reached; after that, enough
+# more to span outage_timeout, at the backoff's mean delay once capped (the
+# jittered delay is uniform between 0 and its cap).
+_FIRST_CONTACT_RETRIES = 5
+_MEAN_RETRY_DELAY = 0.5
+
 # After the subscription failed (retries of the client included), wait this long.
 _SUBSCRIBE_RETRY = 1.0
 
@@ -950,9 +1050,12 @@ class RedisStore(Store):
     and a restarted run loses the expiry. By default runs are kept forever.
     An expired run's id stays in the app's sorted-set indexes, which cannot
     expire members: listing and pruning skip such ids and drop them.
-    Connection failures are retried a few times by the client (every script
-    is idempotent under retry), then raise
-    :class:`~durable.errors.StoreUnavailableError`.
+    Connection failures are retried by the client with a capped, jittered
+    backoff (every script is idempotent under retry): a few times until the
+    server has been reached once, so a wrong address fails fast, then for
+    about ``outage_timeout`` seconds (default 60), which waits out a restart
+    or a failover. Then :class:`~durable.errors.StoreUnavailableError` is
+    raised.
     """
 
     def __init__(
@@ -962,7 +1065,10 @@ class RedisStore(Store):
         prefix: str = "durable",
         finished_ttl: float | None = None,
         ttl: float | None = None,
+        outage_timeout: float = 60.0,
     ) -> None:
+        if not outage_timeout >= 0:
+            raise ConfigurationError(f"outage_timeout must be >= 0 seconds, got {outage_timeout!r}")
         if not prefix:
             raise ConfigurationError("the Redis key prefix must not be empty")
         if ttl is not None:
@@ -984,6 +1090,9 @@ class RedisStore(Store):
         self.url = url
         self.prefix = prefix
         self.finished_ttl = finished_ttl
+        self.outage_timeout = outage_timeout
+        # Set once a client connected: failures after that are outages to wait out.
+        self._reached = False
         self._keys = _Keys(prefix)
         # The client of the event loop in use; None before the first command
         # and after close().
@@ -1037,7 +1146,7 @@ class RedisStore(Store):
         client = aioredis.Redis.from_url(
             self.url,
             decode_responses=False,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5),
+            retry=self._retry(),
         )
         scripts = {name: client.register_script(source) for name, source in _SCRIPTS}
         try:
@@ -1047,6 +1156,9 @@ class RedisStore(Store):
             if isinstance(exc, redis.exceptions.RedisError | OSError):
                 raise _translate(exc) from exc
             raise
+        if not self._reached:
+            self._reached = True
+            client.set_retry(self._retry())
         if self._conn is not None and self._conn.loop is loop:
             # Another task of this loop connected while we were connecting.
             await client.aclose()
@@ -1107,6 +1219,14 @@ class RedisStore(Store):
         ]
         args = [*self._keys.stems(app), *run_ids]
         await self._call(conn.scripts["reindex"](keys=keys, args=args))
+
+    def _retry(self) -> Retry:
+        """The client's retry policy: brief before the server was reached, an outage's after."""
+        retries = _FIRST_CONTACT_RETRIES
+        if self._reached:
+            retries += math.ceil(self.outage_timeout / _MEAN_RETRY_DELAY)
+        backoff = ExponentialWithJitterBackoff(base=0.05, cap=2 * _MEAN_RETRY_DELAY)
+        return Retry(backoff, retries=retries)
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
         conn = self._conn
@@ -1370,9 +1490,10 @@ class RedisStore(Store):
             k.signals(app, run_id),
             k.deletion(app, uuid.uuid4().hex),
             k.index(app),
+            k.ids(app),
             *k.statuses(app),
         ]
-        reply = await self._script("delete_run", keys, [run_id])
+        reply = await self._script("delete_run", keys, [run_id, *k.stems(app)])
         if reply is None:
             return None
         if reply[0] == 0:
@@ -1411,7 +1532,7 @@ class RedisStore(Store):
         async with await self._connected() as conn:
             for status in dict.fromkeys(statuses):
                 index = await self._status_index(conn, app, status)
-                keys = [index, k.index(app), *k.statuses(app)]
+                keys = [index, k.index(app), k.ids(app), *k.statuses(app)]
                 offset = 0
                 while limit is None or total < limit:
                     wanted = _redis_retention.SCAN_PAGE if limit is None else limit - total
@@ -1558,21 +1679,62 @@ class RedisStore(Store):
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
+        k = self._keys
         index = await self._script(
             "send_signal",
-            [self._keys.signals(app, run_id), self._keys.run(app, run_id)],
-            [name, payload, uuid.uuid4().hex],
+            [k.signals(app, run_id), k.run(app, run_id)],
+            [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
         )
         return int(index)
 
     async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
         check_signal(app, run_id, name, payload)
-        stored = await self._script(
+        k = self._keys
+        index = await self._script(
             "send_signal_once",
-            [self._keys.signals(app, run_id), self._keys.run(app, run_id)],
-            [name, payload, uuid.uuid4().hex],
+            [k.signals(app, run_id), k.run(app, run_id)],
+            [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
         )
-        return bool(int(stored))
+        return int(index) == 0
+
+    async def park_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        *,
+        queue: str,
+        wake_at: float | None,
+        signal: tuple[str, int] | None = None,
+    ) -> None:
+        check_names(app=app, run_id=run_id, queue_name=queue)
+        name, index = signal if signal is not None else ("", 0)
+        if signal is not None:
+            check_names(signal_name=name)
+        k = self._keys
+        parked = await self._script(
+            "park",
+            [
+                k.run(app, run_id),
+                k.signals(app, run_id),
+                *k.statuses(app),
+                k.queue_names(app),
+            ],
+            [
+                str(token),
+                run_id,
+                queue,
+                "" if wake_at is None else repr(float(wake_at)),
+                "1" if signal is not None else "0",
+                name,
+                str(index),
+                *k.stems(app),
+                k.work_channel(),
+                app,
+            ],
+        )
+        if not parked:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         async with await self._connected() as conn:

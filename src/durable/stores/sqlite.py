@@ -67,7 +67,6 @@ from durable.stores._sqlite_sql import (
     _READ_SIGNAL_SQL,
     _READONLY,
     _SCHEMA,
-    _SEND_SIGNAL_ONCE_SQL,
     _SYNCHRONOUS_PRAGMAS,
     SCHEMA_VERSION,
     _cancel_sync,
@@ -81,6 +80,7 @@ from durable.stores._sqlite_sql import (
     _load_sync,
     _migrate,
     _Outcome,
+    _park_sync,
     _queue_stats_sync,
     _read_signals_sync,
     _release_sync,
@@ -89,6 +89,7 @@ from durable.stores._sqlite_sql import (
     _requeue_write,
     _run_record,
     _schema_version,
+    _send_signal_once_sync,
     _send_signal_sync,
     _step_write,
     _Write,
@@ -579,6 +580,22 @@ class SQLiteStore(Store):
         )
         return claims
 
+    async def park_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        *,
+        queue: str,
+        wake_at: float | None,
+        signal: tuple[str, int] | None = None,
+    ) -> None:
+        check_names(app=app, run_id=run_id, queue_name=queue)
+        if signal is not None:
+            check_names(signal_name=signal[0])
+        if not await self._call(_park_sync, app, run_id, token, queue, wake_at, signal):
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
+
     # -- signals -----------------------------------------------------------
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
@@ -587,8 +604,8 @@ class SQLiteStore(Store):
 
     async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
         check_signal(app, run_id, name, payload)
-        row = await self._call(_fetchone, _SEND_SIGNAL_ONCE_SQL, (app, run_id, name, payload))
-        return row is not None
+        stored: bool = await self._call(_send_signal_once_sync, app, run_id, name, payload)
+        return stored
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._call(_fetchone, _READ_SIGNAL_SQL, (app, run_id, name, index))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from durable.stores.base import NewRun, Store
+from durable.stores.base import NewRun, QueueLimits, Store
 
 APP = "contract-app"
 
@@ -54,6 +54,25 @@ class SignalOnceContract:
         assert claim.acquired
         assert await store.read_signal(APP, "early", "go", 0) == '{"v": 1}'
         assert await store.send_signal_once(APP, "early", "go", '{"v": 2}') is False
+
+    async def test_a_delivery_makes_a_parked_run_due(self, store: Store) -> None:
+        """send_signal_once to a run parked on that signal lets the next claim wake it."""
+        new = NewRun(APP, "r1", "wf", "{}", None, "q")
+        await store.enqueue_run(new)
+        (claim,) = await store.claim_queued(
+            APP, [QueueLimits("q")], owner="owner-a", lease_ttl=600.0, limit=1
+        )
+        token = claim.run.token
+        await store.park_run(APP, "r1", token, queue="q", wake_at=None, signal=("go", 0))
+        woken = await store.claim_queued(
+            APP, [QueueLimits("q")], owner="owner-a", lease_ttl=600.0, limit=1
+        )
+        assert woken == []
+        assert await store.send_signal_once(APP, "r1", "go", '"now"') is True
+        woken = await store.claim_queued(
+            APP, [QueueLimits("q")], owner="owner-a", lease_ttl=600.0, limit=1
+        )
+        assert [c.run.run_id for c in woken] == ["r1"]
 
     async def test_concurrent_deliveries_store_exactly_one(self, store: Store) -> None:
         """Of simultaneous calls exactly one returns True, and its payload is stored."""
