@@ -324,7 +324,7 @@ def test_the_library_prints_nothing_unless_logging_is_configured(tmp_path: Path)
     script = (
         "import asyncio, durable\n"
         f"wf = durable.Workflow('quiet', db={str(tmp_path / 'q.db')!r})\n"
-        "@wf.task\n"
+        "@wf.task(retries=0)\n"
         "async def boom() -> None:\n"
         "    raise KeyError('x')\n"
         "@wf.workflow(id='quiet')\n"

@@ -876,6 +876,33 @@ SEND_SIGNAL = """
     UNION ALL SELECT idx, 0 FROM prev
 """
 
+# The counter row exists once any signal of that name was sent: inserting it
+# is the atomic first-delivery-wins test (a concurrent sender waits on the key,
+# then does nothing). ``prev`` recognises a retried call, as in SEND_SIGNAL.
+SEND_SIGNAL_ONCE = """
+    WITH woken AS (
+        UPDATE {s}.runs SET not_before = CASE WHEN status = 'waiting'
+                                              THEN extract(epoch FROM now())
+                                              ELSE not_before END
+        WHERE app = $1 AND run_id = $2
+        RETURNING status = 'waiting' AS due
+    ), prev AS (
+        SELECT idx FROM {s}.signals
+        WHERE app = $1 AND run_id = $2 AND name = $3 AND nonce = $5
+    ), counter AS (
+        INSERT INTO {s}.signal_counters (app, run_id, name, next)
+        SELECT $1, $2, $3, 1 WHERE NOT EXISTS (SELECT 1 FROM prev)
+        ON CONFLICT (app, run_id, name) DO NOTHING
+        RETURNING 0::bigint AS idx
+    ), ins AS (
+        INSERT INTO {s}.signals (app, run_id, name, idx, payload, nonce)
+        SELECT $1, $2, $3, idx, $4, $5 FROM counter
+        RETURNING idx
+    )
+    SELECT idx, (SELECT count(pg_notify($6, $1)) FROM woken WHERE due) AS notified FROM ins
+    UNION ALL SELECT idx, 0 FROM prev
+"""
+
 READ_SIGNAL = """
     SELECT payload FROM {s}.signals
     WHERE app = $1 AND run_id = $2 AND name = $3 AND idx = $4

@@ -407,6 +407,14 @@ _SEND_SIGNAL_SQL: Final = """
     RETURNING idx
 """
 
+# Index 0 exists exactly when a signal of that name was ever sent: the primary
+# key makes the insert the atomic first-delivery-wins test.
+_SEND_SIGNAL_ONCE_SQL: Final = """
+    INSERT INTO durable_signals (app, run_id, name, idx, payload) VALUES (?, ?, ?, 0, ?)
+    ON CONFLICT (app, run_id, name, idx) DO NOTHING
+    RETURNING idx
+"""
+
 _READ_SIGNAL_SQL: Final = """
     SELECT payload FROM durable_signals WHERE app = ? AND run_id = ? AND name = ? AND idx = ?
 """
@@ -762,6 +770,17 @@ def _send_signal_sync(
     now = time.time()
     db.execute(_SIGNAL_WAKE_SQL, (now, now, app, run_id))
     return index
+
+
+def _send_signal_once_sync(
+    db: sqlite3.Connection, app: str, run_id: str, name: str, payload: str
+) -> bool:
+    if _fetchone(db, _SEND_SIGNAL_ONCE_SQL, (app, run_id, name, payload)) is None:
+        return False
+    # After the signal is stored, as in _send_signal_sync.
+    now = time.time()
+    db.execute(_SIGNAL_WAKE_SQL, (now, now, app, run_id))
+    return True
 
 
 def _park_sync(

@@ -225,6 +225,10 @@ class Store(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Idempotent."""
 
+    async def setup(self) -> None:
+        """The same as :meth:`open` (python-durable 0.2's name for it)."""
+        await self.open()
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self
@@ -537,6 +541,16 @@ class Store(ABC):
         Indexes count from 0 per (run, name) in arrival order. A ``waiting``
         (parked) run becomes due at once (see :meth:`park_run`).
         """
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        """Store the signal as index 0 unless one of that name was ever sent to the run.
+
+        True when this call stored it, False when a signal of that name (sent
+        by either method) was there first: the first delivery wins. Atomic
+        across processes, and like :meth:`send_signal` the run need not exist
+        yet. A retried call whose first attempt committed answers True.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support send_signal_once")
 
     @abstractmethod
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:

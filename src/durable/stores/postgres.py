@@ -976,6 +976,13 @@ class PostgresStore(Store):
         )
         return int(row["idx"])
 
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        row = await self._fetchrow(
+            statements.SEND_SIGNAL_ONCE, app, run_id, name, payload, uuid.uuid4(), self._channel
+        )
+        return row is not None
+
     async def park_run(
         self,
         app: str,

@@ -501,6 +501,28 @@ return 1
 """
 )
 
+# KEYS and ARGV as _SEND_SIGNAL's. Returns 0 (the index) when stored, -1 when
+# a signal of that name was sent before; wakes a parked run like _SEND_SIGNAL.
+_SEND_SIGNAL_ONCE = (
+    _PRELUDE
+    + """
+local seen = redis.call('HGET', KEYS[1], 'k:' .. ARGV[3])
+if seen then return tonumber(seen) end
+if redis.call('HEXISTS', KEYS[1], 'n:' .. ARGV[1]) == 1 then return -1 end
+redis.call('HSET', KEYS[1], 'n:' .. ARGV[1], 1, 'v:0:' .. ARGV[1], ARGV[2], 'k:' .. ARGV[3], 0)
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+local r = redis.call('HMGET', KEYS[2], 'status', 'queue')
+if r[1] == 'waiting' and r[2] then
+    local t = fmt(now())
+    redis.call('HSET', KEYS[2], 'not_before', t, 'updated', t)
+    redis.call('ZADD', qkeys(ARGV[5], ARGV[6], r[2])[6], t, ARGV[4])
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
+return 0
+"""
+)
+
 # KEYS: the app's status indexes, its queue names, its ids, then run keys.
 # ARGV: the app's key stems, then the runs' ids. Puts each run in the index
 # of its current status and in the lists of its id, workflow and queue, and
@@ -789,6 +811,7 @@ _SCRIPTS = (
     ("finish", _FINISH),
     ("cancel", _CANCEL),
     ("send_signal", _SEND_SIGNAL),
+    ("send_signal_once", _SEND_SIGNAL_ONCE),
     ("park", _PARK),
     ("reindex", _REINDEX),
     *_redis_retention.SCRIPTS,
@@ -1663,6 +1686,16 @@ class RedisStore(Store):
             [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
         )
         return int(index)
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        k = self._keys
+        index = await self._script(
+            "send_signal_once",
+            [k.signals(app, run_id), k.run(app, run_id)],
+            [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
+        )
+        return int(index) == 0
 
     async def park_run(
         self,

@@ -45,6 +45,7 @@ from durable.testing._listing_contract import ListingContract
 from durable.testing._parking_contract import ParkingContract
 from durable.testing._queue_contract import QueueContract
 from durable.testing._retention_contract import RetentionContract
+from durable.testing._signal_once_contract import SignalOnceContract
 
 __all__ = ["StoreContract"]
 
@@ -433,7 +434,9 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract, RetentionContract, ListingContract, ParkingContract):
+class StoreContract(
+    QueueContract, RetentionContract, ListingContract, ParkingContract, SignalOnceContract
+):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture
