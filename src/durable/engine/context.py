@@ -15,6 +15,7 @@ from durable.errors import ConfigurationError, NonDeterminismError
 from durable.stores.base import StepRecord
 
 if TYPE_CHECKING:
+    from durable.engine.observe import RunObservation
     from durable.engine.runtime import Runtime
 
 
@@ -33,6 +34,7 @@ class RunContext:
         "in_flight",
         "lease_lost",
         "main_task",
+        "observation",
         "parent",
         "resumed",
         "run_id",
@@ -77,6 +79,8 @@ class RunContext:
         # Set when the workflow's own timeout stopped the body.
         self.timed_out = False
         self.in_flight: set[asyncio.Task[Any]] = set()
+        # The observer's view of this execution (tracing, metrics); None without one.
+        self.observation: RunObservation | None = None
         self._next_position = 0
         self._auto_counts: dict[str, int] = {}
         self._explicit_ids: set[str] = set()

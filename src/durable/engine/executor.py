@@ -58,11 +58,22 @@ class _Drive:
     """The state of one drive: the request, and what the last phase learned."""
 
     # A plain slotted class: a dataclass would cost import time for no gain.
-    __slots__ = ("claim", "new", "output", "resume", "run", "steal_from", "takeover_tried")
+    __slots__ = (
+        "adopting",
+        "claim",
+        "new",
+        "output",
+        "resume",
+        "run",
+        "steal_from",
+        "takeover_tried",
+    )
 
-    def __init__(self, new: NewRun, resume: bool, claim: Claim | None) -> None:
+    def __init__(self, new: NewRun, resume: bool, claim: Claim | None, adopting: bool) -> None:
         self.new = new
         self.resume = resume
+        # Driven to take over a run whose owner is gone (recovery, a worker).
+        self.adopting = adopting
         # A claim acquired before the drive began (start(), a worker): used first.
         self.claim = claim
         self.run: RunRecord | None = None
@@ -184,11 +195,16 @@ class Executor:
         *,
         parent: str | None,
         resume: bool = False,
+        adopting: bool = False,
     ) -> Any:
-        """Run, resume or await the run ``run_id``; its output or its error."""
+        """Run, resume or await the run ``run_id``; its output or its error.
+
+        ``adopting``: the run is known orphaned (recovery), so acquiring it is
+        a takeover.
+        """
         await self.ensure_open()
         while True:
-            execution = self._joined(wf_fn, run_id, inputs, parent, resume)
+            execution = self._joined(wf_fn, run_id, inputs, parent, resume, adopting)
             if parent is not None:
                 caller = current_run.get()
                 if caller is not None and caller.run_id == parent:
@@ -228,7 +244,14 @@ class Executor:
         if execution is not None:
             self._check_same(execution, wf_fn, run_id, inputs)
         else:
-            claim = await self._claimed(wf_fn, NewRun(self.runtime.app, run_id, wf_fn.name, inputs))
+            new = NewRun(
+                self.runtime.app,
+                run_id,
+                wf_fn.name,
+                inputs,
+                trace_context=self.runtime.trace_context(),
+            )
+            claim = await self._claimed(wf_fn, new)
             if claim.acquired:
                 self.launch(wf_fn, claim)
                 return claim.run
@@ -250,8 +273,12 @@ class Executor:
             raise inputs_conflict(runtime.app, run.run_id, wf_fn.name, run.inputs, new.inputs)
         return claim
 
-    def launch(self, wf_fn: WorkflowSpec, claim: Claim) -> asyncio.Task[Any]:
+    def launch(
+        self, wf_fn: WorkflowSpec, claim: Claim, *, adopted: bool = False
+    ) -> asyncio.Task[Any]:
         """Execute the acquired ``claim`` in the background; the task driving it.
+
+        ``adopted``: the claim took the run over from an owner that is gone.
 
         The run's outcome is recorded in the store; the task's own result is
         retrieved here, so an unawaited failed run logs no "exception was never
@@ -262,17 +289,29 @@ class Executor:
         if execution is None:
             # A clean context: the caller's run (a task calling start()) is not
             # this run's parent.
-            execution = self._launched(wf_fn, run, claim, contextvars.Context())
+            execution = self._launched(wf_fn, run, claim, contextvars.Context(), adopted)
         execution.background = True
         execution.task.add_done_callback(_retrieve)
         return execution.task
 
     def _launched(
-        self, wf_fn: WorkflowSpec, run: RunRecord, claim: Claim, context: contextvars.Context
+        self,
+        wf_fn: WorkflowSpec,
+        run: RunRecord,
+        claim: Claim,
+        context: contextvars.Context,
+        adopted: bool,
     ) -> _Execution:
-        new = NewRun(self.runtime.app, run.run_id, wf_fn.name, run.inputs, run.parent_run_id)
+        new = NewRun(
+            self.runtime.app,
+            run.run_id,
+            wf_fn.name,
+            run.inputs,
+            run.parent_run_id,
+            trace_context=run.trace_context,
+        )
         task = asyncio.get_running_loop().create_task(
-            self._drive(wf_fn, new, resume=False, claim=claim),
+            self._drive(wf_fn, new, resume=False, claim=claim, adopting=adopted),
             name=f"durable-run:{run.run_id}",
             context=context,
         )
@@ -322,7 +361,13 @@ class Executor:
             raise inputs_conflict(self.runtime.app, run_id, wf_fn.name, execution.inputs, inputs)
 
     def _joined(
-        self, wf_fn: WorkflowSpec, run_id: str, inputs: str, parent: str | None, resume: bool
+        self,
+        wf_fn: WorkflowSpec,
+        run_id: str,
+        inputs: str,
+        parent: str | None,
+        resume: bool,
+        adopting: bool,
     ) -> _Execution:
         """The execution of ``run_id`` in this process, started if there is none."""
         execution = self._active.get(run_id)
@@ -332,9 +377,17 @@ class Executor:
             self._forget(run_id, execution, None)
             execution = None
         if execution is None:
-            new = NewRun(self.runtime.app, run_id, wf_fn.name, inputs, parent)
+            new = NewRun(
+                self.runtime.app,
+                run_id,
+                wf_fn.name,
+                inputs,
+                parent,
+                trace_context=self.runtime.trace_context(),
+            )
             task = asyncio.get_running_loop().create_task(
-                self._drive(wf_fn, new, resume=resume), name=f"durable-run:{run_id}"
+                self._drive(wf_fn, new, resume=resume, adopting=adopting),
+                name=f"durable-run:{run_id}",
             )
             execution = _Execution(wf_fn.name, inputs, task)
             self._active[run_id] = execution
@@ -350,9 +403,15 @@ class Executor:
     # -- driving one run to its outcome ----------------------------------------------
 
     async def _drive(
-        self, wf_fn: WorkflowSpec, new: NewRun, *, resume: bool, claim: Claim | None = None
+        self,
+        wf_fn: WorkflowSpec,
+        new: NewRun,
+        *,
+        resume: bool,
+        claim: Claim | None = None,
+        adopting: bool = False,
     ) -> Any:
-        drive = _Drive(new, resume, claim)
+        drive = _Drive(new, resume, claim, adopting)
         phase = _Phase.CLAIM
         while True:
             if phase is _Phase.CLAIM:
@@ -414,6 +473,7 @@ class Executor:
                 resumed=drive.resume,
                 parent=None,
                 on_start=self._started_here,
+                takeover=drive.adopting or drive.takeover_tried,
             )
             if output is body.LOST:
                 return _Phase.ADOPT
@@ -612,7 +672,9 @@ class Executor:
                     extra={"action": "recover_skipped", "run_id": run.run_id},
                 )
                 continue
-            coro = self.execute(wf_fn, run.run_id, run.inputs, parent=run.parent_run_id)
+            coro = self.execute(
+                wf_fn, run.run_id, run.inputs, parent=run.parent_run_id, adopting=True
+            )
             pending.append((run.run_id, asyncio.ensure_future(coro)))
         for run_id, future in pending:
             try:

@@ -27,7 +27,7 @@ from durable.stores.base import (
     StepRecord,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 
 _MAGIC: Final = b"SQLite format 3\x00"
@@ -121,6 +121,8 @@ _MIGRATIONS: Final = (
         """CREATE INDEX durable_runs_queue_status
            ON durable_runs (app, queue, status, started_at) WHERE queue IS NOT NULL""",
     ),
+    # 3: the trace context an observer keeps with a run (durable.engine.observe).
+    ("ALTER TABLE durable_runs ADD COLUMN trace_context TEXT",),
 )
 
 # The run and its steps in one statement (so one snapshot): row kind 0 is the
@@ -129,11 +131,11 @@ _MIGRATIONS: Final = (
 _LOAD_SQL: Final = """
     SELECT 0, workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
     FROM durable_runs WHERE app = ? AND run_id = ?
     UNION ALL
     SELECT 1, step_id, position, task, status, result, error, attempts,
-           started_at, finished_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+           started_at, finished_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM durable_steps WHERE app = ? AND run_id = ?
     ORDER BY 1, 3
 """
@@ -141,15 +143,16 @@ _LOAD_SQL: Final = """
 _GET_SQL: Final = """
     SELECT workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
     FROM durable_runs WHERE app = ? AND run_id = ?
 """
 
 _INSERT_RUN_SQL: Final = """
     INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
                               token, lease_expires_at, attempts, cancel_requested,
-                              parent_run_id, created_at, updated_at, started_at)
-    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?, ?)
+                              parent_run_id, created_at, updated_at, started_at,
+                              trace_context)
+    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?, ?, ?)
 """
 
 _TAKE_RUN_SQL: Final = """
@@ -166,9 +169,9 @@ _ENQUEUE_SQL: Final = """
     INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
                               token, lease_expires_at, attempts, cancel_requested,
                               parent_run_id, created_at, updated_at, queue, priority,
-                              not_before, started_at, seq)
+                              not_before, started_at, seq, trace_context)
     SELECT ?, ?, ?, 'queued', ?, NULL, NULL, NULL, 0, NULL, 0, 0, ?, ?, ?, ?, ?, ?, NULL,
-           coalesce(max(seq), 0) + 1
+           coalesce(max(seq), 0) + 1, ?
     FROM durable_runs WHERE seq IS NOT NULL
     ON CONFLICT DO NOTHING
 """
@@ -201,7 +204,7 @@ _START_QUEUED_SQL: Final = """
                     ORDER BY priority, seq LIMIT ?)
     RETURNING run_id, workflow, status, inputs, output, error, owner, token,
            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
-           updated_at, queue, priority, not_before, started_at, seq
+           updated_at, queue, priority, not_before, started_at, trace_context, seq
 """
 
 _STEPS_SQL: Final = """
@@ -269,7 +272,7 @@ _FINISH_SQL: Final = """
     WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
 """
 
 # SET expressions all see the row as it was before the update.
@@ -282,13 +285,13 @@ _CANCEL_SQL: Final = """
     WHERE app = ? AND run_id = ?
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
 """
 
 _LIST_SQL: Final = """
     SELECT run_id, workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at FROM durable_runs
+           priority, not_before, started_at, trace_context FROM durable_runs
     WHERE app = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR workflow = ?)
     ORDER BY created_at DESC, rowid DESC
     LIMIT ?
@@ -420,6 +423,7 @@ def _run_record(app: str, run_id: str, row: Sequence[Any]) -> RunRecord:
         priority=row[14],
         not_before=row[15],
         started_at=row[16],
+        trace_context=row[17],
     )
 
 
@@ -468,6 +472,7 @@ def _claim(db: sqlite3.Connection, request: ClaimRequest) -> Claim:
                 run.created_at,
                 run.updated_at,
                 run.started_at,
+                run.trace_context,
             ),
         )
         return Claim(run, (), acquired=True)
@@ -511,6 +516,7 @@ def _enqueue(db: sqlite3.Connection, new: NewRun) -> tuple[RunRecord, bool]:
         new.queue,
         new.priority,
         new.not_before,
+        new.trace_context,
     )
     if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
         run = queued_record(new, now)
@@ -559,7 +565,7 @@ def _queue_room(db: sqlite3.Connection, app: str, limits: QueueLimits, now: floa
 def _start_queued(db: sqlite3.Connection, app: str, params: tuple[Any, ...]) -> list[Claim]:
     """Run _START_QUEUED_SQL; the runs it started as claims, in queue order."""
     rows = db.execute(_START_QUEUED_SQL, params).fetchall()
-    rows.sort(key=lambda row: (row[15], row[18]))
+    rows.sort(key=lambda row: (row[15], row[19]))
     return [
         Claim(_run_record(app, row[0], row[1:]), _steps(db, app, row[0]), acquired=True)
         for row in rows
