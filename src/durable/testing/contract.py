@@ -35,6 +35,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueLimits,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -74,6 +75,7 @@ ODD_JSON = (
     "[]",
     '{"k":1,   "keeps": "its own whitespace"}',
 )
+TRACE_CONTEXT = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
 MEGABYTE_JSON = json.dumps("é" * 300_000 + "x" * 500_000)
 
 
@@ -479,6 +481,42 @@ class StoreContract(QueueContract):
         got = await claim(store)
         assert await stored(store) == got.run
         assert await store.load_run(APP, "run-1") == (got.run, ())
+
+    async def test_trace_context_is_kept_with_the_run(self, store: Store) -> None:
+        """A run keeps the trace context it was created with: every read returns it, unchanged."""
+        created = await store.claim_run(
+            dataclasses.replace(new_run(), trace_context=TRACE_CONTEXT),
+            owner="owner-a",
+            lease_ttl=LONG,
+        )
+        assert created.run.trace_context == TRACE_CONTEXT
+        assert (await stored(store)).trace_context == TRACE_CONTEXT
+        # A takeover by a caller in another trace keeps the run's own.
+        taken = await store.claim_run(
+            dataclasses.replace(new_run(), trace_context='{"other": "trace"}'),
+            owner="owner-b",
+            lease_ttl=LONG,
+            steal_from="owner-a",
+        )
+        assert taken.acquired
+        assert taken.run.trace_context == TRACE_CONTEXT
+        await store.finish_run(APP, "run-1", taken.run.token, "completed", output="1")
+        assert [run.trace_context for run in await store.list_runs(APP)] == [TRACE_CONTEXT]
+        loaded = await store.load_run(APP, "run-1")
+        assert loaded is not None
+        assert loaded[0].trace_context == TRACE_CONTEXT
+        assert (await claim(store, "run-2")).run.trace_context is None
+
+    async def test_trace_context_of_a_queued_run_reaches_its_claim(self, store: Store) -> None:
+        """A queued run's trace context is stored by enqueue_run and returned by claim_queued."""
+        new = NewRun(APP, "run-q", "wf", "{}", None, "q", trace_context=TRACE_CONTEXT)
+        run, created = await store.enqueue_run(new)
+        assert created
+        assert run.trace_context == TRACE_CONTEXT
+        claims = await store.claim_queued(
+            APP, [QueueLimits("q")], owner="worker", lease_ttl=LONG, limit=1
+        )
+        assert [c.run.trace_context for c in claims] == [TRACE_CONTEXT]
 
     async def test_claim_running_with_live_lease_is_not_acquired(self, store: Store) -> None:
         """A running run whose lease is live is not taken over, and is left unchanged."""
