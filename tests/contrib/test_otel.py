@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -408,4 +409,28 @@ def test_a_run_recovered_in_another_process_continues_the_callers_trace(tmp_path
     assert step["trace_id"] == caller["trace_id"]
     assert report["metrics"]["durable.run.takeovers"] == [
         {"attributes": {"durable.app": "otel-crash", "durable.workflow": "traced"}, "value": 1}
+    ]
+
+
+def test_the_example_prints_the_run_under_the_request(tmp_path: Path) -> None:
+    """examples/otel_tracing.py shows the run's span under the request, a span per attempt."""
+    example = HERE.parents[1] / "examples" / "otel_tracing.py"
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=tmp_path,
+        env={**os.environ, "EXAMPLE_DB": str(tmp_path / "example.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "result: paid reservation-lamp",
+        "POST /checkout",
+        "  durable.run checkout: completed",
+        "    durable.step reserve attempt 1: completed",
+        "    durable.step pay attempt 1: failed",
+        "    durable.step pay attempt 2: completed",
+        "metric durable.step.retries: 1",
+        "metric durable.run.outcomes: 1",
     ]
