@@ -473,7 +473,7 @@ class Executor:
                 resumed=drive.resume,
                 parent=None,
                 on_start=self._started_here,
-                takeover=drive.adopting or drive.takeover_tried,
+                takeover=self._took_over(drive),
             )
             if output is body.LOST:
                 return _Phase.ADOPT
@@ -481,6 +481,14 @@ class Executor:
             return _Phase.RAN
         drive.run = run
         return _Phase.AWAIT_OWNER if run.status == "running" else _Phase.DONE
+
+    def _took_over(self, drive: _Drive) -> bool:
+        """True when the claim just acquired took the run from another owner."""
+        if drive.adopting:
+            return True
+        # A run released by its owner (owner None), or ours before, is not taken.
+        previous = drive.run.owner if drive.takeover_tried and drive.run is not None else None
+        return previous is not None and previous != self.owner
 
     def _started_here(self, ctx: RunContext) -> None:
         execution = self._active.get(ctx.run_id)
