@@ -25,11 +25,11 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 def test_importing_durable_loads_no_optional_driver() -> None:
-    """import durable never imports asyncpg, redis, pydantic or opentelemetry."""
+    """import durable never imports asyncpg, redis, pydantic, click, rich or opentelemetry."""
+    optional = ("asyncpg", "redis", "pydantic", "pytest", "click", "rich", "opentelemetry")
     code = (
-        "import sys, durable, durable.testing, durable.backoff, durable.stores;"
-        "optional = ('asyncpg', 'redis', 'pydantic', 'pytest', 'opentelemetry');"
-        "print(sorted(m for m in optional if m in sys.modules))"
+        "import sys, durable, durable.testing, durable.backoff, durable.stores, durable.cli;"
+        f"print(sorted(m for m in {optional!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

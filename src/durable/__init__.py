@@ -32,6 +32,7 @@ if _typing.TYPE_CHECKING:
     from durable._inspect import ErrorInfo as ErrorInfo
     from durable._inspect import RunInfo as RunInfo
     from durable._inspect import StepInfo as StepInfo
+    from durable._listing import QueueStats as QueueStats
     from durable.stores.memory import InMemoryStore as InMemoryStore
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ __all__ = [
     "InMemoryStore",
     "NonRetryableError",
     "Queue",
+    "QueueStats",
     "RunHandle",
     "RunInfo",
     "SQLiteStore",
@@ -61,14 +63,16 @@ __all__ = [
 
 # Loaded on first use: only programs that inspect runs pay for these classes,
 # and only tests for the in-memory store.
-_LAZY = ("ErrorInfo", "InMemoryStore", "RunInfo", "StepInfo")
+_LAZY = ("ErrorInfo", "InMemoryStore", "QueueStats", "RunInfo", "StepInfo")
 
 
 def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
-        where = "durable.stores.memory" if name == "InMemoryStore" else "durable._inspect"
+        where = {"InMemoryStore": "durable.stores.memory", "QueueStats": "durable._listing"}.get(
+            name, "durable._inspect"
+        )
         value = getattr(importlib.import_module(where), name)
         globals()[name] = value
         return value

@@ -1,5 +1,8 @@
 """Read-only views of runs and steps for tooling: ``wf.get_run`` and ``wf.list_runs``.
 
+:func:`signals_of` and :func:`children_of` add what an operator's view of one
+run shows besides its steps.
+
 Stored JSON is decoded to plain Python values (dicts, lists, strings, numbers,
 booleans, None); timestamps become timezone-aware UTC datetimes.
 """
@@ -13,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from durable.engine import serde as _serde
-from durable.engine.waits import SLEEP_TASK
-from durable.stores.base import RunRecord, RunStatus, StepRecord
+from durable.engine.waits import SIGNAL_TASK_PREFIX, SLEEP_TASK
+from durable.stores.base import RunRecord, RunStatus, StepRecord, Store
 
 StepInfoStatus = Literal["completed", "failed", "waiting"]
 
@@ -63,7 +66,7 @@ class RunInfo:
     """A run as stored: status, inputs, outcome, timestamps and steps.
 
     ``finished_at`` and ``duration`` (seconds since creation) are None while
-    the run is ``running``. ``steps`` is ordered by call order;
+    the run is ``queued`` or ``running``. ``steps`` is ordered by call order;
     :meth:`Workflow.list_runs` leaves it empty (use ``get_run`` for steps).
     """
 
@@ -82,6 +85,10 @@ class RunInfo:
     finished_at: datetime | None
     duration: float | None
     steps: tuple[StepInfo, ...] = ()
+    queue: str | None = None
+    """The queue the run was enqueued in (or requeued to), None for a run called directly."""
+    cursor: str = ""
+    """Where the next page of :meth:`Workflow.list_runs` starts: pass it as ``cursor=``."""
 
 
 def _datetime(timestamp: float) -> datetime:
@@ -149,8 +156,8 @@ def _wake_at(record: StepRecord, result: Any) -> float | None:
     return float(wake_at) if isinstance(wake_at, int | float) else None
 
 
-def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
-    finished = run.status != "running"
+def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = (), *, cursor: str = "") -> RunInfo:
+    finished = run.status in ("completed", "failed", "cancelled")
     inputs = _json(run.inputs)
     now = time.time()
     return RunInfo(
@@ -169,4 +176,69 @@ def run_info(run: RunRecord, steps: tuple[StepRecord, ...] = ()) -> RunInfo:
         finished_at=_datetime(run.updated_at) if finished else None,
         duration=max(0.0, run.updated_at - run.created_at) if finished else None,
         steps=tuple(step_info(s, now) for s in steps),
+        queue=run.queue,
+        cursor=cursor,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalInfo:
+    """A signal sent to a run: its ``index``-th of that ``name``.
+
+    ``received`` is true once a wait of the run took it (a ``durable.signal:``
+    step recorded it); a signal sent but not waited for yet is false.
+    """
+
+    name: str
+    index: int
+    payload: Any
+    received: bool
+
+
+# How many unread signals of one name a view reads past the last one received.
+_UNREAD_SIGNALS_SHOWN = 100
+# How many of the runs created since a run began are searched for its children.
+CHILD_SCAN_LIMIT = 1000
+
+
+async def signals_of(
+    store: Store, app: str, run_id: str, steps: tuple[StepInfo, ...]
+) -> list[SignalInfo]:
+    """The signals of every name the run waited for: received ones, then unread ones.
+
+    Unread signals are read from the store past the last received index of
+    each name. The store keeps no list of names: a signal of a name the run
+    never waited for is not found.
+    """
+    received: dict[str, list[SignalInfo]] = {}
+    for step in steps:
+        if not step.task.startswith(SIGNAL_TASK_PREFIX) or not isinstance(step.result, dict):
+            continue
+        name = step.task.removeprefix(SIGNAL_TASK_PREFIX)
+        index = step.result.get("index")
+        taken = received.setdefault(name, [])
+        if isinstance(index, int):
+            taken.append(SignalInfo(name, index, step.result.get("payload"), received=True))
+    signals = [signal for taken in received.values() for signal in taken]
+    for name, taken in received.items():
+        first_unread = max((signal.index for signal in taken), default=-1) + 1
+        for index in range(first_unread, first_unread + _UNREAD_SIGNALS_SHOWN):
+            payload = await store.read_signal(app, run_id, name, index)
+            if payload is None:
+                break
+            signals.append(SignalInfo(name, index, _json(payload), received=False))
+    return signals
+
+
+async def children_of(store: Store, app: str, run: RunInfo) -> list[RunInfo]:
+    """The child runs of ``run``, oldest first, among the runs created since it was.
+
+    No index leads from a run to its children: the newest
+    :data:`CHILD_SCAN_LIMIT` runs of the app created since ``run`` are
+    searched, so a child followed by that many other runs is missed.
+    """
+    since = run.created_at.timestamp()
+    newest = await store.list_runs(app, since=since, limit=CHILD_SCAN_LIMIT)
+    children = [run_info(record) for record in newest if record.parent_run_id == run.run_id]
+    children.sort(key=lambda child: child.created_at)
+    return children

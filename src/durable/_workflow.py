@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
@@ -30,14 +30,15 @@ from durable.errors import (
     RunNotFoundError,
     SerializationError,
 )
-from durable.stores.base import RUN_STATUSES, NewRun, RunStatus, Store
+from durable.stores.base import NewRun, RunStatus, Store
+from durable.worker import retention as _retention
 from durable.worker.queues import DEFAULT_QUEUE, Queue, resolve
 from durable.worker.schedules import Catchup, Schedule, Scheduler
 from durable.worker.serve import Worker
 from durable.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
-    from durable import _inspect
+    from durable import _inspect, _listing
     from durable.engine.observe import Observer
 
 P = ParamSpec("P")
@@ -223,6 +224,11 @@ class Workflow:
     heartbeating (seconds); ``heartbeat`` is how often a live owner renews it
     (default a third of the TTL). ``max_value_bytes`` bounds each stored
     result, input set and output.
+
+    ``retention`` (a timedelta or seconds): where this app's worker runs
+    (:meth:`serve`), finished runs older than that are pruned in the
+    background, at start and then periodically; None (the default) keeps
+    every run.
     """
 
     def __init__(
@@ -233,6 +239,7 @@ class Workflow:
         lease_ttl: float = 30.0,
         heartbeat: float | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        retention: timedelta | float | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"Workflow name must be a non-empty string, got {name!r}")
@@ -258,6 +265,9 @@ class Workflow:
         self.lease_ttl = float(lease_ttl)
         self.heartbeat = float(heartbeat)
         self.max_value_bytes = max_value_bytes
+        self.retention = (
+            None if retention is None else _retention.age_in_seconds(retention, "retention")
+        )
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._workflows: dict[str, WorkflowFunction[Any, Any]] = {}
         self._queues: dict[str, Queue] = {}
@@ -721,6 +731,9 @@ class Workflow:
             scheduler=Scheduler(self.name, self.store, self.schedules(), self._enqueue_tick)
             if self._schedules
             else None,
+            pruner=None
+            if self.retention is None
+            else _retention.Pruner(self.store, self.name, self.retention),
         )
         loop = asyncio.get_running_loop()
         hooked: list[signal.Signals] = []
@@ -869,18 +882,98 @@ class Workflow:
         *,
         status: RunStatus | None = None,
         workflow: str | None = None,
+        queue: str | None = None,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
+        cursor: str | None = None,
     ) -> list[_inspect.RunInfo]:
-        """Runs of this app, newest first, optionally filtered (their ``steps`` left empty)."""
-        if status is not None and status not in RUN_STATUSES:
-            raise ConfigurationError(f"status must be one of {RUN_STATUSES}, got {status!r}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-            raise ConfigurationError(f"limit must be an int > 0, got {limit!r}")
-        await self._executor.ensure_open()
-        runs = await self.store.list_runs(self.name, status=status, workflow=workflow, limit=limit)
-        from durable import _inspect
+        """Runs of this app, newest first, filtered (their ``steps`` left empty).
 
-        return [_inspect.run_info(run) for run in runs]
+        Filters: ``status``, ``workflow`` and ``queue`` names; ``since``
+        (inclusive) and ``until`` (exclusive) bound the creation time, each an
+        aware datetime or a timedelta meaning that long ago; ``id_prefix``
+        keeps run ids starting with it (literally). At most ``limit`` runs;
+        pass the last one's ``cursor`` to get the next page.
+        """
+        from durable import _listing
+
+        return await _listing.list_runs(
+            self,
+            status=status,
+            workflow=workflow,
+            queue=queue,
+            since=since,
+            until=until,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def queue_stats(self) -> list[_listing.QueueStats]:
+        """Each queue of this app: queued (ready, delayed), running, oldest ready run."""
+        from durable import _listing
+
+        known = [*self._queues, *(f.queue for f in self._workflows.values() if f.queue)]
+        return await _listing.queue_stats(self, known)
+
+    async def requeue(self, run_id: str) -> RunHandle[Any]:
+        """Hand the run to a worker: put it (back) in its queue as ``queued``.
+
+        For a failed run (its failed steps run again, as calling it again
+        would), a queued one (claimable at once, its delay dropped) and a
+        running one whose process is dead or lease expired. Raises
+        :class:`~durable.errors.RunConflictError` for a completed or cancelled
+        run or one whose owner is alive, RunNotFoundError for an unknown id.
+        """
+        from durable import _listing
+
+        validate_run_id(run_id, app=self.name)
+        run = await _listing.requeue(self, run_id, DEFAULT_QUEUE)
+        self._wakeup.notify()
+        return RunHandle(self, run_id, self._workflows.get(run.workflow))
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete the finished run ``run_id`` with its steps and signals.
+
+        Raises :class:`~durable.errors.RunNotFoundError` when there is no such
+        run and :class:`~durable.errors.RunNotFinishedError` when it is queued
+        or running (cancel it first); the check and the delete are atomic.
+        Child runs are runs of their own and are kept; their parent link
+        keeps the deleted run's id.
+        """
+        validate_run_id(run_id, app=self.name)
+        await self._executor.ensure_open()
+        if await self.store.delete_run(self.name, run_id) is None:
+            raise _not_found(self.name, run_id)
+
+    async def prune(
+        self,
+        older_than: timedelta | float,
+        statuses: Iterable[str] = ("completed", "failed", "cancelled"),
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete finished runs that finished more than ``older_than`` ago; how many.
+
+        ``older_than`` is a timedelta or seconds; ``statuses`` are the final
+        statuses to prune (an unfinished one raises ConfigurationError:
+        queued and running runs are never pruned). Runs go in batches, each
+        its own transaction; ``progress`` is called with the running total
+        after each. ``dry_run`` counts what would go and deletes nothing.
+        """
+        seconds = _retention.age_in_seconds(older_than, "older_than")
+        await self._executor.ensure_open()
+        return await _retention.prune(
+            self.store,
+            self.name,
+            older_than=seconds,
+            statuses=statuses,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
 
 def _not_found(app: str, run_id: str) -> RunNotFoundError:

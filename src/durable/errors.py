@@ -14,6 +14,7 @@ The hierarchy::
     ├── TaskFailedError             a recorded step failure whose type cannot be rebuilt
     ├── RunCancelledError           the run was cancelled
     ├── RunNotFoundError            no run with that id
+    ├── RunNotFinishedError         a run that has not finished cannot be deleted
     ├── LeaseLostError              this process no longer owns the run (fenced out)
     ├── SignalTimeoutError          ``wf.signal(..., timeout=)`` expired
     ├── WorkflowTimeoutError        a workflow exceeded its ``timeout=``
@@ -95,6 +96,15 @@ class RunCancelledError(DurableError):
 
 class RunNotFoundError(DurableError, LookupError):
     """No run exists with that id."""
+
+
+class RunNotFinishedError(DurableError):
+    """The run has not finished (it is queued or running), so it was not deleted."""
+
+    def __init__(self, message: str, *, run_id: str = "", status: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
 
 
 class LeaseLostError(DurableError):

@@ -20,7 +20,7 @@ def durable(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_without_a_command_it_prints_usage_and_exits_2(tmp_path: Path) -> None:
     result = durable(cwd=tmp_path)
     assert result.returncode == 2
-    assert "usage: durable" in result.stderr
+    assert "Usage: durable" in result.stderr
 
 
 def test_worker_help_names_its_options(tmp_path: Path) -> None:
@@ -41,4 +41,5 @@ def test_a_bad_app_path_is_named(tmp_path: Path) -> None:
     absent = durable("worker", "notapp:other", cwd=tmp_path)
     assert "has no attribute 'other'" in absent.stderr
     shape = durable("worker", "notapp", cwd=tmp_path)
+    assert shape.returncode == 2
     assert "expected module:attr" in shape.stderr

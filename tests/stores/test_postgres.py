@@ -44,7 +44,7 @@ def _sql() -> Any:
     return _services.import_driver("durable.stores._postgres_sql")
 
 
-# claim_run as every schema version defines it (version 6 added an 11th
+# claim_run as every schema version defines it (version 9 added an 11th
 # argument with a default): the statement for schemas made by older versions.
 _CLAIM_ANY_VERSION = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 
@@ -222,19 +222,22 @@ async def test_a_version_2_schema_is_upgraded_in_place(
         args = ("app", run_id, "wf", "{}", None, "old", 30.0, None, False, uuid.uuid4())
         await admin.fetchrow(sql.render(_CLAIM_ANY_VERSION, quoted), *args)
 
-    def index() -> Any:
+    def index(name: str) -> Any:
         return admin.fetchval(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'runs_newest'",
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
             schema,
+            name,
         )
 
-    assert "COLLATE" not in await index()
+    assert "COLLATE" not in await index("runs_newest")
     store = make_store()
     await store.open()
     assert await admin.fetchval(f"SELECT version FROM {quoted}.schema_version") == len(
         sql.MIGRATIONS
     )
-    assert 'COLLATE "C"' in await index()
+    # Version 6 replaced runs_newest by runs_listed, in the "C" collation too.
+    assert await index("runs_newest") is None
+    assert 'COLLATE "C"' in await index("runs_listed")
     assert [run.run_id for run in await store.list_runs("app")] == ["b", "a"]
     claim = await store.claim_run(
         NewRun("app", "a", "wf", "{}"), owner="new", lease_ttl=30, steal_from="old"
@@ -868,7 +871,8 @@ async def _generic_plans(store: PostgresStore) -> dict[str, str]:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         plans: dict[str, str] = {}
         for name in (*_KEYED, "LIST_RUNS"):
-            text = store._q(getattr(sql, name))
+            template = sql.list_runs_sql(()) if name == "LIST_RUNS" else getattr(sql, name)
+            text = store._q(template)
             params = max(int(n) for n in re.findall(r"\$(\d+)", text))
             await conn.execute(f"PREPARE keyed AS {text}")
             rows = await conn.fetch(f"EXPLAIN EXECUTE keyed({', '.join(['NULL'] * params)})")
@@ -897,8 +901,9 @@ async def test_lookups_by_key_use_the_primary_key_whatever_the_statistics(
         for name in _KEYED:
             assert "runs_pkey" in plans[name], f"{when}, {name}:\n{plans[name]}"
             assert "Seq Scan" not in plans[name], f"{when}, {name}:\n{plans[name]}"
-            assert "runs_newest" not in plans[name], f"{when}, {name}:\n{plans[name]}"
-        assert "runs_newest" in plans["LIST_RUNS"], f"{when}:\n{plans['LIST_RUNS']}"
+            for listing in ("runs_listed", "runs_by_"):
+                assert listing not in plans[name], f"{when}, {name}:\n{plans[name]}"
+        assert "runs_listed" in plans["LIST_RUNS"], f"{when}:\n{plans['LIST_RUNS']}"
 
     tables = ", ".join(f'"{schema}".{table}' for table in ("runs", "steps"))
     await check("new tables")

@@ -100,7 +100,7 @@ async def test_running_runs_never_expire(
     await store.renew_lease("app", "r", claim.run.token, 30)
     await store.request_cancel("app", "r")
     ttls = await _ttls(client, prefix)
-    assert set(ttls) == {"run", "steps", "signals", "index", "status", "layout"}
+    assert set(ttls) == {"run", "steps", "signals", "index", "status", "layout", "wlist", "ids"}
     assert all(ttl == -1 for ttl in ttls.values())
 
 
@@ -114,7 +114,8 @@ async def test_finished_ttl_applies_only_once_finished(
     await store.send_signal("app", "r", "go", "1")
     await store.finish_run("app", "r", claim.run.token, "failed", error='"boom"')
     ttls = await _ttls(client, prefix)
-    assert [ttls.pop(kind) for kind in ("index", "status", "layout")] == [-1, -1, -1]
+    indexes = ("index", "status", "layout", "wlist", "ids")
+    assert [ttls.pop(kind) for kind in indexes] == [-1] * len(indexes)
     assert set(ttls) == {"run", "steps", "signals"}
     assert all(0 < ttl <= 60_000 for ttl in ttls.values())
     resumed = await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="b", lease_ttl=30)
@@ -147,6 +148,8 @@ async def test_expired_runs_disappear_from_listing(
     assert await store.read_signal("app", "done", "late", 0) is None
     assert [run.run_id for run in await store.list_runs("app")] == ["busy"]
     assert await client.zrange(f"{prefix}:index:app", 0, -1) == [b"busy"]
+    assert [run.run_id for run in await store.list_runs("app", id_prefix="d")] == []
+    assert await client.zrange(f"{prefix}:ids:3:app", 0, -1) == [b"busy"]
     assert claim.acquired
 
 
@@ -276,8 +279,9 @@ async def test_keys_are_unambiguous_and_prefixed(
     assert await other.get_run("a", "1:x") is None
     keys = [key async for key in client.scan_iter(match="*")]
     ours = [key for key in keys if key.startswith(prefix.encode() + b":")]
-    # Per app: a run hash, the run index, the running runs' index, the layout.
-    assert len(ours) == 8
+    # Per app: a run hash, the run index, the running runs' index, the layout,
+    # the workflow's run list and the id list.
+    assert len(ours) == 12
     assert not any(key.startswith(prefix.encode() + b"_other") for key in keys)
 
 
@@ -290,7 +294,8 @@ async def test_retried_scripts_return_their_first_result(
     k = store._keys
     run_keys = [k.run("app", "r"), k.steps("app", "r"), k.signals("app", "r")]
     claim_keys = [*run_keys, k.index("app"), *k.statuses("app"), k.layout("app")]
-    claim_args = ["r", "wf", "{}", "0", "", "a", "30.0", "0", "", "0", "nonce-1", "2"]
+    claim_keys += [k.by_workflow("app", "wf"), k.ids("app")]
+    claim_args = ["r", "wf", "{}", "0", "", "a", "30.0", "0", "", "0", "nonce-1", "3"]
     first = await store._script("claim", claim_keys, claim_args)
     second = await store._script("claim", claim_keys, claim_args)
     assert first[0] == second[0] == 1
@@ -358,6 +363,14 @@ def test_options_and_urls_are_validated() -> None:
     with pytest.raises(ConfigurationError):
         from_url("http://localhost")
     assert from_url("rediss://h:1/2").url == "rediss://h:1/2"
+
+
+def test_a_url_may_name_the_key_prefix() -> None:
+    """``?prefix=`` sets the key prefix and is not passed on to the client."""
+    from_url = _redis_store().from_url
+    store = from_url("redis://h:1/2?prefix=shop&ssl_cert_reqs=none")
+    assert (store.prefix, store.url) == ("shop", "redis://h:1/2?ssl_cert_reqs=none")
+    assert from_url("redis://h:1/2").prefix == "durable"
 
 
 _STATUSES = ("running", "completed", "failed", "cancelled")
@@ -494,7 +507,7 @@ async def test_status_index_is_rebuilt_for_data_written_without_it(
     ]
     assert (await _status_index(reopened, client, "other"))["failed"] == []  # built on first use
     assert [run.run_id for run in await reopened.list_runs("other", status="failed")] == ["x"]
-    assert await client.get(store._keys.layout("app")) == b"2"
+    assert await client.get(store._keys.layout("app")) == b"3"
 
 
 async def test_a_newer_layout_is_refused(
@@ -503,7 +516,7 @@ async def test_a_newer_layout_is_refused(
     """An app whose keys a newer version laid out is not listed by status with the old rules."""
     store = make_store()
     await store.claim_run(NewRun("app", "r", "wf", "{}"), owner="a", lease_ttl=30)
-    await client.set(store._keys.layout("app"), "3")
+    await client.set(store._keys.layout("app"), "4")
     with pytest.raises(StoreError, match="newer"):
         await make_store().list_runs("app", status="running")
 
@@ -565,7 +578,8 @@ async def test_queue_scripts_retried_return_their_first_result(
     store = make_store()
     await store.open()
     k = store._keys
-    enqueue_keys = [*k.creation("app", "r"), *k.queues("app", "q")]
+    enqueue_keys = [*k.creation("app", "r"), *k.queues("app", "q"), k.queue_names("app")]
+    enqueue_keys += [k.by_workflow("app", "wf"), k.ids("app"), k.by_queue("app", "q")]
     enqueue_args = [
         "r",
         "wf",
@@ -577,7 +591,7 @@ async def test_queue_scripts_retried_return_their_first_result(
         "0",
         "",
         "nonce-1",
-        "2",
+        "3",
         k.work_channel(),
         "app",
     ]
@@ -640,3 +654,63 @@ async def test_a_command_in_flight_when_the_store_closes_leaves_no_connection_op
             break
         await asyncio.sleep(0.02)
     assert await _connections_named(client, name) == 0
+
+
+async def _mixed(store: RedisStore) -> None:
+    """200 runs of a bulk workflow, and a few others: by workflow, queue and id prefix."""
+    for i in range(200):
+        await store.claim_run(NewRun("app", f"bulk{i}", "bulk", "{}"), owner="a", lease_ttl=30)
+    for run_id in ("rare-1", "rare-2"):
+        await store.claim_run(NewRun("app", run_id, "rare", "{}"), owner="a", lease_ttl=30)
+    for run_id in ("job-1", "job-2"):
+        await store.enqueue_run(NewRun("app", run_id, "jobs", "{}", queue="q"))
+
+
+async def test_listing_by_workflow_queue_and_prefix_reads_only_matching_runs(
+    make_store: Callable[..., RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each filter has its sorted set: listing by it reads no run of another workflow or queue."""
+    store = make_store()
+    await _mixed(store)
+    read = _count_run_reads(store, monkeypatch)
+
+    async def listed(**filters: Any) -> list[str]:
+        read.clear()
+        return [run.run_id for run in await store.list_runs("app", **filters)]
+
+    assert await listed(workflow="rare") == ["rare-2", "rare-1"]
+    assert sorted(read) == sorted(store._keys.run("app", r) for r in ("rare-1", "rare-2"))
+    assert await listed(queue="q") == ["job-2", "job-1"]
+    assert sorted(read) == sorted(store._keys.run("app", r) for r in ("job-1", "job-2"))
+    assert await listed(id_prefix="rare-") == ["rare-2", "rare-1"]
+    assert len(read) == 2
+    assert await listed(id_prefix="bulk1", limit=3) == ["bulk199", "bulk198", "bulk197"]
+    assert len(read) == 111  # bulk1, bulk10-19, bulk100-199: the prefix's runs only
+
+
+async def test_listing_sets_are_rebuilt_for_data_written_without_them(
+    make_store: Callable[..., RedisStore], client: Any
+) -> None:
+    """Keys of layout 2 (no id, workflow or queue lists) get them on first use, queue names too."""
+    store = make_store()
+    await _mixed(store)
+    k = store._keys
+    await client.delete(
+        k.ids("app"),
+        k.by_workflow("app", "bulk"),
+        k.by_workflow("app", "rare"),
+        k.by_workflow("app", "jobs"),
+        k.by_queue("app", "q"),
+        k.queue_names("app"),
+    )
+    await client.set(k.layout("app"), "2")
+    reopened = make_store()
+    assert [r.run_id for r in await reopened.list_runs("app", workflow="rare")] == [
+        "rare-2",
+        "rare-1",
+    ]
+    assert [r.run_id for r in await reopened.list_runs("app", queue="q")] == ["job-2", "job-1"]
+    assert len(await reopened.list_runs("app", id_prefix="bulk", limit=1000)) == 200
+    [stats] = await reopened.queue_stats("app")
+    assert (stats.queue, stats.ready, stats.running) == ("q", 2, 0)
+    assert await client.get(k.layout("app")) == b"3"

@@ -10,6 +10,7 @@ import hashlib
 import re
 
 from durable.errors import ConfigurationError
+from durable.stores import _postgres_retention
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -347,10 +348,10 @@ def _edited(template: str, *edits: tuple[str, str]) -> str:
     return template
 
 
-# Version 6: a run keeps the trace context an observer gave it when it was
+# Version 9: a run keeps the trace context an observer gave it when it was
 # created (durable.engine.observe). Both claim functions return it; claim_run
 # takes it as an 11th argument. Made from version 5's, with only these edits.
-_CLAIM_FUNCTION_6 = _edited(
+_CLAIM_FUNCTION_9 = _edited(
     _CLAIM_FUNCTION_5,
     (
         "p_nonce uuid\n    ) RETURNS TABLE",
@@ -368,7 +369,7 @@ _CLAIM_FUNCTION_6 = _edited(
     ),
 )
 
-_CLAIM_QUEUED_FUNCTION_6 = _edited(
+_CLAIM_QUEUED_FUNCTION_9 = _edited(
     _CLAIM_QUEUED_FUNCTION,
     (
         "    CREATE FUNCTION {s}.claim_queued(",
@@ -493,10 +494,35 @@ MIGRATIONS: tuple[str, ...] = (
 """
     + _CLAIM_FUNCTION_5
     + _CLAIM_QUEUED_FUNCTION,
-    # 6: the trace context of a run (see _CLAIM_FUNCTION_6).
+    # 6: finished runs by status and finish time, for pruning.
+    _postgres_retention.MIGRATION,
+    # 7: listing at scale. Each filter of list_runs reads an index in listing
+    # order (created_at, then run_id in the "C" collation: a total order, so a
+    # keyset page starts exactly where the last one ended), and an id prefix
+    # is a range of runs_by_id. All lead with ``app COLLATE "C"`` like
+    # runs_newest, which they replace, and compare text in "C" only: no
+    # statement but a listing can pick them (a generic plan of a lookup by key
+    # filtering on ``status = 'running'`` would otherwise scan runs_by_status).
+    """
+    DROP INDEX {s}.runs_newest;
+    CREATE INDEX runs_listed
+        ON {s}.runs (app COLLATE "C", created_at DESC, run_id COLLATE "C" DESC);
+    CREATE INDEX runs_by_status
+        ON {s}.runs (app COLLATE "C", status COLLATE "C", created_at DESC, run_id COLLATE "C" DESC);
+    CREATE INDEX runs_by_workflow
+        ON {s}.runs (app COLLATE "C", workflow COLLATE "C", created_at DESC,
+                     run_id COLLATE "C" DESC);
+    CREATE INDEX runs_by_queue
+        ON {s}.runs (app COLLATE "C", queue COLLATE "C", created_at DESC, run_id COLLATE "C" DESC)
+        WHERE queue IS NOT NULL;
+    CREATE INDEX runs_by_id ON {s}.runs (app COLLATE "C", run_id COLLATE "C");
+    """,
+    # 8: reserved for parked waits (the "waiting" status); nothing to do here.
+    "SELECT 1;",
+    # 9: the trace context of a run (see _CLAIM_FUNCTION_9).
     "ALTER TABLE {s}.runs ADD COLUMN trace_context text;"
-    + _CLAIM_FUNCTION_6
-    + _CLAIM_QUEUED_FUNCTION_6,
+    + _CLAIM_FUNCTION_9
+    + _CLAIM_QUEUED_FUNCTION_9,
 )
 
 VERSION_TABLE = """
@@ -690,14 +716,99 @@ LOAD_RUN = """
     ORDER BY s.position, s.step_id
 """
 
-# ``app COLLATE "C"`` matches the listing index (the same rows as ``app = $1``:
-# the column's collation is deterministic, so equality is bytewise either way).
+# The conditions list_runs may combine, ``{}`` standing for the parameter
+# numbers; only the choice among these constants varies. Text compares in
+# "C", as the listing indexes do (equality is bytewise in any deterministic
+# collation, so ``app COLLATE "C" = $1`` keeps the rows ``app = $1`` does).
+# ``after`` bounds created_at on its own first, which the index seeks to;
+# the run id only breaks ties.
+LIST_CONDITIONS = {
+    "status": 'status COLLATE "C" = ${}',
+    "workflow": 'workflow COLLATE "C" = ${}',
+    "queue": 'queue COLLATE "C" = ${}',
+    "since": "created_at >= ${}",
+    "until": "created_at < ${}",
+    "prefix_start": 'run_id COLLATE "C" >= ${}',
+    "prefix_end": 'run_id COLLATE "C" < ${}',
+    "after": 'created_at <= ${0} AND (created_at < ${0} OR run_id COLLATE "C" < ${1})',
+}
+
 LIST_RUNS = """
     SELECT {run_columns}, run_id FROM {s}.runs
-    WHERE app COLLATE "C" = $1 AND ($2::text IS NULL OR status = $2)
-      AND ($3::text IS NULL OR workflow = $3)
-    ORDER BY created_at DESC, seq DESC
-    LIMIT $4
+    WHERE app COLLATE "C" = $1 @CONDITIONS@
+    ORDER BY created_at DESC, run_id COLLATE "C" DESC
+    LIMIT @LIMIT@
+"""
+
+
+# An id prefix selects its runs first, over runs_by_id, then sorts them. As a
+# plain LIMIT query, a generic plan (which cannot tell how narrow the prefix
+# is) reads runs_listed in order instead, testing every run of the app.
+LIST_RUNS_BY_PREFIX = """
+    WITH matched AS MATERIALIZED (
+        SELECT {run_columns}, run_id FROM {s}.runs
+        WHERE app COLLATE "C" = $1 @CONDITIONS@
+    )
+    SELECT * FROM matched
+    ORDER BY created_at DESC, run_id COLLATE "C" DESC
+    LIMIT @LIMIT@
+"""
+
+
+def list_runs_sql(conditions: tuple[str, ...]) -> str:
+    """The LIST_RUNS template with these named conditions, then the limit, as parameters."""
+    parts: list[str] = []
+    number = 2
+    for name in conditions:
+        count = 2 if name == "after" else 1
+        if count == 1:
+            parts.append(LIST_CONDITIONS[name].format(number))
+        else:
+            parts.append(LIST_CONDITIONS[name].format(number, number + 1))
+        number += count
+    extra = "".join(f" AND {part}" for part in parts)
+    template = LIST_RUNS_BY_PREFIX if "prefix_start" in conditions else LIST_RUNS
+    return template.replace("@CONDITIONS@", extra).replace("@LIMIT@", f"${number}")
+
+
+# The queued runs of each queue (over runs_queued) split into ready and
+# delayed by the server's clock, and the running ones (over runs_queue_running).
+QUEUE_STATS = """
+    SELECT queue,
+           count(*) FILTER (WHERE not_before IS NULL OR not_before <= now_t) AS ready,
+           count(*) FILTER (WHERE not_before > now_t) AS delayed,
+           0::bigint AS running,
+           min(created_at) FILTER (WHERE not_before IS NULL OR not_before <= now_t) AS oldest
+    FROM {s}.runs, (SELECT extract(epoch FROM clock_timestamp()) AS now_t) AS clock
+    WHERE app = $1 AND status = 'queued'
+    GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, count(*), NULL FROM {s}.runs
+    WHERE app = $1 AND status = 'running' AND queue IS NOT NULL
+    GROUP BY queue
+"""
+
+# The run locked for requeue_run's decision, with the server's clock.
+REQUEUE_LOCK = """
+    SELECT {run_columns}, extract(epoch FROM clock_timestamp()) AS now_t FROM {s}.runs
+    WHERE app = $1 AND run_id = $2
+    FOR UPDATE
+"""
+
+REQUEUE_DROP_FAILED = """
+    DELETE FROM {s}.steps WHERE app = $1 AND run_id = $2 AND status = 'failed'
+"""
+
+# The requeued run notifies channel $7 (on commit): idle workers wake.
+REQUEUE = """
+    WITH upd AS (
+        UPDATE {s}.runs SET status = 'queued', queue = $3, not_before = NULL, owner = NULL,
+                            lease_expires_at = NULL, error = $4, cancel_requested = $5,
+                            updated_at = $6
+        WHERE app = $1 AND run_id = $2
+        RETURNING app
+    )
+    SELECT pg_notify($7, upd.app) FROM upd
 """
 
 # The counter row serialises concurrent senders, so indexes follow commit

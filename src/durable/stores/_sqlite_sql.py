@@ -15,19 +15,21 @@ from typing import Any, Final
 
 from durable.errors import StoreError
 from durable.stores._claims import ClaimAction, ClaimRequest, decide_claim
+from durable.stores._listing import ListQuery, decide_requeue, merge_counts, requeued_record
 from durable.stores._queues import queued_record, room_left
 from durable.stores._rows import StepParams
 from durable.stores.base import (
     Claim,
     FinalStatus,
     NewRun,
+    QueueCounts,
     QueueLimits,
     RunRecord,
     SavedStep,
     StepRecord,
 )
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 6
 
 
 _MAGIC: Final = b"SQLite format 3\x00"
@@ -121,7 +123,29 @@ _MIGRATIONS: Final = (
         """CREATE INDEX durable_runs_queue_status
            ON durable_runs (app, queue, status, started_at) WHERE queue IS NOT NULL""",
     ),
-    # 3: the trace context an observer keeps with a run (durable.engine.observe).
+    # 3: finished runs by status and finish time, for pruning (see _sqlite_retention).
+    (
+        """CREATE INDEX durable_runs_finished
+           ON durable_runs (app, status, updated_at)
+           WHERE status IN ('completed', 'failed', 'cancelled')""",
+    ),
+    # 4: listing at scale. Each filter of list_runs reads an index in listing
+    # order (created_at, then run_id: a total order, so keyset pages are
+    # exact); an id prefix is a range of the primary key. The old listing
+    # index ends without run_id, so it is replaced.
+    (
+        "DROP INDEX durable_runs_newest",
+        "CREATE INDEX durable_runs_listed ON durable_runs (app, created_at, run_id)",
+        """CREATE INDEX durable_runs_by_status
+           ON durable_runs (app, status, created_at, run_id)""",
+        """CREATE INDEX durable_runs_by_workflow
+           ON durable_runs (app, workflow, created_at, run_id)""",
+        """CREATE INDEX durable_runs_by_queue
+           ON durable_runs (app, queue, created_at, run_id) WHERE queue IS NOT NULL""",
+    ),
+    # 5: reserved for parked waits (the "waiting" status); nothing to do here.
+    (),
+    # 6: the trace context an observer keeps with a run (durable.engine.observe).
     ("ALTER TABLE durable_runs ADD COLUMN trace_context TEXT",),
 )
 
@@ -288,14 +312,57 @@ _CANCEL_SQL: Final = """
            priority, not_before, started_at, trace_context
 """
 
-_LIST_SQL: Final = """
-    SELECT run_id, workflow, status, inputs, output, error, owner, token, lease_expires_at,
-           attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at, trace_context FROM durable_runs
-    WHERE app = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR workflow = ?)
-    ORDER BY created_at DESC, rowid DESC
-    LIMIT ?
+_RUN_COLUMNS: Final = """run_id, workflow, status, inputs, output, error, owner, token,
+    lease_expires_at, attempts, cancel_requested, parent_run_id, created_at, updated_at,
+    queue, priority, not_before, started_at, trace_context"""
+
+# The conditions list_runs may combine: constant text, each with its
+# parameters; only the choice among them varies from call to call.
+_LIST_CONDITIONS: Final = {
+    "status": "status = ?",
+    "workflow": "workflow = ?",
+    "queue": "queue = ?",
+    "since": "created_at >= ?",
+    "until": "created_at < ?",
+    "prefix_start": "run_id >= ?",
+    "prefix_end": "run_id < ?",
+    "after": "(created_at, run_id) < (?, ?)",
+}
+
+# A queue's queued runs split into ready and delayed at time ? (read over the
+# durable_runs_queued index), and its running runs.
+_QUEUE_STATS_SQL: Final = """
+    SELECT queue,
+           sum(CASE WHEN not_before IS NULL OR not_before <= ? THEN 1 ELSE 0 END),
+           sum(CASE WHEN not_before > ? THEN 1 ELSE 0 END),
+           0,
+           min(CASE WHEN not_before IS NULL OR not_before <= ? THEN created_at END)
+    FROM durable_runs WHERE app = ? AND status = 'queued' GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, count(*), NULL
+    FROM durable_runs WHERE app = ? AND status = 'running' AND queue IS NOT NULL
+    GROUP BY queue
 """
+
+_REQUEUE_SQL: Final = """
+    UPDATE durable_runs
+    SET status = 'queued', queue = ?, not_before = NULL, owner = NULL, lease_expires_at = NULL,
+        error = ?, cancel_requested = ?, updated_at = ?,
+        seq = coalesce(seq, (SELECT coalesce(max(seq), 0) + 1 FROM durable_runs
+                             WHERE seq IS NOT NULL))
+    WHERE app = ? AND run_id = ?
+"""
+
+
+@functools.cache
+def _list_sql(conditions: tuple[str, ...]) -> str:
+    """The listing statement with these named conditions (keys of _LIST_CONDITIONS)."""
+    where = " AND ".join(["app = ?", *(_LIST_CONDITIONS[name] for name in conditions)])
+    return (
+        f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE {where} "  # noqa: S608 - constants only
+        "ORDER BY created_at DESC, run_id DESC LIMIT ?"
+    )
+
 
 # One statement, so the index is computed under the write lock it takes.
 _SEND_SIGNAL_SQL: Final = """
@@ -518,12 +585,14 @@ def _enqueue(db: sqlite3.Connection, new: NewRun) -> tuple[RunRecord, bool]:
         new.not_before,
         new.trace_context,
     )
-    if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
-        run = queued_record(new, now)
-        return run, True
-    # Runs are never deleted: the one that took the id is there.
-    row = db.execute(_GET_SQL, (new.app, new.run_id)).fetchone()
-    return _run_record(new.app, new.run_id, row), False
+    while True:
+        if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
+            run = queued_record(new, now)
+            return run, True
+        row = db.execute(_GET_SQL, (new.app, new.run_id)).fetchone()
+        if row is not None:
+            return _run_record(new.app, new.run_id, row), False
+        # The run that took the id was deleted between the two statements.
 
 
 def _claim_queued(
@@ -612,10 +681,38 @@ def _read_signals_sync(
     return found
 
 
-def _list_sync(
-    db: sqlite3.Connection, app: str, status: str | None, workflow: str | None, limit: int
-) -> list[Any]:
-    return db.execute(_LIST_SQL, (app, status, status, workflow, workflow, limit)).fetchall()
+def _list_sync(db: sqlite3.Connection, query: ListQuery) -> list[Any]:
+    conditions, params = query.conditions()
+    return db.execute(_list_sql(conditions), (query.app, *params, query.limit)).fetchall()
+
+
+def _queue_stats_sync(db: sqlite3.Connection, app: str) -> list[QueueCounts]:
+    now = time.time()
+    rows = db.execute(_QUEUE_STATS_SQL, (now, now, now, app, app)).fetchall()
+    return merge_counts(QueueCounts(*row) for row in rows)
+
+
+def _requeue(
+    db: sqlite3.Connection, app: str, run_id: str, queue: str, steal_from: str | None
+) -> tuple[RunRecord, bool] | None:
+    """Requeue the run when allowed; inside a write transaction."""
+    row = db.execute(_GET_SQL, (app, run_id)).fetchone()
+    if row is None:
+        return None
+    run = _run_record(app, run_id, row)
+    now = time.time()
+    requeue, drop_failed = decide_requeue(run, now, steal_from)
+    if not requeue:
+        return run, False
+    if drop_failed:
+        db.execute(
+            "DELETE FROM durable_steps WHERE app = ? AND run_id = ? AND status = 'failed'",
+            (app, run_id),
+        )
+    run = requeued_record(run, queue, now)
+    params = (run.queue, run.error, int(run.cancel_requested), now, app, run_id)
+    db.execute(_REQUEUE_SQL, params)
+    return run, True
 
 
 def _send_signal_sync(
@@ -713,6 +810,11 @@ def _claim_write(request: ClaimRequest) -> _Write:
 def _enqueue_write(new: NewRun) -> _Write:
     # One writing statement; the read after a conflict needs no transaction.
     return _Write(functools.partial(_enqueue, new=new), own_transaction=False)
+
+
+def _requeue_write(app: str, run_id: str, queue: str, steal_from: str | None) -> _Write:
+    work = functools.partial(_requeue, app=app, run_id=run_id, queue=queue, steal_from=steal_from)
+    return _Write(work, own_transaction=True)
 
 
 def _claim_queued_write(

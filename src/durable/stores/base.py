@@ -45,6 +45,8 @@ FinalStatus = Literal["completed", "failed", "cancelled"]
 
 # "queued" last: the Redis store's scripts index statuses by their position here.
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled", "queued")
+# The statuses of a finished run: only these may be deleted or pruned.
+FINAL_STATUSES: tuple[FinalStatus, ...] = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,16 @@ class RunRecord:
     # Opaque text an observer stored with the run when it was recorded (the
     # caller's W3C trace context, say), so that later executions continue it.
     trace_context: str | None = None
+
+    @property
+    def finished_at(self) -> float | None:
+        """When a finished run finished (its last change, ``updated_at``); None until then.
+
+        A finished run is written again only when it changes status (a failed
+        run cancelled, or restarted), so its ``updated_at`` is the time it
+        reached the status it has. Retention counts from it.
+        """
+        return self.updated_at if self.status in FINAL_STATUSES else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +169,23 @@ class SavedStep:
 
     step: StepRecord
     cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """The answer of :meth:`Store.queue_stats` for one queue.
+
+    ``ready``: queued runs that may start now; ``delayed``: queued runs whose
+    ``not_before`` is still ahead; ``running``: its runs with status
+    ``running``; ``oldest_ready_at``: the ``created_at`` (enqueue time) of its
+    oldest ready run, None when none is ready.
+    """
+
+    queue: str
+    ready: int
+    delayed: int
+    running: int
+    oldest_ready_at: float | None
 
 
 class LeaseState(enum.Enum):
@@ -323,12 +352,56 @@ class Store(ABC):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
-        """Runs of the app, newest first, filtered by status and workflow name.
+        """Runs of the app, newest first, at most ``limit`` (at least 1) of them.
 
-        Runs created at the same instant come in no particular order; ``limit``
-        is at least 1.
+        Ordered by ``created_at`` descending, then run id descending (by code
+        point), so the order is total and a page ends at a definite place.
+        Every filter given must hold: ``status``, ``workflow`` and ``queue``
+        equal; ``since <= created_at < until``; the run id starts with
+        ``id_prefix`` (taken literally: no character is a wildcard); and,
+        with ``after`` = ``(created_at, run_id)`` of the last run of the
+        previous page, the run comes after it in this order (keyset paging).
+
+        A durable store answers each filter from an index (the in-memory
+        store may filter its dict), never by reading every run of the app.
         """
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        """The counts of each queue of ``app`` that holds a queued or running run, by name.
+
+        ``ready`` and ``delayed`` split the queued runs by ``not_before``
+        against the store's clock. Read from the queue indexes only.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queues")
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        """Put the run (back) in its queue as ``queued``, atomically; ``(run, requeued)``.
+
+        None when the run does not exist. Requeued (``requeued`` true, the
+        run as stored after the change):
+
+        - ``queued``: its ``not_before`` is cleared (claimable now);
+        - ``failed``: its failed steps are deleted and its error cleared, as
+          :meth:`claim_run` restarts a failed run, then it waits in its queue;
+        - ``running`` whose lease has expired by the store's clock, or whose
+          owner equals ``steal_from``: owner and lease dropped (its token no
+          longer owns it: writes of the old owner are refused).
+
+        A requeued run keeps its queue, or gets ``queue`` when it had none;
+        its ``not_before`` is None, owner and lease None, ``cancel_requested``
+        false for a failed run (kept otherwise). Any other run (completed,
+        cancelled, running under a live lease) is returned unchanged with
+        ``requeued`` false. Workers waiting in :meth:`wait_for_work` are woken.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queues")
 
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         """Record the run as ``queued`` unless a run has that id; ``(stored run, created)``.
@@ -378,6 +451,43 @@ class Store(ABC):
         """
         await asyncio.sleep(timeout)
         return False
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        """Delete a finished run with its steps and signals, atomically; the run deleted.
+
+        Returns None, deleting nothing, when the run does not exist. A run that
+        is not finished (``queued`` or ``running``) is kept and raises
+        :class:`~durable.errors.RunNotFinishedError`: the status test and the
+        deletion are one atomic operation, so a run that starts meanwhile is
+        never deleted. Other runs are not touched, the run's children included
+        (their ``parent_run_id`` keeps naming it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support deleting runs")
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        """Delete up to ``limit`` finished runs of ``app`` in one transaction; how many.
+
+        A run is deleted (with its steps and signals, as :meth:`delete_run`
+        does) when its status is one of ``statuses`` and its ``finished_at``
+        is before ``finished_before`` (a Unix time); unfinished runs never are.
+        ``statuses`` holds final statuses only and ``limit`` is at least 1;
+        callers repeat the call until it deletes fewer than ``limit``, so
+        each transaction stays small. An index should serve the search.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support pruning runs")
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        """How many runs :meth:`prune_runs` would delete with these arguments, deleting none."""
+        raise NotImplementedError(f"{type(self).__name__} does not support pruning runs")
 
     @abstractmethod
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:

@@ -23,13 +23,17 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._claims import ClaimRequest, decide_claim
+from durable.stores._listing import ListQuery, decide_requeue, listing_key, requeued_record
 from durable.stores._queues import queue_room, queued_record
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
+    FINAL_STATUSES,
     Claim,
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueCounts,
     QueueLimits,
     RunRecord,
     RunStatus,
@@ -189,16 +193,58 @@ class InMemoryStore(Store):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
-        runs = [
-            run
-            for (run_app, _), run in self._runs.items()
-            if run_app == app
-            and (status is None or run.status == status)
-            and (workflow is None or run.workflow == workflow)
-        ]
-        runs.sort(key=lambda r: r.created_at, reverse=True)
+        query = ListQuery(app, status, workflow, queue, since, until, id_prefix, after, limit)
+        # A test double: filtering every run of the store is fine here.
+        runs = [run for (a, _), run in self._runs.items() if a == app and query.matches(run)]
+        runs.sort(key=listing_key, reverse=True)
         return runs[:limit]
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        now = self._now()
+        counts: dict[str, QueueCounts] = {}
+        for (run_app, _), run in self._runs.items():
+            if run_app != app or run.queue is None or run.status not in ("queued", "running"):
+                continue
+            seen = counts.get(run.queue) or QueueCounts(run.queue, 0, 0, 0, None)
+            if run.status == "running":
+                seen = dataclasses.replace(seen, running=seen.running + 1)
+            elif run.not_before is not None and run.not_before > now:
+                seen = dataclasses.replace(seen, delayed=seen.delayed + 1)
+            else:
+                oldest = seen.oldest_ready_at
+                if oldest is None or run.created_at < oldest:
+                    oldest = run.created_at
+                seen = dataclasses.replace(seen, ready=seen.ready + 1, oldest_ready_at=oldest)
+            counts[run.queue] = seen
+        return [counts[name] for name in sorted(counts)]
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        check_names(app=app, run_id=run_id, queue=queue)
+        key = (app, run_id)
+        run = self._runs.get(key)
+        if run is None:
+            return None
+        now = self._now()
+        requeue, drop_failed = decide_requeue(run, now, steal_from)
+        if not requeue:
+            return run, False
+        if drop_failed:
+            steps = self._steps.get(key, {})
+            for step_id in [s.step_id for s in steps.values() if s.status == "failed"]:
+                del steps[step_id]
+        run = requeued_record(run, queue, now)
+        self._runs[key] = run
+        self._enqueued.setdefault(key, next(self._sequence))
+        self._wake(app)
+        return run, True
 
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         check_enqueue(new)
@@ -285,3 +331,53 @@ class InMemoryStore(Store):
             if 0 <= index < len(queue):
                 found[run_id, name, index] = queue[index]
         return found
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        check_names(app=app, run_id=run_id)
+        key = (app, run_id)
+        run = self._runs.get(key)
+        if run is None:
+            return None
+        if run.status not in FINAL_STATUSES:
+            raise not_finished(app, run_id, run.status)
+        self._drop(key)
+        return run
+
+    def _drop(self, key: _RunKey) -> None:
+        del self._runs[key]
+        self._steps.pop(key, None)
+        self._enqueued.pop(key, None)
+        app, run_id = key
+        for signal_key in [k for k in self._signals if k[0] == app and k[1] == run_id]:
+            del self._signals[signal_key]
+
+    def _prunable(
+        self, app: str, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> list[_RunKey]:
+        return [
+            key
+            for key, run in self._runs.items()
+            if key[0] == app and run.status in statuses and run.updated_at < finished_before
+        ]
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        check_prune(app, statuses, limit)
+        keys = self._prunable(app, finished_before, statuses)[:limit]
+        for key in keys:
+            self._drop(key)
+        return len(keys)
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        return len(self._prunable(app, finished_before, statuses))

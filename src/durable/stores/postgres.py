@@ -36,6 +36,7 @@ from durable.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from durable.stores import _postgres_retention as retention
 from durable.stores import _postgres_sql as statements
 from durable.stores._checks import (
     check_claim,
@@ -45,7 +46,9 @@ from durable.stores._checks import (
     check_signal,
     check_step,
 )
+from durable.stores._listing import ListQuery, decide_requeue, merge_counts, requeued_record
 from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._rows import StepParams, lease_states, step_params
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
@@ -53,6 +56,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueCounts,
     QueueLimits,
     RunRecord,
     RunStatus,
@@ -755,9 +759,113 @@ class PostgresStore(Store):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
-        rows = await self._fetch(statements.LIST_RUNS, app, status, workflow, limit)
+        query = ListQuery(app, status, workflow, queue, since, until, id_prefix, after, limit)
+        conditions, params = query.conditions()
+        sql = statements.list_runs_sql(conditions)
+        rows = await self._fetch(sql, app, *params, limit)
         return [_run_record(app, row["run_id"], row) for row in rows]
+
+    # -- retention ---------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        check_names(app=app, run_id=run_id)
+        delete, status = self._q(retention.DELETE_RUN), self._q(retention.RUN_STATUS)
+        rows = self._q(retention.DELETE_RUN_ROWS)
+        # The run as an earlier attempt deleted it: when the connection died
+        # before that attempt's commit was acknowledged, the retry finds no run
+        # and answers as the committed attempt would have.
+        deleted: list[Any] = []
+
+        async def op(conn: Any) -> Any:
+            async with conn.transaction():
+                row = await conn.fetchrow(delete, app, run_id)
+                if row is None:
+                    kept = await conn.fetchval(status, app, run_id)
+                    return deleted[0] if kept is None and deleted else kept
+                await conn.execute(rows, app, run_id)
+                deleted[:] = [row]
+            return row
+
+        outcome = await self._call(op)
+        if outcome is None:
+            return None
+        if isinstance(outcome, str):
+            raise not_finished(app, run_id, outcome)
+        return _run_record(app, run_id, outcome)
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        check_prune(app, statuses, limit)
+        sql = self._q(retention.PRUNE)
+        wanted = list(statuses)
+        count: int = await self._call(
+            lambda conn: conn.fetchval(sql, app, wanted, finished_before, limit)
+        )
+        return count
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        sql = self._q(retention.COUNT)
+        wanted = list(statuses)
+        count: int = await self._call(lambda conn: conn.fetchval(sql, app, wanted, finished_before))
+        return count
+
+    # -- listing -----------------------------------------------------------
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        check_names(app=app)
+        rows = await self._fetch(statements.QUEUE_STATS, app)
+        return merge_counts(
+            QueueCounts(row[0], int(row[1]), int(row[2]), int(row[3]), row[4]) for row in rows
+        )
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        check_names(app=app, run_id=run_id, queue=queue, steal_from=steal_from)
+        lock, drop, requeue = (
+            self._q(statements.REQUEUE_LOCK),
+            self._q(statements.REQUEUE_DROP_FAILED),
+            self._q(statements.REQUEUE),
+        )
+
+        # Sent again after a lost connection, a requeue that committed finds
+        # the run queued and requeues it again: the same answer.
+        async def work(conn: Any) -> tuple[RunRecord, bool] | None:
+            async with conn.transaction():
+                row = await conn.fetchrow(lock, app, run_id)
+                if row is None:
+                    return None
+                run = _run_record(app, run_id, row)
+                now = float(row["now_t"])
+                wanted, drop_failed = decide_requeue(run, now, steal_from)
+                if not wanted:
+                    return run, False
+                if drop_failed:
+                    await conn.execute(drop, app, run_id)
+                run = requeued_record(run, queue, now)
+                await conn.execute(
+                    requeue,
+                    *(app, run_id, run.queue, run.error, run.cancel_requested, now),
+                    self._channel,
+                )
+                return run, True
+
+        return await self._call(work)
 
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         check_enqueue(new)

@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -27,6 +28,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from durable._fastpaths import asyncio as asyncio_fastpaths
 from durable._fastpaths import redis as redis_fastpaths
 from durable.errors import ConfigurationError, LeaseLostError, StoreError, StoreUnavailableError
+from durable.stores import _redis_retention
 from durable.stores._checks import (
     check_claim,
     check_enqueue,
@@ -35,7 +37,9 @@ from durable.stores._checks import (
     check_signal,
     check_step,
 )
+from durable.stores._listing import ListQuery, listing_key, merge_counts, prefix_end
 from durable.stores._loops import LoopShutdownHook, close_on_loop
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._wake import WorkWaiters
 from durable.stores.base import (
     RUN_STATUSES,
@@ -43,6 +47,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueCounts,
     QueueLimits,
     RunRecord,
     RunStatus,
@@ -104,6 +109,22 @@ class _Keys:
         """Every key of one queue, in ``_QUEUE_KINDS`` order (as the claim script expects)."""
         return [self.queue(kind, app, queue) for kind in _QUEUE_KINDS]
 
+    def by_workflow(self, app: str, workflow: str) -> str:
+        """Sorted set of the ids of the app's runs of ``workflow``, scored by creation time."""
+        return self._scoped("wlist", app, workflow)
+
+    def by_queue(self, app: str, queue: str) -> str:
+        """Sorted set of the ids of the app's runs enqueued in ``queue``, by creation time."""
+        return self._scoped("qlist", app, queue)
+
+    def ids(self, app: str) -> str:
+        """Sorted set of the app's run ids, all scored 0: ZRANGEBYLEX finds an id prefix."""
+        return f"{self.prefix}:ids:{len(app)}:{app}"
+
+    def queue_names(self, app: str) -> str:
+        """Set of the names of the app's queues that ever held a run (for queue_stats)."""
+        return f"{self.prefix}:queues:{len(app)}:{app}"
+
     def work_channel(self) -> str:
         """The pub/sub channel where enqueues and queued runs' finishes publish their app."""
         return f"{self.prefix}:work"
@@ -121,6 +142,10 @@ class _Keys:
     def queue_claim(self, app: str, nonce: str) -> str:
         """List of the run ids one ``claim_queued`` call started, kept a while for its retry."""
         return self._scoped("qclaim", app, nonce)
+
+    def deletion(self, app: str, nonce: str) -> str:
+        """Hash of the run one ``delete_run`` call deleted, kept a while for its retry."""
+        return self._scoped("deleted", app, nonce)
 
     def creation(self, app: str, run_id: str) -> list[str]:
         """The keys of the scripts that create runs (claim, enqueue), in their order."""
@@ -215,7 +240,8 @@ end
 """
 )
 
-# KEYS: run, steps, signals, index, the app's status indexes, layout
+# KEYS: run, steps, signals, index, the app's status indexes, layout, the
+#       workflow's run list, the app's ids
 # ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
 #       steal_from, resume, nonce, layout version, the app's two key stems,
 #       has_trace, trace_context
@@ -236,6 +262,8 @@ if redis.call('EXISTS', run) == 0 then
     redis.call('DEL', steps)
     redis.call('PERSIST', signals)
     redis.call('ZADD', KEYS[4], fmt(t), ARGV[1])
+    redis.call('ZADD', KEYS[6 + NSTATUS], fmt(t), ARGV[1])
+    redis.call('ZADD', KEYS[7 + NSTATUS], 0, ARGV[1])
     reindex(5, ARGV[1], fmt(t), 'running')
     return {1, redis.call('HGETALL', run), {}}
 end
@@ -378,7 +406,8 @@ return redis.call('HGETALL', run)
 """
 )
 
-# KEYS: run, then the app's status indexes. ARGV: run_id, then the app's key stems.
+# KEYS: run, then the app's status indexes.
+# ARGV: run_id, the app's key stems, ttl_ms ('' = keep).
 _CANCEL = (
     _PRELUDE
     + """
@@ -396,6 +425,12 @@ elseif status == 'failed' or status == 'queued' then
         redis.call('ZREM', q[2], r[2])
     end
     reindex(2, ARGV[1], redis.call('HGET', KEYS[1], 'created'), 'cancelled')
+    if ARGV[4] and ARGV[4] ~= '' then
+        -- Finished now: it expires like a run finish_run ended.
+        redis.call('PEXPIRE', KEYS[1], ARGV[4])
+        redis.call('PEXPIRE', ARGV[2] .. 'steps' .. ARGV[3] .. ARGV[1], ARGV[4])
+        redis.call('PEXPIRE', ARGV[2] .. 'signals' .. ARGV[3] .. ARGV[1], ARGV[4])
+    end
 end
 return redis.call('HGETALL', KEYS[1])
 """
@@ -413,23 +448,126 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return idx
 """
 
-# KEYS: the app's status indexes, then run keys. ARGV: the runs' ids.
-# Puts each run in the index of its current status: run once per app on data
-# written before status indexes existed. Idempotent, and atomic per call, so
-# writers maintaining the indexes meanwhile are never undone.
+# KEYS: the app's status indexes, its queue names, its ids, then run keys.
+# ARGV: the app's key stems, then the runs' ids. Puts each run in the index
+# of its current status and in the lists of its id, workflow and queue, and
+# its queue among the names: run once per app on data written before these
+# existed. Idempotent, and atomic per call, so writers maintaining the
+# indexes meanwhile are never undone.
 _REINDEX = (
     _PRELUDE
     + """
-for i, id in ipairs(ARGV) do
-    local r = redis.call('HMGET', KEYS[NSTATUS + i], 'status', 'created')
+local head, tail = ARGV[1], ARGV[2]
+for i = 3, #ARGV do
+    local id = ARGV[i]
+    local r = redis.call('HMGET', KEYS[NSTATUS + i], 'status', 'created', 'queue', 'workflow')
     reindex(1, id, r[2] or 0, r[1] or '')
+    if r[2] then
+        redis.call('ZADD', KEYS[NSTATUS + 2], 0, id)
+        redis.call('ZADD', head .. 'wlist' .. tail .. r[4], r[2], id)
+        if r[3] then
+            redis.call('SADD', KEYS[NSTATUS + 1], r[3])
+            redis.call('ZADD', head .. 'qlist' .. tail .. r[3], r[2], id)
+        end
+    end
 end
-return #ARGV
+return #ARGV - 2
+"""
+)
+
+# KEYS: run, steps, signals, the app's status indexes, the app's queue names.
+# ARGV: run_id, default queue, has_steal, steal_from, the app's key stems,
+#       the work channel, the app.
+# Returns nil for an absent run, else {requeued, run}; see Store.requeue_run.
+_REQUEUE = (
+    _PRELUDE
+    + """
+local run, steps, signals = KEYS[1], KEYS[2], KEYS[3]
+local flat = redis.call('HGETALL', run)
+if #flat == 0 then return nil end
+local r = {}
+for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+local t = now()
+local failed = r.status == 'failed'
+local ok = r.status == 'queued' or failed
+if r.status == 'running' then
+    ok = (r.lease ~= nil and tonumber(r.lease) <= t) or (ARGV[3] == '1' and r.owner == ARGV[4])
+end
+if not ok then return {0, flat} end
+local queue = r.queue or ARGV[2]
+local q = qkeys(ARGV[5], ARGV[6], queue)
+if failed then
+    local all = redis.call('HGETALL', steps)
+    for i = 1, #all, 2 do
+        if string.sub(all[i + 1], 1, 1) == 'f' then redis.call('HDEL', steps, all[i]) end
+    end
+    redis.call('HDEL', run, 'error')
+    redis.call('HSET', run, 'cancel', '0')
+    -- A finished run may carry finished_ttl; a queued one must never expire.
+    redis.call('PERSIST', run)
+    redis.call('PERSIST', steps)
+    redis.call('PERSIST', signals)
+end
+if r.status == 'running' and r.queue then redis.call('SREM', q[3], ARGV[1]) end
+if not r.queue then
+    redis.call('ZADD', ARGV[5] .. 'qlist' .. ARGV[6] .. queue, r.created, ARGV[1])
+end
+local member = r.qmember
+if member then
+    redis.call('ZREM', q[1], member)
+    redis.call('ZREM', q[2], member)
+else
+    member = string.format('%016x', redis.call('INCR', q[5])) .. ARGV[1]
+end
+redis.call('ZADD', q[1], r.priority or '0', member)
+redis.call('HSET', run, 'status', 'queued', 'queue', queue, 'qmember', member, 'updated', fmt(t))
+redis.call('HDEL', run, 'owner', 'lease', 'not_before')
+reindex(4, ARGV[1], r.created, 'queued')
+redis.call('SADD', KEYS[4 + NSTATUS], queue)
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return {1, redis.call('HGETALL', run)}
+"""
+)
+
+# KEYS: the app's queue names. ARGV: the app's key stems.
+# Returns {name, ready, delayed, running, oldest created or ''} per queue that
+# holds a queued or running run. The oldest ready run has the smallest member
+# (members start with the enqueue sequence number) among the ready runs and
+# the delayed ones now due.
+_QUEUE_STATS = (
+    _PRELUDE
+    + """
+local t = now()
+local out = {}
+for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local q = qkeys(ARGV[1], ARGV[2], queue)
+    local ready = redis.call('ZCARD', q[1])
+    local due = redis.call('ZRANGEBYSCORE', q[2], '-inf', fmt(t))
+    local delayed = redis.call('ZCARD', q[2]) - #due
+    local running = redis.call('SCARD', q[3])
+    if ready + #due + delayed + running > 0 then
+        local oldest = nil
+        for _, member in ipairs(redis.call('ZRANGE', q[1], 0, -1)) do
+            if oldest == nil or member < oldest then oldest = member end
+        end
+        for _, member in ipairs(due) do
+            if oldest == nil or member < oldest then oldest = member end
+        end
+        local created = ''
+        if oldest then
+            local key = ARGV[1] .. 'run' .. ARGV[2] .. string.sub(oldest, 17)
+            created = redis.call('HGET', key, 'created') or ''
+        end
+        out[#out + 1] = {queue, ready + #due, delayed, running, created}
+    end
+end
+return out
 """
 )
 
 # KEYS: run, steps, signals, index, the app's status indexes, layout, then the
-#       queue's keys (_QUEUE_KINDS order)
+#       queue's keys (_QUEUE_KINDS order), then the app's queue names, the
+#       workflow's run list, the app's ids, the queue's run list
 # ARGV: run_id, workflow, inputs, has_parent, parent, queue, priority,
 #       has_not_before, not_before, nonce, layout version, the work channel, the app,
 #       has_trace, trace_context
@@ -465,6 +603,11 @@ if ARGV[8] == '1' and tonumber(ARGV[9]) > t then
 else
     redis.call('ZADD', q[1], ARGV[7], member)
 end
+local lists = 5 + NSTATUS + #QKINDS
+redis.call('SADD', KEYS[lists + 1], ARGV[6])
+redis.call('ZADD', KEYS[lists + 2], fmt(t), ARGV[1])
+redis.call('ZADD', KEYS[lists + 3], 0, ARGV[1])
+redis.call('ZADD', KEYS[lists + 4], fmt(t), ARGV[1])
 redis.call('PUBLISH', ARGV[12], ARGV[13])
 return {1, redis.call('HGETALL', run)}
 """
@@ -570,12 +713,17 @@ _SCRIPTS = (
     ("cancel", _CANCEL),
     ("send_signal", _SEND_SIGNAL),
     ("reindex", _REINDEX),
+    *_redis_retention.SCRIPTS,
+    ("requeue", _REQUEUE),
+    ("queue_stats", _QUEUE_STATS),
 )
 
 # 1 (no layout key): runs listed per app in one sorted set.
 # 2: and per app and status. (The "queued" index came later without a new
 #    layout: it starts empty, as no earlier version wrote a queued run.)
-_LAYOUT_VERSION = 2
+# 3: and the names of the app's queues, its ids (lexicographic), its runs per
+#    workflow and per queue.
+_LAYOUT_VERSION = 3
 _LIST_PAGE = 200
 # Runs renewed by one script call: the server runs nothing else meanwhile.
 _RENEW_CHUNK = 1000
@@ -789,8 +937,12 @@ class _Subscriber:
 class RedisStore(Store):
     """A Store in Redis, shared by every process that uses the same server and prefix.
 
-    ``prefix`` namespaces every key. ``finished_ttl`` (seconds) expires the
-    records of a run once it is finished; by default they are kept forever.
+    ``prefix`` namespaces every key. ``ttl`` (seconds; ``finished_ttl`` is
+    the same option) expires the records of a run (its steps and signals
+    too) that long after it finished; a queued or running run never expires,
+    and a restarted run loses the expiry. By default runs are kept forever.
+    An expired run's id stays in the app's sorted-set indexes, which cannot
+    expire members: listing and pruning skip such ids and drop them.
     Connection failures are retried a few times by the client (every script
     is idempotent under retry), then raise
     :class:`~durable.errors.StoreUnavailableError`.
@@ -802,11 +954,26 @@ class RedisStore(Store):
         *,
         prefix: str = "durable",
         finished_ttl: float | None = None,
+        ttl: float | None = None,
     ) -> None:
         if not prefix:
             raise ConfigurationError("the Redis key prefix must not be empty")
-        if finished_ttl is not None and finished_ttl <= 0:
-            raise ConfigurationError("finished_ttl must be positive, or None to keep runs")
+        if ttl is not None:
+            if finished_ttl is not None and finished_ttl != ttl:
+                raise ConfigurationError(
+                    f"ttl={ttl!r} and finished_ttl={finished_ttl!r} are the same option: "
+                    "give one of them"
+                )
+            finished_ttl = ttl
+        if finished_ttl is not None and (
+            isinstance(finished_ttl, bool)
+            or not isinstance(finished_ttl, int | float)
+            or not 0 < finished_ttl < float("inf")
+        ):
+            raise ConfigurationError(
+                f"ttl must be a positive number of seconds, or None to keep runs; "
+                f"got {finished_ttl!r}"
+            )
         self.url = url
         self.prefix = prefix
         self.finished_ttl = finished_ttl
@@ -831,6 +998,15 @@ class RedisStore(Store):
             await conn.close()
         else:
             _abandon(conn)
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds a finished run is kept (the ``ttl`` option); None keeps it forever."""
+        return self.finished_ttl
+
+    def _ttl_ms(self) -> str:
+        """The expiry of a finished run's keys as scripts take it ('' = never)."""
+        return "" if self.finished_ttl is None else str(max(1, round(self.finished_ttl * 1000)))
 
     async def _connected(self) -> _Connection:
         """The client of the running event loop, connecting on first use on that loop.
@@ -916,8 +1092,14 @@ class RedisStore(Store):
         await self._call(client.set(layout, str(_LAYOUT_VERSION)))
 
     async def _reindex(self, conn: _Connection, app: str, run_ids: list[str]) -> None:
-        keys = [*self._keys.statuses(app), *(self._keys.run(app, r) for r in run_ids)]
-        await self._call(conn.scripts["reindex"](keys=keys, args=run_ids))
+        keys = [
+            *self._keys.statuses(app),
+            self._keys.queue_names(app),
+            self._keys.ids(app),
+            *(self._keys.run(app, r) for r in run_ids),
+        ]
+        args = [*self._keys.stems(app), *run_ids]
+        await self._call(conn.scripts["reindex"](keys=keys, args=args))
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
         conn = self._conn
@@ -947,7 +1129,11 @@ class RedisStore(Store):
         check_claim(new, owner, steal_from)
         acquired, run, steps = await self._script(
             "claim",
-            self._keys.creation(new.app, new.run_id),
+            [
+                *self._keys.creation(new.app, new.run_id),
+                self._keys.by_workflow(new.app, new.workflow),
+                self._keys.ids(new.app),
+            ],
             [
                 new.run_id,
                 new.workflow,
@@ -1021,7 +1207,7 @@ class RedisStore(Store):
     ) -> RunRecord:
         check_json(output=output, error=error)
         k = self._keys
-        ttl_ms = "" if self.finished_ttl is None else str(max(1, round(self.finished_ttl * 1000)))
+        ttl_ms = self._ttl_ms()
         run = await self._script(
             "finish",
             [k.run(app, run_id), k.steps(app, run_id), k.signals(app, run_id), *k.statuses(app)],
@@ -1045,7 +1231,9 @@ class RedisStore(Store):
     async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
         k = self._keys
         run = await self._script(
-            "cancel", [k.run(app, run_id), *k.statuses(app)], [run_id, *k.stems(app)]
+            "cancel",
+            [k.run(app, run_id), *k.statuses(app)],
+            [run_id, *k.stems(app), self._ttl_ms()],
         )
         return None if run is None else _run_record(app, run_id, run)
 
@@ -1074,54 +1262,214 @@ class RedisStore(Store):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
+        query = ListQuery(app, status, workflow, queue, since, until, id_prefix, after, limit)
         async with await self._connected() as conn:
-            return await self._list_runs(conn, app, status, workflow, limit)
+            return await self._list_runs(conn, query)
 
-    async def _list_runs(
-        self,
-        conn: _Connection,
-        app: str,
-        status: RunStatus | None,
-        workflow: str | None,
-        limit: int,
-    ) -> list[RunRecord]:
-        client = conn.client
-        # By status, only the runs in that status are read: recover() lists
-        # the running runs among every run ever stored.
-        if status is None:
-            index = self._keys.index(app)
-        else:
-            index = await self._status_index(conn, app, status)
-        page = max(1, min(limit, _LIST_PAGE))
+    async def _list_runs(self, conn: _Connection, query: ListQuery) -> list[RunRecord]:
+        app = query.app
+        # Each filter has its sorted set: recover() lists the running runs
+        # among every run ever stored. The most selective one is read; the
+        # other filters are tested on the runs it yields.
+        index = await self._status_index(conn, app, query.status or "running")
+        if query.id_prefix:
+            return await self._list_by_prefix(conn, query)
+        if query.status is None:
+            if query.queue is not None:
+                index = self._keys.by_queue(app, query.queue)
+            elif query.workflow is not None:
+                index = self._keys.by_workflow(app, query.workflow)
+            else:
+                index = self._keys.index(app)
+        # Time bounds and the cursor are score ranges of the index; members of
+        # one score come in descending byte order, the listing's tie-break.
+        high = "+inf" if query.until is None else f"({query.until!r}"
+        if query.after is not None and (query.until is None or query.after[0] < query.until):
+            high = repr(query.after[0])
+        low = "-inf" if query.since is None else repr(query.since)
+        page = max(1, min(query.limit, _LIST_PAGE))
         found: list[RunRecord] = []
-        expired: list[bytes] = []
         offset = 0
-        while len(found) < limit:
-            ids = await self._call(client.zrevrange(index, offset, offset + page - 1))
+        while len(found) < query.limit:
+            ids = await self._call(
+                conn.client.zrevrangebyscore(index, high, low, start=offset, num=page)
+            )
             if not ids:
                 break
             offset += len(ids)
-            pipe = client.pipeline(transaction=False)
-            for raw_id in ids:
-                pipe.hgetall(self._keys.run(app, _text(raw_id)))
-            for raw_id, fields in zip(ids, await self._call(pipe.execute()), strict=True):
-                if not fields:
-                    expired.append(raw_id)
-                    continue
-                run = _run_record(app, _text(raw_id), fields)
-                if (status is None or run.status == status) and (
-                    workflow is None or run.workflow == workflow
-                ):
-                    found.append(run)
+            found += await self._matching(conn, query, ids, index)
+        return found[: query.limit]
+
+    async def _list_by_prefix(self, conn: _Connection, query: ListQuery) -> list[RunRecord]:
+        """The runs whose id starts with the prefix, from the app's lexicographic id set."""
+        prefix = cast(str, query.id_prefix)
+        end = prefix_end(prefix)
+        low = b"[" + prefix.encode()
+        high = b"+" if end is None else b"(" + end.encode()
+        index = self._keys.ids(query.app)
+        found: list[RunRecord] = []
+        offset = 0
+        while True:
+            ids = await self._call(
+                conn.client.zrangebylex(index, low, high, start=offset, num=_LIST_PAGE)
+            )
+            if not ids:
+                break
+            offset += len(ids)
+            found += await self._matching(conn, query, ids, index)
+        found.sort(key=listing_key, reverse=True)
+        return found[: query.limit]
+
+    async def _matching(
+        self, conn: _Connection, query: ListQuery, ids: list[bytes], index: str
+    ) -> list[RunRecord]:
+        """The runs of these ids that pass the query's filters, in the order given."""
+        app = query.app
+        pipe = conn.client.pipeline(transaction=False)
+        for raw_id in ids:
+            pipe.hgetall(self._keys.run(app, _text(raw_id)))
+        found: list[RunRecord] = []
+        expired: list[bytes] = []
+        for raw_id, fields in zip(ids, await self._call(pipe.execute()), strict=True):
+            if not fields:
+                expired.append(raw_id)
+                continue
+            run = _run_record(app, _text(raw_id), fields)
+            if query.matches(run):
+                found.append(run)
         if expired:
             # Runs removed by finished_ttl leave their index entries behind.
-            pipe = client.pipeline(transaction=False)
-            pipe.zrem(self._keys.index(app), *expired)
+            pipe = conn.client.pipeline(transaction=False)
+            for key in {index, self._keys.index(app), self._keys.ids(app)}:
+                pipe.zrem(key, *expired)
             for key in self._keys.statuses(app):
                 pipe.zrem(key, *expired)
             await self._call(pipe.execute())
-        return found[:limit]
+        return found
+
+    # -- retention ---------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        check_names(app=app, run_id=run_id)
+        k = self._keys
+        keys = [
+            k.run(app, run_id),
+            k.steps(app, run_id),
+            k.signals(app, run_id),
+            k.deletion(app, uuid.uuid4().hex),
+            k.index(app),
+            *k.statuses(app),
+        ]
+        reply = await self._script("delete_run", keys, [run_id])
+        if reply is None:
+            return None
+        if reply[0] == 0:
+            raise not_finished(app, run_id, _text(reply[1]))
+        return _run_record(app, run_id, reply[1])
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        """Several short script calls, each atomic: a call reads a bounded page of an index."""
+        check_prune(app, statuses, limit)
+        return await self._prune(app, finished_before, statuses, limit, dry_run=False)
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        return await self._prune(app, finished_before, statuses, None, dry_run=True)
+
+    async def _prune(
+        self,
+        app: str,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int | None,
+        *,
+        dry_run: bool,
+    ) -> int:
+        k = self._keys
+        total = 0
+        async with await self._connected() as conn:
+            for status in dict.fromkeys(statuses):
+                index = await self._status_index(conn, app, status)
+                keys = [index, k.index(app), *k.statuses(app)]
+                offset = 0
+                while limit is None or total < limit:
+                    wanted = _redis_retention.SCAN_PAGE if limit is None else limit - total
+                    args = [repr(float(finished_before)), str(wanted), str(offset)]
+                    args += ["1" if dry_run else "0", status, *k.stems(app)]
+                    deleted, skipped, exhausted = await self._call(
+                        conn.scripts["prune"](keys=keys, args=args)
+                    )
+                    total += int(deleted)
+                    offset += int(skipped)
+                    if exhausted:
+                        break
+        return total
+
+    # -- listing -----------------------------------------------------------
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        check_names(app=app)
+        async with await self._connected() as conn:
+            # Keys written by an older layout get their queue names first.
+            await self._status_index(conn, app, "queued")
+            rows = await self._call(
+                conn.scripts["queue_stats"](
+                    keys=[self._keys.queue_names(app)], args=list(self._keys.stems(app))
+                )
+            )
+        return merge_counts(
+            QueueCounts(
+                _text(name),
+                int(ready),
+                int(delayed),
+                int(running),
+                float(oldest) if oldest else None,
+            )
+            for name, ready, delayed, running, oldest in rows
+        )
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        check_names(app=app, run_id=run_id, queue=queue, steal_from=steal_from)
+        keys = self._keys
+        answer = await self._script(
+            "requeue",
+            [
+                keys.run(app, run_id),
+                keys.steps(app, run_id),
+                keys.signals(app, run_id),
+                *keys.statuses(app),
+                keys.queue_names(app),
+            ],
+            [
+                run_id,
+                queue,
+                *_flag(steal_from),
+                *keys.stems(app),
+                keys.work_channel(),
+                app,
+            ],
+        )
+        if answer is None:
+            return None
+        requeued, fields = answer
+        return _run_record(app, run_id, fields), bool(requeued)
 
     async def enqueue_run(self, new: NewRun) -> tuple[RunRecord, bool]:
         check_enqueue(new)
@@ -1129,7 +1477,14 @@ class RedisStore(Store):
         not_before = None if new.not_before is None else repr(float(new.not_before))
         created, run = await self._script(
             "enqueue",
-            [*self._keys.creation(new.app, new.run_id), *self._keys.queues(new.app, queue)],
+            [
+                *self._keys.creation(new.app, new.run_id),
+                *self._keys.queues(new.app, queue),
+                self._keys.queue_names(new.app),
+                self._keys.by_workflow(new.app, new.workflow),
+                self._keys.ids(new.app),
+                self._keys.by_queue(new.app, queue),
+            ],
             [
                 new.run_id,
                 new.workflow,
@@ -1283,8 +1638,17 @@ def _translate(exc: Exception) -> Exception:
 
 
 def from_url(url: str) -> RedisStore:
-    """A store for a ``redis://``, ``rediss://`` or ``unix://`` URL."""
+    """A store for a ``redis://``, ``rediss://`` or ``unix://`` URL.
+
+    An optional ``prefix`` query parameter sets the key prefix.
+    """
     scheme = url.partition("://")[0]
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(f"not a Redis URL: {scheme}://...")
-    return RedisStore(url)
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for key, value in query if key == "prefix"]
+    if not prefixes:
+        return RedisStore(url)
+    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
+    return RedisStore(urlunsplit(parts._replace(query=rest)), prefix=prefixes[-1])

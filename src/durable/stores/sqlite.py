@@ -48,7 +48,10 @@ from durable.stores._checks import (
     check_step,
 )
 from durable.stores._claims import ClaimRequest
+from durable.stores._listing import ListQuery
+from durable.stores._retention import check_prune, not_finished
 from durable.stores._rows import lease_states, step_params
+from durable.stores._sqlite_retention import count_sync, delete_run_sync, prune_sync
 from durable.stores._sqlite_sql import (
     _BUSY,
     _CANTOPEN,
@@ -77,10 +80,12 @@ from durable.stores._sqlite_sql import (
     _load_sync,
     _migrate,
     _Outcome,
+    _queue_stats_sync,
     _read_signals_sync,
     _release_sync,
     _renew_many_sync,
     _renew_sync,
+    _requeue_write,
     _run_record,
     _schema_version,
     _send_signal_sync,
@@ -94,6 +99,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueCounts,
     QueueLimits,
     RunRecord,
     RunStatus,
@@ -524,9 +530,28 @@ class SQLiteStore(Store):
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
-        rows = await self._call(_list_sync, app, status, workflow, limit)
+        query = ListQuery(app, status, workflow, queue, since, until, id_prefix, after, limit)
+        rows = await self._call(_list_sync, query)
         return [_run_record(app, row[0], row[1:]) for row in rows]
+
+    async def queue_stats(self, app: str) -> list[QueueCounts]:
+        check_names(app=app)
+        return await self._call(_queue_stats_sync, app)
+
+    async def requeue_run(
+        self, app: str, run_id: str, *, queue: str, steal_from: str | None = None
+    ) -> tuple[RunRecord, bool] | None:
+        check_names(app=app, run_id=run_id, queue=queue, steal_from=steal_from)
+        answer: tuple[RunRecord, bool] | None = await self._write(
+            _requeue_write(app, run_id, queue, steal_from)
+        )
+        return answer
 
     # -- queues ------------------------------------------------------------
 
@@ -571,6 +596,32 @@ class SQLiteStore(Store):
         if not wanted:
             return {}
         return await self._call(_read_signals_sync, app, list(wanted))
+
+    # -- retention ---------------------------------------------------------
+
+    async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
+        check_names(app=app, run_id=run_id)
+        outcome = await self._call(delete_run_sync, app, run_id)
+        if isinstance(outcome, str):
+            raise not_finished(app, run_id, outcome)
+        return outcome
+
+    async def prune_runs(
+        self,
+        app: str,
+        *,
+        finished_before: float,
+        statuses: Sequence[FinalStatus],
+        limit: int,
+    ) -> int:
+        check_prune(app, statuses, limit)
+        return await self._call(prune_sync, app, finished_before, tuple(statuses), limit)
+
+    async def count_prunable_runs(
+        self, app: str, *, finished_before: float, statuses: Sequence[FinalStatus]
+    ) -> int:
+        check_prune(app, statuses)
+        return await self._call(count_sync, app, finished_before, tuple(statuses))
 
     # -- writes: group commit ------------------------------------------------
 

@@ -42,7 +42,9 @@ from durable.stores.base import (
     StepStatus,
     Store,
 )
+from durable.testing._listing_contract import ListingContract
 from durable.testing._queue_contract import QueueContract
+from durable.testing._retention_contract import RetentionContract
 
 __all__ = ["StoreContract"]
 
@@ -432,7 +434,7 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract):
+class StoreContract(QueueContract, RetentionContract, ListingContract):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture
@@ -517,6 +519,31 @@ class StoreContract(QueueContract):
             APP, [QueueLimits("q")], owner="worker", lease_ttl=LONG, limit=1
         )
         assert [c.run.trace_context for c in claims] == [TRACE_CONTEXT]
+
+    async def test_trace_context_survives_requeue_listing_and_deletion(self, store: Store) -> None:
+        """A requeued run keeps its trace context; every listing filter and delete_run return it."""
+        new = NewRun(APP, "run-t", "wf", "{}", None, "q", trace_context=TRACE_CONTEXT)
+        await store.enqueue_run(new)
+        limits = [QueueLimits("q")]
+        await store.claim_queued(APP, limits, owner="worker-a", lease_ttl=LONG, limit=1)
+        requeued = await store.requeue_run(APP, "run-t", queue="q", steal_from="worker-a")
+        assert requeued is not None
+        assert requeued[1]
+        assert requeued[0].trace_context == TRACE_CONTEXT
+        [again] = await store.claim_queued(APP, limits, owner="worker-b", lease_ttl=LONG, limit=1)
+        assert again.run.trace_context == TRACE_CONTEXT
+        listings = (
+            await store.list_runs(APP, queue="q"),
+            await store.list_runs(APP, id_prefix="run-"),
+            await store.list_runs(APP, status="running", workflow="wf"),
+            await store.list_runs(APP, after=(again.run.created_at, "run-u")),
+        )
+        for listed in listings:
+            assert [run.trace_context for run in listed] == [TRACE_CONTEXT]
+        await store.finish_run(APP, "run-t", again.run.token, "completed", output="1")
+        deleted = await store.delete_run(APP, "run-t")
+        assert deleted is not None
+        assert deleted.trace_context == TRACE_CONTEXT
 
     async def test_claim_running_with_live_lease_is_not_acquired(self, store: Store) -> None:
         """A running run whose lease is live is not taken over, and is left unchanged."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from durable.engine.runtime import Runtime
     from durable.stores.base import Claim, RunRecord
     from durable.worker.queues import Queue
+    from durable.worker.retention import Pruner
     from durable.worker.schedules import Scheduler
 
 __all__ = ["Worker"]
@@ -50,6 +51,7 @@ class Worker:
         recover_interval: float,
         grace: float,
         scheduler: Scheduler | None = None,
+        pruner: Pruner | None = None,
     ) -> None:
         self.runtime = runtime
         self.executor = executor
@@ -60,6 +62,7 @@ class Worker:
         self.recover_interval = recover_interval
         self.grace = grace
         self.scheduler = scheduler
+        self.pruner = pruner
         self.stopping = False
         # run id -> (its task, the queue it was claimed from; None when adopted)
         self._running: dict[str, tuple[asyncio.Task[Any], str | None]] = {}
@@ -82,9 +85,14 @@ class Worker:
             names,
             extra={"action": "worker_started"},
         )
+        # Pruning runs beside the claim loop: a long prune never delays a claim.
+        pruning = None if self.pruner is None else asyncio.create_task(self.pruner.run())
         try:
             await self._serve()
         finally:
+            if pruning is not None:
+                pruning.cancel()
+                await asyncio.wait([pruning])
             await self._drain()
 
     async def _serve(self) -> None:
