@@ -55,6 +55,20 @@ def new_driver() -> Any:
     return webdriver.Chrome(service=service, options=options)
 
 
+def navigate(driver: Any, act: Callable[[], object]) -> None:
+    """Do ``act`` (a click that loads a page) and wait until the new page replaced the old.
+
+    A click returns before the page it submits has loaded: reading elements
+    at once could read the old page, or elements going stale under us.
+    """
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element("tag name", "html")
+    act()
+    WebDriverWait(driver, PATIENCE).until(expected_conditions.staleness_of(page))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

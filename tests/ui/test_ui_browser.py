@@ -106,12 +106,12 @@ async def test_the_runs_page_filters_and_a_failed_run_shows_its_traceback(
     shot(driver, db, "runs")
 
     Select(driver.find_element("id", "filter-status")).select_by_value("failed")
-    driver.find_element("id", "apply-filters").click()
+    _browser.navigate(driver, driver.find_element("id", "apply-filters").click)
     assert listed(driver) == ["order-bad"]
     assert "status=failed" in driver.current_url
     shot(driver, db, "runs-failed")
 
-    driver.find_element("link text", "order-bad").click()
+    _browser.navigate(driver, driver.find_element("link text", "order-bad").click)
     assert driver.find_element("id", "run-id").text == "order-bad"
     traceback = driver.find_element("id", "run-traceback").text
     assert "Traceback (most recent call last)" in traceback
@@ -129,8 +129,12 @@ async def test_cancel_a_running_run_from_its_page(
     driver.get(f"{ui}runs/order-to-cancel")
     assert driver.find_element("css selector", "#run-status .status").text == "running"
     shot(driver, db, "run-running")
-    driver.find_element("id", "action-cancel").click()
-    driver.switch_to.alert.accept()  # the "Cancel run ...?" confirmation
+
+    def cancel() -> None:
+        driver.find_element("id", "action-cancel").click()
+        driver.switch_to.alert.accept()  # the "Cancel run ...?" confirmation
+
+    _browser.navigate(driver, cancel)
     notice = driver.find_element("css selector", ".flash.notice").text
     assert notice == "Cancel requested."
 
@@ -152,7 +156,7 @@ async def test_send_a_signal_and_see_the_run_complete(
     driver.get(f"{ui}runs/order-to-approve")
     driver.find_element("id", "signal-name").send_keys("approve")
     driver.find_element("id", "signal-payload").send_keys('"alice"')
-    driver.find_element("id", "send-signal").click()
+    _browser.navigate(driver, driver.find_element("id", "send-signal").click)
     assert driver.find_element("css selector", ".flash.notice").text == "Signal 'approve' sent."
 
     async def completed() -> bool:
@@ -180,7 +184,7 @@ async def test_retry_a_failed_run_once_its_cause_is_fixed(
 
     driver.get(f"{ui}runs/dispatch-D4")
     assert "the warehouse is not ready" in driver.find_element("id", "run-traceback").text
-    driver.find_element("id", "action-retry").click()
+    _browser.navigate(driver, driver.find_element("id", "action-retry").click)
     assert driver.find_element("css selector", ".flash.notice").text == "Retry handed to a worker."
 
     async def completed() -> bool:
@@ -206,7 +210,7 @@ async def test_the_queues_and_schedules_pages(
     assert cells[:5] == ["orders", "2", "2", "0", "0"]  # waiting, ready, delayed, running
     shot(driver, db, "queues")
 
-    driver.find_element("link text", "Schedules").click()
+    _browser.navigate(driver, driver.find_element("link text", "Schedules").click)
     cells = [cell.text for cell in driver.find_elements("css selector", "#schedules td")]
     assert cells[:5] == ["nightly_report", "0 3 * * *", "UTC", "none", "default"]
     shot(driver, db, "schedules")

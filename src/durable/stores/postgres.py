@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -318,10 +319,14 @@ class PostgresStore(Store):
 
     ``dsn`` is a libpq connection URL (``postgresql://user@host/db``). Tables
     are created in ``schema`` on :meth:`open`. Operations that fail because
-    the connection dropped are retried up to ``retry_attempts`` times with a
-    doubling delay starting at ``retry_delay`` seconds (every operation is
-    idempotent under retry); then :class:`~durable.errors.StoreUnavailableError`
-    is raised. Other database errors raise :class:`~durable.errors.StoreError`.
+    the connection dropped are retried with a doubling delay starting at
+    ``retry_delay`` seconds, capped at one second (every operation is
+    idempotent under retry). Until the server has been reached once, that is
+    ``retry_attempts`` tries, so a wrong address fails fast; from then on the
+    store keeps trying for ``outage_timeout`` seconds (default 60) from the
+    first failure, which waits out a server restart or a failover. Then
+    :class:`~durable.errors.StoreUnavailableError` is raised. Other database
+    errors raise :class:`~durable.errors.StoreError`.
 
     One store may serve successive event loops (several ``asyncio.run``
     calls): on a new loop it opens a new pool, and the connections of the
@@ -339,9 +344,12 @@ class PostgresStore(Store):
         connect_timeout: float = 10.0,
         retry_attempts: int = 5,
         retry_delay: float = 0.05,
+        outage_timeout: float = 60.0,
     ) -> None:
         if retry_attempts < 1:
             raise ConfigurationError("retry_attempts must be at least 1")
+        if not outage_timeout >= 0:
+            raise ConfigurationError(f"outage_timeout must be >= 0 seconds, got {outage_timeout!r}")
         self.dsn = dsn
         self.schema = schema
         self._quoted = statements.quote_schema(schema)
@@ -352,6 +360,9 @@ class PostgresStore(Store):
         self._connect_timeout = connect_timeout
         self._retry_attempts = retry_attempts
         self._retry_delay = retry_delay
+        self.outage_timeout = outage_timeout
+        # Set once a pool opened: failures after that are outages to wait out.
+        self._reached = False
         self._sql: dict[str, str] = {}
         self._channel = statements.work_channel(schema)
         # Everything below belongs to one event loop, _loop (None before the
@@ -435,6 +446,7 @@ class PostgresStore(Store):
             # Used on another loop while this one was opening: come back.
             self._follow_loop()
             self._pool = pool
+            self._reached = True
             return pool
 
     async def close(self) -> None:
@@ -488,6 +500,7 @@ class PostgresStore(Store):
         ``get_running_loop()`` costs a ``getpid()`` system call.
         """
         attempt = 1
+        failing_since = 0.0
         while True:
             try:
                 pool = self._pool
@@ -514,19 +527,34 @@ class PostgresStore(Store):
             except DurableError:
                 raise
             except Exception as exc:
-                if not _is_connection_error(exc) or attempt >= self._retry_attempts:
+                if not _is_connection_error(exc):
                     raise _translate(exc) from exc
+                now = time.monotonic()
+                if attempt == 1:
+                    failing_since = now
+                if not self._retrying(attempt, now - failing_since):
+                    raise StoreUnavailableError(
+                        f"PostgreSQL is unavailable (gave up after {now - failing_since:.1f}s "
+                        f"and {attempt} attempts): {exc}"
+                    ) from exc
                 delay = min(self._retry_delay * 2 ** (attempt - 1), _MAX_RETRY_DELAY)
-                logger.warning(
-                    "PostgreSQL connection failed (%s); retry %s of %s in %.2fs",
+                # One line when the outage starts, then one every ten tries.
+                log = logger.warning if attempt % 10 == 1 else logger.debug
+                log(
+                    "PostgreSQL connection failed (%s); attempt %s, retrying in %.2fs",
                     exc,
                     attempt,
-                    self._retry_attempts - 1,
                     delay,
                     extra={"action": "postgres_retry"},
                 )
                 attempt += 1
                 await asyncio.sleep(delay)
+
+    def _retrying(self, attempt: int, failing_for: float) -> bool:
+        """Whether to try again, ``attempt`` tries and ``failing_for`` seconds into a failure."""
+        if attempt < self._retry_attempts:
+            return True
+        return self._reached and failing_for < self.outage_timeout
 
     async def _fetchrow(self, template: str, *args: Any) -> Any:
         sql = self._q(template)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
@@ -875,6 +876,12 @@ class _Connection:
         self.hook.disarm()
 
 
+# Connection retries before the server was first reached; after that, enough
+# more to span outage_timeout, at the backoff's mean delay once capped (the
+# jittered delay is uniform between 0 and its cap).
+_FIRST_CONTACT_RETRIES = 5
+_MEAN_RETRY_DELAY = 0.5
+
 # After the subscription failed (retries of the client included), wait this long.
 _SUBSCRIBE_RETRY = 1.0
 
@@ -943,9 +950,12 @@ class RedisStore(Store):
     and a restarted run loses the expiry. By default runs are kept forever.
     An expired run's id stays in the app's sorted-set indexes, which cannot
     expire members: listing and pruning skip such ids and drop them.
-    Connection failures are retried a few times by the client (every script
-    is idempotent under retry), then raise
-    :class:`~durable.errors.StoreUnavailableError`.
+    Connection failures are retried by the client with a capped, jittered
+    backoff (every script is idempotent under retry): a few times until the
+    server has been reached once, so a wrong address fails fast, then for
+    about ``outage_timeout`` seconds (default 60), which waits out a restart
+    or a failover. Then :class:`~durable.errors.StoreUnavailableError` is
+    raised.
     """
 
     def __init__(
@@ -955,7 +965,10 @@ class RedisStore(Store):
         prefix: str = "durable",
         finished_ttl: float | None = None,
         ttl: float | None = None,
+        outage_timeout: float = 60.0,
     ) -> None:
+        if not outage_timeout >= 0:
+            raise ConfigurationError(f"outage_timeout must be >= 0 seconds, got {outage_timeout!r}")
         if not prefix:
             raise ConfigurationError("the Redis key prefix must not be empty")
         if ttl is not None:
@@ -977,6 +990,9 @@ class RedisStore(Store):
         self.url = url
         self.prefix = prefix
         self.finished_ttl = finished_ttl
+        self.outage_timeout = outage_timeout
+        # Set once a client connected: failures after that are outages to wait out.
+        self._reached = False
         self._keys = _Keys(prefix)
         # The client of the event loop in use; None before the first command
         # and after close().
@@ -1030,7 +1046,7 @@ class RedisStore(Store):
         client = aioredis.Redis.from_url(
             self.url,
             decode_responses=False,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5),
+            retry=self._retry(),
         )
         scripts = {name: client.register_script(source) for name, source in _SCRIPTS}
         try:
@@ -1040,6 +1056,9 @@ class RedisStore(Store):
             if isinstance(exc, redis.exceptions.RedisError | OSError):
                 raise _translate(exc) from exc
             raise
+        if not self._reached:
+            self._reached = True
+            client.set_retry(self._retry())
         if self._conn is not None and self._conn.loop is loop:
             # Another task of this loop connected while we were connecting.
             await client.aclose()
@@ -1100,6 +1119,14 @@ class RedisStore(Store):
         ]
         args = [*self._keys.stems(app), *run_ids]
         await self._call(conn.scripts["reindex"](keys=keys, args=args))
+
+    def _retry(self) -> Retry:
+        """The client's retry policy: brief before the server was reached, an outage's after."""
+        retries = _FIRST_CONTACT_RETRIES
+        if self._reached:
+            retries += math.ceil(self.outage_timeout / _MEAN_RETRY_DELAY)
+        backoff = ExponentialWithJitterBackoff(base=0.05, cap=2 * _MEAN_RETRY_DELAY)
+        return Retry(backoff, retries=retries)
 
     def _drop_foreign_client(self, loop: asyncio.AbstractEventLoop) -> None:
         conn = self._conn
