@@ -9,7 +9,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from durable import Workflow
-from durable.contrib.otel import instrument, uninstrument
+from durable.contrib.otel import instrument, observe_queues, uninstrument
+from durable.errors import ConfigurationError
 from durable.stores import SQLiteStore
 from durable.stores.base import RunRecord
 from durable.testing import no_backoff
@@ -58,7 +61,7 @@ class Telemetry:
                         continue
                     for point in metric.data.data_points:
                         key = tuple(sorted((point.attributes or {}).items()))
-                        found[key] = getattr(point, "value", None) or getattr(point, "count", None)
+                        found[key] = point.value if hasattr(point, "value") else point.count
         return found
 
 
@@ -434,3 +437,55 @@ def test_the_example_prints_the_run_under_the_request(tmp_path: Path) -> None:
         "metric durable.step.retries: 1",
         "metric durable.run.outcomes: 1",
     ]
+
+
+def _queue_key(queue: str, state: str | None = None) -> tuple[tuple[str, Any], ...]:
+    state_attribute = {} if state is None else {"durable.queue.state": state}
+    return _key(**{"durable.queue": queue}, **state_attribute)
+
+
+async def test_queue_gauges_report_depth_and_oldest_age_of_each_queue(
+    tmp_path: Path, telemetry: Telemetry
+) -> None:
+    """The gauges follow wf.queue_stats(): depth by state, the oldest ready run's wait."""
+    wf = Workflow("shop", db=str(tmp_path / "queues.db"))
+    wf.queue("idle")
+
+    @wf.workflow(id="job-{n}", queue="jobs")
+    async def job(n: int) -> int:
+        return n
+
+    depth, age = "durable.queue.depth", "durable.queue.oldest_age"
+    gauges = observe_queues(wf, meter_provider=telemetry.metering, interval=3600)
+    try:
+        before = time.time()
+        await job.enqueue(1)
+        await job.enqueue(2, delay=timedelta(hours=1))
+        async with gauges:
+            assert telemetry.points(depth) == {
+                _queue_key("idle", "ready"): 0,
+                _queue_key("idle", "delayed"): 0,
+                _queue_key("jobs", "ready"): 1,
+                _queue_key("jobs", "delayed"): 1,
+            }
+            ages = telemetry.points(age)
+            waited = time.time() - before
+            assert sorted(ages) == [_queue_key("idle"), _queue_key("jobs")]
+            assert ages[_queue_key("idle")] == 0.0
+            assert 0.0 < ages[_queue_key("jobs")] <= waited
+            # A reading is kept until the next one.
+            await job.enqueue(3)
+            assert telemetry.points(depth)[_queue_key("jobs", "ready")] == 1
+            await gauges.refresh()
+            assert telemetry.points(depth)[_queue_key("jobs", "ready")] == 2
+        # Outside the context the gauges report nothing.
+        assert telemetry.points(depth) == {}
+        assert telemetry.points(age) == {}
+    finally:
+        await wf.close()
+
+
+async def test_queue_gauges_refuse_an_interval_that_is_not_positive(wf: Workflow) -> None:
+    """A zero interval is refused, naming the app."""
+    with pytest.raises(ConfigurationError, match=r"'shop'.*interval"):
+        observe_queues(wf, interval=0)

@@ -27,31 +27,48 @@ attributes: ``durable.steps.executed`` (each attempt, by ``durable.outcome``),
 ``durable.step.retries``, ``durable.steps.replayed``, ``durable.step.duration``
 (a histogram of attempts, seconds), ``durable.run.outcomes`` (each
 execution, by ``durable.outcome``) and ``durable.run.takeovers``.
+
+Queue gauges, from :func:`observe_queues` (in one process per app, a worker
+say): ``durable.queue.depth`` (queued runs, by ``durable.queue`` and
+``durable.queue.state``, ``ready`` or ``delayed``) and
+``durable.queue.oldest_age`` (seconds the oldest ready run of each queue has
+waited, 0 when none is ready). They report the last ``wf.queue_stats()``,
+read every ``interval`` seconds: a metrics export never waits on the store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, Status, StatusCode
 
+from durable.errors import ConfigurationError
+
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from contextvars import Token
+    from types import TracebackType
 
     from opentelemetry.context import Context
     from opentelemetry.util.types import Attributes
 
-    from durable import Workflow
+    from durable import QueueStats, Workflow
     from durable.engine.observe import RunOutcome
     from durable.stores.base import RunRecord
 
-__all__ = ["OTelObserver", "instrument", "uninstrument"]
+__all__ = ["OTelObserver", "QueueGauges", "instrument", "observe_queues", "uninstrument"]
 
 _SCOPE = "durable"
+
+logger = logging.getLogger(__name__)
 
 
 def instrument(
@@ -80,6 +97,105 @@ def instrument(
 def uninstrument(wf: Workflow) -> None:
     """Stop tracing and measuring the runs of ``wf``."""
     wf.set_observer(None)
+
+
+def observe_queues(
+    wf: Workflow,
+    *,
+    meter_provider: metrics.MeterProvider | None = None,
+    interval: float = 15.0,
+) -> QueueGauges:
+    """Queue depth and oldest-waiting-age gauges for the queues of ``wf``.
+
+    Use the result as an async context manager: inside it, ``wf.queue_stats()``
+    is read on entry and then every ``interval`` seconds, and the gauges
+    report the last reading; outside it they report nothing. Without a
+    provider, the global meter provider is used.
+    """
+    if not interval > 0:
+        raise ConfigurationError(
+            f"observe_queues of app {wf.name!r}: interval must be > 0 seconds, got {interval!r}"
+        )
+    from durable import __version__
+
+    return QueueGauges(wf, metrics.get_meter(_SCOPE, __version__, meter_provider), interval)
+
+
+class QueueGauges:
+    """The queue gauges of one app, fed by a task that reads its queue stats.
+
+    Made by :func:`observe_queues`.
+    """
+
+    def __init__(self, wf: Workflow, meter: metrics.Meter, interval: float) -> None:
+        self.wf = wf
+        self.interval = interval
+        # The last reading; None outside the context (the gauges then report nothing).
+        self.stats: list[QueueStats] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        meter.create_observable_gauge(
+            "durable.queue.depth",
+            callbacks=[self._depth],
+            unit="{run}",
+            description="Runs waiting in each queue, ready to start or delayed",
+        )
+        meter.create_observable_gauge(
+            "durable.queue.oldest_age",
+            callbacks=[self._oldest_age],
+            unit="s",
+            description="How long the oldest ready run of each queue has waited",
+        )
+
+    async def refresh(self) -> None:
+        """Read ``wf.queue_stats()`` now; the gauges report this reading from now on."""
+        self.stats = await self.wf.queue_stats()
+
+    async def __aenter__(self) -> Self:
+        await self.refresh()
+        self._poller = asyncio.create_task(
+            self._poll(), name=f"durable-queue-gauges-{self.wf.name}"
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        self.stats = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except Exception:
+                # The store is down or slow: keep the last reading, try again later.
+                logger.warning(
+                    "queue stats of app %r could not be read", self.wf.name, exc_info=True
+                )
+
+    def _attributes(self, queue: str) -> dict[str, str]:
+        return {"durable.app": self.wf.name, "durable.queue": queue}
+
+    def _depth(self, options: CallbackOptions) -> Iterable[Observation]:
+        for stats in self.stats or ():
+            attributes = self._attributes(stats.queue)
+            yield Observation(stats.ready, {**attributes, "durable.queue.state": "ready"})
+            yield Observation(stats.delayed, {**attributes, "durable.queue.state": "delayed"})
+
+    def _oldest_age(self, options: CallbackOptions) -> Iterable[Observation]:
+        now = time.time()
+        for stats in self.stats or ():
+            oldest = stats.oldest_queued_at
+            age = 0.0 if oldest is None else max(0.0, now - oldest.timestamp())
+            yield Observation(age, self._attributes(stats.queue))
 
 
 class OTelObserver:
