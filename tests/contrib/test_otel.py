@@ -342,6 +342,52 @@ async def test_a_queued_run_executed_by_a_worker_continues_the_enqueuer_trace(
     assert _parent_id(_one(telemetry.spans(), "durable.step work")) == run.context.span_id
 
 
+async def test_a_parked_run_woken_by_a_worker_continues_the_enqueuer_trace(
+    wf: Workflow, telemetry: Telemetry
+) -> None:
+    """A park ends the run's span; the execution that wakes it opens another, same parent."""
+
+    @wf.task
+    async def step(name: str) -> str:
+        return name
+
+    @wf.workflow(id="parked-job", queue="jobs")
+    async def job() -> str:
+        before = await step("before")
+        await wf.sleep(0.05)  # longer than park_after: the run parks
+        return before + "+" + await step("after")
+
+    with telemetry.caller.start_as_current_span("enqueue request") as request:
+        handle = await job.enqueue()
+    worker = asyncio.create_task(
+        wf.serve(queues=["jobs"], poll_interval=0.05, handle_signals=False, park_after=0)
+    )
+    try:
+        assert await handle.result(timeout=30) == "before+after"
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    ids = request.get_span_context()
+    runs = [s for s in telemetry.spans() if s.name == "durable.run job"]
+    assert [(s.attributes or {}).get("durable.outcome") for s in runs] == ["parked", "completed"]
+    for run in runs:
+        assert run.context.trace_id == ids.trace_id
+        assert _parent_id(run) == ids.span_id
+    first, woken = runs
+    steps = {
+        (s.attributes or {}).get("durable.step_id"): s for s in telemetry.spans("durable.step")
+    }
+    assert {step_id: _parent_id(span) for step_id, span in steps.items()} == {
+        "step": first.context.span_id,
+        "step#1": woken.context.span_id,
+    }
+    assert telemetry.points("durable.run.outcomes") == {
+        _key(**{"durable.workflow": "job", "durable.outcome": "parked"}): 1,
+        _key(**{"durable.workflow": "job", "durable.outcome": "completed"}): 1,
+    }
+
+
 async def test_without_the_observer_nothing_is_recorded_or_stored(
     wf: Workflow, telemetry: Telemetry
 ) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable.engine import serde
 from durable.engine.context import RunContext, current_run, current_step
+from durable.engine.parking import Parked, ParkPolicy
 from durable.errors import (
     LeaseLostError,
     RunCancelledError,
@@ -37,12 +38,15 @@ logger = logging.getLogger("durable.run")
 
 
 class Lost(enum.Enum):
-    """The answer of a body whose run another process owns now."""
+    """The answer of a body whose run another process owns now, or that parked it."""
 
     LOST = "lost"
+    PARKED = "parked"
 
 
 LOST = Lost.LOST
+# The run was parked in the store (see durable.engine.parking): no outcome yet.
+PARKED = Lost.PARKED
 
 
 async def run_claimed(
@@ -55,11 +59,13 @@ async def run_claimed(
     parent: RunContext | None,
     on_start: Callable[[RunContext], None] | None = None,
     takeover: bool = False,
+    park: ParkPolicy | None = None,
 ) -> Any:
-    """Run the body of the run ``claim`` acquired; its output, or :data:`LOST`.
+    """Run the body of the run ``claim`` acquired; its output, :data:`LOST` or :data:`PARKED`.
 
     ``on_start`` is called with the run's context before the body starts;
-    ``takeover``: the claim took the run from an owner that is gone.
+    ``takeover``: the claim took the run from an owner that is gone;
+    ``park`` lets its long waits park it (executed by a worker).
     """
     run = claim.run
     # The body always gets the stored arguments, decoded: the values a resumed
@@ -70,6 +76,7 @@ async def run_claimed(
     ctx.resumed = resumed
     ctx.parent = parent
     ctx.cancel_requested = run.cancel_requested
+    ctx.park = park
     if on_start is not None:
         on_start(ctx)
     logger.info(
@@ -94,7 +101,7 @@ async def run_claimed(
     error: BaseException | None = None
     try:
         output = await _record_body(ctx, heartbeat, wf_fn, run, args, kwargs)
-        outcome = "lost" if output is LOST else "completed"
+        outcome = "lost" if output is LOST else "parked" if output is PARKED else "completed"
         return output
     except RunCancelledError as exc:
         outcome, error = "cancelled", exc
@@ -121,6 +128,8 @@ async def _record_body(
     """Run the body and record how it ended; the decoded output, or :data:`LOST`."""
     try:
         value = await _call_body(ctx, wf_fn, run, args, kwargs)
+        if ctx.parked:
+            return PARKED
         if ctx.lease_lost:
             return LOST
         what = f"workflow {wf_fn.name!r} (run {run.run_id!r})"
@@ -131,7 +140,15 @@ async def _record_body(
         heartbeat.discard(ctx)
         await _shielded(_interrupted(ctx, wf_fn))
         raise
+    except Parked:
+        heartbeat.discard(ctx)
+        _log_parked(ctx)
+        return PARKED
     except Exception as exc:
+        if ctx.parked:
+            # Raised while the parked body unwound (a step in a finally block).
+            _log_parked(ctx)
+            return PARKED
         if ctx.lease_lost or isinstance(exc, LeaseLostError):
             return LOST
         status: FinalStatus = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
@@ -152,6 +169,14 @@ async def _record_body(
     )
     # Return the stored form, so a first run and a replay give equal values.
     return wf_fn.decode_output(output)
+
+
+def _log_parked(ctx: RunContext) -> None:
+    logger.info(
+        "run %s parked until it is due",
+        ctx.run_id,
+        extra={"action": "run_parked", "run_id": ctx.run_id},
+    )
 
 
 async def _call_body(

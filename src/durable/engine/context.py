@@ -16,6 +16,7 @@ from durable.stores.base import StepRecord
 
 if TYPE_CHECKING:
     from durable.engine.observe import RunObservation
+    from durable.engine.parking import ParkPolicy
     from durable.engine.runtime import Runtime
 
 
@@ -36,6 +37,8 @@ class RunContext:
         "main_task",
         "observation",
         "parent",
+        "park",
+        "parked",
         "resumed",
         "run_id",
         "runtime",
@@ -81,6 +84,9 @@ class RunContext:
         self.in_flight: set[asyncio.Task[Any]] = set()
         # The observer's view of this execution (tracing, metrics); None without one.
         self.observation: RunObservation | None = None
+        # When a long wait parks the run (executed by a worker), and whether it did.
+        self.park: ParkPolicy | None = None
+        self.parked = False
         self._next_position = 0
         self._auto_counts: dict[str, int] = {}
         self._explicit_ids: set[str] = set()

@@ -33,6 +33,7 @@ from durable.errors import (
 from durable.stores.base import Claim, LeaseState, NewRun, RunRecord, StepRecord, StepStatus
 
 if TYPE_CHECKING:
+    from durable.engine.parking import ParkPolicy
     from durable.engine.runtime import Runtime
     from durable.engine.specs import WorkflowSpec
 
@@ -51,6 +52,7 @@ class _Phase(enum.Enum):
     ADOPT = "adopt"  # this execution lost the run: never re-run it, take the winner's outcome
     TAKE_OVER = "take_over"  # its owner looks gone: claim it again
     RAN = "ran"  # this process ran the body: answer with its output
+    PARKED = "parked"  # the body parked the run in the store: a worker resumes it later
     DONE = "done"  # the run has finished elsewhere or before: answer with its stored outcome
 
 
@@ -63,14 +65,24 @@ class _Drive:
         "claim",
         "new",
         "output",
+        "park",
         "resume",
         "run",
         "steal_from",
         "takeover_tried",
     )
 
-    def __init__(self, new: NewRun, resume: bool, claim: Claim | None, adopting: bool) -> None:
+    def __init__(
+        self,
+        new: NewRun,
+        resume: bool,
+        claim: Claim | None,
+        adopting: bool,
+        park: ParkPolicy | None = None,
+    ) -> None:
         self.new = new
+        # Long waits park the run (launched by a worker); None: they wait here.
+        self.park = park
         self.resume = resume
         # Driven to take over a run whose owner is gone (recovery, a worker).
         self.adopting = adopting
@@ -211,7 +223,11 @@ class Executor:
                     execution.link_parent(caller)
             execution.waiters += 1
             try:
-                return await asyncio.shield(execution.task)
+                output = await asyncio.shield(execution.task)
+                if output is body.PARKED:
+                    # Parked by its worker meanwhile: wait for the outcome.
+                    continue
+                return output
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
@@ -274,7 +290,12 @@ class Executor:
         return claim
 
     def launch(
-        self, wf_fn: WorkflowSpec, claim: Claim, *, adopted: bool = False
+        self,
+        wf_fn: WorkflowSpec,
+        claim: Claim,
+        *,
+        adopted: bool = False,
+        park: ParkPolicy | None = None,
     ) -> asyncio.Task[Any]:
         """Execute the acquired ``claim`` in the background; the task driving it.
 
@@ -282,14 +303,15 @@ class Executor:
 
         The run's outcome is recorded in the store; the task's own result is
         retrieved here, so an unawaited failed run logs no "exception was never
-        retrieved" warning.
+        retrieved" warning. With ``park``, its long waits park it: the task
+        then ends with :data:`~durable.engine.body.PARKED`.
         """
         run = claim.run
         execution = self._active.get(run.run_id)
         if execution is None:
             # A clean context: the caller's run (a task calling start()) is not
             # this run's parent.
-            execution = self._launched(wf_fn, run, claim, contextvars.Context(), adopted)
+            execution = self._launched(wf_fn, run, claim, contextvars.Context(), adopted, park)
         execution.background = True
         execution.task.add_done_callback(_retrieve)
         return execution.task
@@ -301,6 +323,7 @@ class Executor:
         claim: Claim,
         context: contextvars.Context,
         adopted: bool,
+        park: ParkPolicy | None,
     ) -> _Execution:
         new = NewRun(
             self.runtime.app,
@@ -311,7 +334,7 @@ class Executor:
             trace_context=run.trace_context,
         )
         task = asyncio.get_running_loop().create_task(
-            self._drive(wf_fn, new, resume=False, claim=claim, adopting=adopted),
+            self._drive(wf_fn, new, resume=False, claim=claim, adopting=adopted, park=park),
             name=f"durable-run:{run.run_id}",
             context=context,
         )
@@ -371,9 +394,9 @@ class Executor:
     ) -> _Execution:
         """The execution of ``run_id`` in this process, started if there is none."""
         execution = self._active.get(run_id)
-        if execution is not None and execution.task.cancelled():
-            # Cancelled, but its done-callback has not run yet: awaiting it
-            # again would raise at once and spin the caller.
+        if execution is not None and execution.task.done():
+            # Ended (cancelled, or parked), but its done-callback has not run
+            # yet: awaiting it again would answer at once and spin the caller.
             self._forget(run_id, execution, None)
             execution = None
         if execution is None:
@@ -410,8 +433,9 @@ class Executor:
         resume: bool,
         claim: Claim | None = None,
         adopting: bool = False,
+        park: ParkPolicy | None = None,
     ) -> Any:
-        drive = _Drive(new, resume, claim, adopting)
+        drive = _Drive(new, resume, claim, adopting, park)
         phase = _Phase.CLAIM
         while True:
             if phase is _Phase.CLAIM:
@@ -434,6 +458,8 @@ class Executor:
                 phase = _Phase.CLAIM
             elif phase is _Phase.RAN:
                 return drive.output
+            elif phase is _Phase.PARKED:
+                return body.PARKED
             else:
                 assert drive.run is not None
                 return body.outcome(wf_fn, drive.run)
@@ -474,13 +500,18 @@ class Executor:
                 parent=None,
                 on_start=self._started_here,
                 takeover=self._took_over(drive),
+                park=drive.park,
             )
             if output is body.LOST:
                 return _Phase.ADOPT
+            if output is body.PARKED:
+                return _Phase.PARKED
             drive.output = output
             return _Phase.RAN
         drive.run = run
-        return _Phase.AWAIT_OWNER if run.status == "running" else _Phase.DONE
+        # A parked run is awaited like one executing elsewhere: a worker wakes it.
+        waiting = run.status in ("running", "waiting")
+        return _Phase.AWAIT_OWNER if waiting else _Phase.DONE
 
     def _took_over(self, drive: _Drive) -> bool:
         """True when the claim just acquired took the run from another owner."""
@@ -520,12 +551,14 @@ class Executor:
             # look again later rather than spin.
             await asyncio.sleep(delay)
             run = await store.get_run(app, run.run_id) or run
-        while run.status == "running" and not self._may_take_over(run):
+        while run.status == "waiting" or (run.status == "running" and not self._may_take_over(run)):
             if not logged:
                 logger.info(
-                    "run %s is executing in another process (%s); waiting for its outcome",
+                    "run %s is %s; waiting for its outcome",
                     run.run_id,
-                    run.owner,
+                    "parked until a worker wakes it"
+                    if run.status == "waiting"
+                    else f"executing in another process ({run.owner})",
                     extra={"action": "run_wait", "run_id": run.run_id},
                 )
                 logged = True

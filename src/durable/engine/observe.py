@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from durable.stores.base import RunRecord
 
-RunOutcome = Literal["completed", "failed", "cancelled", "interrupted", "lost"]
+RunOutcome = Literal["completed", "failed", "cancelled", "interrupted", "lost", "parked"]
 """How one execution of a run ended.
 
 ``completed``, ``failed`` and ``cancelled`` are recorded outcomes;
 ``interrupted``: the caller was cancelled (or the process is stopping) and
 the run was handed back, unfinished; ``lost``: another process took the run
-over, and its outcome is that process's.
+over, and its outcome is that process's; ``parked``: a long wait parked the
+run in the store, and the worker that wakes it runs a new execution.
 """
 
 

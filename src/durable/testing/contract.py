@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import ClassVar, Literal
@@ -43,6 +44,7 @@ from durable.stores.base import (
     Store,
 )
 from durable.testing._listing_contract import ListingContract
+from durable.testing._parking_contract import ParkingContract
 from durable.testing._queue_contract import QueueContract
 from durable.testing._retention_contract import RetentionContract
 
@@ -434,7 +436,7 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract, RetentionContract, ListingContract):
+class StoreContract(QueueContract, RetentionContract, ListingContract, ParkingContract):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture
@@ -544,6 +546,30 @@ class StoreContract(QueueContract, RetentionContract, ListingContract):
         deleted = await store.delete_run(APP, "run-t")
         assert deleted is not None
         assert deleted.trace_context == TRACE_CONTEXT
+
+    async def test_trace_context_of_a_parked_run_reaches_the_claim_that_wakes_it(
+        self, store: Store
+    ) -> None:
+        """A parked run keeps its trace context (queued or claimed run); its wake returns it."""
+        await store.enqueue_run(
+            NewRun(APP, "run-q", "wf", "{}", None, "q", trace_context=TRACE_CONTEXT)
+        )
+        limits = [QueueLimits("q")]
+        [queued] = await store.claim_queued(APP, limits, owner="worker-a", lease_ttl=LONG, limit=1)
+        direct = await store.claim_run(
+            dataclasses.replace(new_run(), trace_context='{"k":"v"}'), owner="a", lease_ttl=LONG
+        )
+        due = time.time() - 1
+        for run in (queued.run, direct.run):
+            await store.park_run(APP, run.run_id, run.token, queue="q", wake_at=due)
+            parked = await store.get_run(APP, run.run_id)
+            assert parked is not None
+            assert (parked.status, parked.trace_context) == ("waiting", run.trace_context)
+        woken = await store.claim_queued(APP, limits, owner="worker-b", lease_ttl=LONG, limit=2)
+        assert {(c.run.run_id, c.run.status, c.run.trace_context) for c in woken} == {
+            ("run-q", "running", TRACE_CONTEXT),
+            ("run-1", "running", '{"k":"v"}'),
+        }
 
     async def test_claim_running_with_live_lease_is_not_acquired(self, store: Store) -> None:
         """A running run whose lease is live is not taken over, and is left unchanged."""
