@@ -364,10 +364,10 @@ _WAKE_LOOP = """            -- Due parked runs first, earliest wake first: they 
             CONTINUE WHEN room <= 0;
 """
 
-# claim_queued from version 8 on: due parked runs of a queue are woken before
+# claim_queued from version 6 on: due parked runs of a queue are woken before
 # its queued runs start, within the same caps (the version 5 text with that
 # loop added, so the two cannot drift apart elsewhere).
-_CLAIM_QUEUED_FUNCTION_8 = _CLAIM_QUEUED_FUNCTION.replace(
+_CLAIM_QUEUED_FUNCTION_6 = _CLAIM_QUEUED_FUNCTION.replace(
     "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1
 ).replace(_WAKE_ANCHOR, _WAKE_LOOP + _WAKE_ANCHOR, 1)
 
@@ -427,8 +427,8 @@ def _edited(template: str, *edits: tuple[str, str]) -> str:
 # Version 9: a run keeps the trace context an observer gave it when it was
 # created (durable.engine.observe). Both claim functions return it; claim_run
 # takes it as an 11th argument. Made from the newest definitions (claim_run
-# of version 5, claim_queued of version 8 with its wake of parked runs), with
-# only these edits.
+# of version 5; claim_queued of version 8, _CLAIM_QUEUED_FUNCTION_6, with its
+# wake of parked runs), with only these edits.
 _CLAIM_FUNCTION_9 = _edited(
     _CLAIM_FUNCTION_5,
     (
@@ -448,7 +448,7 @@ _CLAIM_FUNCTION_9 = _edited(
 )
 
 _CLAIM_QUEUED_FUNCTION_9 = _edited(
-    _CLAIM_QUEUED_FUNCTION_8,
+    _CLAIM_QUEUED_FUNCTION_6,
     (
         "    CREATE OR REPLACE FUNCTION {s}.claim_queued(",
         "    DROP FUNCTION {s}.claim_queued(text, text[], bigint[], bigint[], double precision[],\n"
@@ -606,7 +606,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_waiting ON {s}.runs (app, queue, not_before)
         WHERE status = 'waiting';
 """
-    + _CLAIM_QUEUED_FUNCTION_8
+    + _CLAIM_QUEUED_FUNCTION_6
     + _PARK_FUNCTION,
     # 9: the trace context of a run (see _CLAIM_FUNCTION_9).
     "ALTER TABLE {s}.runs ADD COLUMN trace_context text;"
