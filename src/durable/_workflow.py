@@ -39,6 +39,7 @@ from durable.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
     from durable import _inspect, _listing
+    from durable.engine.observe import Observer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -313,6 +314,14 @@ class Workflow:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def set_observer(self, observer: Observer | None) -> None:
+        """Watch this app's runs and steps with ``observer`` (None: stop watching).
+
+        ``durable.contrib.otel.instrument(wf)`` installs OpenTelemetry tracing
+        and metrics this way; see ``durable.engine.observe`` for the hooks.
+        """
+        self._runtime.observer = observer
 
     async def close(self) -> None:
         """Close the store. Runs in flight lose their lease renewals; a later run reopens it."""
@@ -675,7 +684,17 @@ class Workflow:
         inputs = wf_fn.encode_inputs(arguments)
         run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
         await self._executor.ensure_open()
-        new = NewRun(self.name, run_id, wf_fn.name, inputs, None, queue_name, priority, wake)
+        new = NewRun(
+            self.name,
+            run_id,
+            wf_fn.name,
+            inputs,
+            None,
+            queue_name,
+            priority,
+            wake,
+            self._runtime.trace_context(),
+        )
         run, created = await self.store.enqueue_run(new)
         if not created:
             self._executor.check_existing(wf_fn, run, inputs)

@@ -85,6 +85,9 @@ class RunRecord:
     # When the run last started executing (its claim from the queue or its
     # creation by claim_run); None while queued. Rate limits count these.
     started_at: float | None = None
+    # Opaque text an observer stored with the run when it was recorded (the
+    # caller's W3C trace context, say), so that later executions continue it.
+    trace_context: str | None = None
 
     @property
     def finished_at(self) -> float | None:
@@ -132,6 +135,9 @@ class NewRun:
     queue: str | None = None
     priority: int = 0
     not_before: float | None = None
+    # Kept with the run when this creates it (claim_run, enqueue_run); never
+    # changed afterwards.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

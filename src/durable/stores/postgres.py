@@ -141,6 +141,7 @@ def _run_record(app: str, run_id: str, row: Any) -> RunRecord:
         priority=row["priority"],
         not_before=row["not_before"],
         started_at=row["run_started_at"],
+        trace_context=row["trace_context"],
     )
 
 
@@ -586,6 +587,7 @@ class PostgresStore(Store):
             steal_from,
             resume,
             uuid.uuid4(),
+            new.trace_context,
         )
         return Claim(
             _run_record(new.app, new.run_id, rows[0]),
@@ -899,7 +901,7 @@ class PostgresStore(Store):
         row = await self._fetchrow(
             statements.ENQUEUE,
             *(new.app, new.run_id, new.workflow, new.inputs, new.parent_run_id),
-            *(new.queue, new.priority, new.not_before, nonce, self._channel),
+            *(new.queue, new.priority, new.not_before, nonce, self._channel, new.trace_context),
         )
         if row is None:
             # The run was inserted by a transaction that committed while ours
