@@ -75,7 +75,7 @@ def telemetry() -> Iterator[Telemetry]:
 
 @pytest.fixture
 async def wf(tmp_path: Path, telemetry: Telemetry) -> AsyncIterator[Workflow]:
-    app = Workflow("shop", db=str(tmp_path / "otel.db"))
+    app = Workflow("shop", db=str(tmp_path / "otel.db"), default_retries=0)
     instrument(app, tracer_provider=telemetry.tracing, meter_provider=telemetry.metering)
     yield app
     await app.close()
@@ -494,7 +494,7 @@ async def test_queue_gauges_report_depth_and_oldest_age_of_each_queue(
     tmp_path: Path, telemetry: Telemetry
 ) -> None:
     """The gauges follow wf.queue_stats(): depth by state, the oldest ready run's wait."""
-    wf = Workflow("shop", db=str(tmp_path / "queues.db"))
+    wf = Workflow("shop", db=str(tmp_path / "queues.db"), default_retries=0)
     wf.queue("idle")
 
     @wf.workflow(id="job-{n}", queue="jobs")

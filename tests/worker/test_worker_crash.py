@@ -125,13 +125,13 @@ async def torture(db: str, tmp_path: Path, runs: int, workers: int) -> None:
     for _ in range(workers):
         cluster.spawn()
     app = Workflow("crash", db=db)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 480
     kills = 0
     try:
         while not await completed(app, runs):
             assert time.monotonic() < deadline, "the runs did not all complete in time"
             await asyncio.sleep(random.uniform(0.3, 0.7))
-            if kills < 30:
+            if kills < 60:
                 cluster.kill_one()
                 cluster.spawn()
                 kills += 1
@@ -156,7 +156,7 @@ async def torture(db: str, tmp_path: Path, runs: int, workers: int) -> None:
 
 async def test_sqlite_workers_killed_at_random(tmp_path: Path) -> None:
     """Two worker processes on one SQLite file, one killed every ~0.5 s."""
-    await torture(f"sqlite:///{tmp_path / 'crash.db'}", tmp_path, runs=150, workers=2)
+    await torture(f"sqlite:///{tmp_path / 'crash.db'}", tmp_path, runs=1000, workers=2)
 
 
 async def test_postgres_workers_killed_at_random(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ async def test_postgres_workers_killed_at_random(tmp_path: Path) -> None:
     dsn = await _services.postgres_dsn()
     schema = _services.unique_name("crash")
     try:
-        await torture(f"{dsn}?schema={schema}", tmp_path, runs=300, workers=4)
+        await torture(f"{dsn}?schema={schema}", tmp_path, runs=1000, workers=4)
     finally:
         await _services.drop_postgres_schema(dsn, schema)
 
