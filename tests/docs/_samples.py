@@ -9,7 +9,9 @@ shown only. An HTML comment on the line just above a fence says more:
   reads ``DATABASE_URL`` / ``REDIS_URL``, which the runner points at a private
   schema or key prefix on the test servers;
 - ``<!-- sample: fragment -->``: not a program of its own (the signature of a
-  method, say); it must still compile.
+  method, say); it must still compile;
+- ``<!-- sample: module -->`` on a block with a ``title``: the file is only
+  written, for a later block of the page to import or run.
 
 A python block with ``title="name.py"`` is also written to that file, so the
 blocks after it on the same page can import it: the blocks of one page run in
@@ -25,7 +27,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 NOT_PYTHON = frozenset({"console", "bash", "text", "toml", "ini", "json"})
-MARKERS = frozenset({"postgres", "redis", "fragment"})
+MARKERS = frozenset({"postgres", "redis", "fragment", "module"})
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*sample:\s*(?P<names>[\w ,-]+?)\s*-->\s*$")

@@ -79,6 +79,15 @@ def _run(sample: Sample, workdir: Path, env: dict[str, str]) -> None:
     )
 
 
+def _check_module_is_used(module: Sample, page_samples: list[Sample]) -> None:
+    assert module.title is not None, f"{module.name}: a module block needs a title"
+    stem = module.title.removesuffix(".py")
+    later = [sample for sample in page_samples if sample.line > module.line]
+    assert any(stem in sample.code for sample in later), (
+        f"{module.name}: no later block of the page uses {module.title}"
+    )
+
+
 @pytest.mark.parametrize("page", pages(), ids=_page_id)
 async def test_page_samples_run(page: Path, tmp_path: Path) -> None:
     python = [sample for sample in samples(page) if sample.language == "python"]
@@ -93,6 +102,10 @@ async def test_page_samples_run(page: Path, tmp_path: Path) -> None:
         for sample in python:
             if "fragment" in sample.markers:
                 compile(sample.code, sample.name, "exec")
+                continue
+            if "module" in sample.markers:
+                _check_module_is_used(sample, python)
+                (tmp_path / str(sample.title)).write_text(sample.code, encoding="utf-8")
                 continue
             await asyncio.to_thread(_run, sample, tmp_path, env)
     finally:
