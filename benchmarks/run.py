@@ -30,6 +30,12 @@ only its fallback; SQLite workers of other processes poll, so there L
 follows the poll interval. The full run reports L at ``--poll-interval
 0.05``; the rows at the default 1.0 s (about a minute per store) run when L
 is named in ``--only``.
+
+P starts one worker (``wf.serve()`` in the workload's process) on an empty
+store, measures its RSS once idle, then has another process enqueue
+``--parked-runs`` runs that each take one step and sleep an hour; the worker
+parks every one of them (``park_after=1.0``). Once none is queued or
+running, RSS is measured again: the row is the growth above idle.
 """
 
 from __future__ import annotations
@@ -493,6 +499,40 @@ def bench_queue_latency(args: argparse.Namespace, tmp: str, polls: list[float]) 
     return rows
 
 
+def bench_parked(args: argparse.Namespace, tmp: str) -> list[Row]:
+    """P: RSS of one worker with many parked runs, above its idle RSS."""
+    backends = ["sqlite"]
+    rows: list[Row] = []
+    if args.postgres:
+        why = postgres_reachable(args.pg_dsn)
+        if why is None:
+            backends.insert(0, "pg")
+        else:
+            rows.append(Row("P PG (skipped)", f"no server at {args.pg_dsn}: {why}"))
+    for backend in backends:
+        r = work(
+            "parked_rss",
+            backend=backend,
+            path=os.path.join(tmp, "parked.db"),
+            dsn=args.pg_dsn,
+            schema=f"durable_pbench_{os.getpid()}",
+            runs=args.parked_runs,
+        )
+        grown_mb = (r["parked_kb"] - r["idle_kb"]) / 1024
+        name = "PG" if backend == "pg" else "SQLite"
+        parked_all = r["waiting"] == args.parked_runs and r["active"] == 0
+        rows.append(
+            Row(
+                f"P worker RSS, {r['waiting']:,} parked runs, {name}",
+                f"+{grown_mb:,.1f} MB above idle {r['idle_kb'] / 1024:,.1f} MB "
+                f"(peak {r['peak_kb'] / 1024:,.1f} MB, all parked in {r['seconds']:,.0f} s)",
+                target="< 50 MB",
+                verdict=verdict(grown_mb < 50 and parked_all),
+            )
+        )
+    return rows
+
+
 # -- output -------------------------------------------------------------------------
 
 
@@ -532,10 +572,13 @@ def main() -> None:
         "--latency-samples", type=int, default=50, help="runs enqueued one by one in L"
     )
     parser.add_argument(
+        "--parked-runs", type=int, default=100_000, help="runs parked in one worker in P"
+    )
+    parser.add_argument(
         "--only",
         type=lambda s: {p.strip().upper() for p in s.split(",")},
         default=None,
-        help="workloads to run besides A, e.g. 'C,PG' or 'Q,L' (default: all)",
+        help="workloads to run besides A, e.g. 'C,PG' or 'Q,L,P' (default: all)",
     )
     parser.add_argument(
         "--dir", default=None, help="where the database files go (default: a temp dir)"
@@ -574,6 +617,7 @@ def main() -> None:
         explicit_l = args.only is not None and "L" in args.only
         polls = [1.0, 0.05] if explicit_l else [0.05]
         stages.append(("L", lambda: bench_queue_latency(args, tmp, polls)))
+        stages.append(("P", lambda: bench_parked(args, tmp)))
         for name, stage in stages:
             if args.only is None or name in args.only:
                 rows += stage()

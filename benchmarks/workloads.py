@@ -630,6 +630,98 @@ async def queue_latency(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _parked_app(params: dict[str, Any]) -> tuple[Any, Any]:
+    """P's app: ``nap(k)`` runs one step, then sleeps an hour (parked under a worker)."""
+    from durable import Workflow
+
+    if params["backend"] == "pg":
+        from durable.stores.postgres import PostgresStore
+
+        store: Any = PostgresStore(params["dsn"], schema=params["schema"])
+    else:
+        store = _sqlite_store(params["path"], "NORMAL")
+    wf = Workflow("pbench", db=store, park_after=1.0)
+
+    @wf.task
+    async def touch(k: int) -> int:
+        return k
+
+    @wf.workflow(id="nap-{k}", queue="naps")
+    async def nap(k: int) -> None:
+        await touch(k)
+        await wf.sleep(3600)
+
+    return wf, nap
+
+
+async def parked_enqueue(params: dict[str, Any]) -> dict[str, Any]:
+    """P's enqueuer, a process of its own: ``runs`` runs of ``nap``."""
+    wf, nap = _parked_app(params)
+    async with wf:
+        for start in range(0, params["runs"], 500):
+            end = min(start + 500, params["runs"])
+            await asyncio.gather(*(nap.enqueue(k) for k in range(start, end)))
+    return {"enqueued": params["runs"]}
+
+
+async def parked_rss(params: dict[str, Any]) -> dict[str, Any]:
+    """P: RSS of one worker (this process) before and after ``runs`` runs parked in it.
+
+    The worker serves an empty store first (idle RSS); another process then
+    enqueues the runs, which the worker claims, runs to their hour-long sleep
+    and parks. Once none is queued or running, RSS is measured again.
+    """
+    if params["backend"] == "pg":
+        await _pg_schema(params["dsn"], params["schema"], drop=True)
+    wf, _ = _parked_app(params)
+    try:
+        async with wf:
+            worker = asyncio.ensure_future(
+                wf.serve(concurrency=256, poll_interval=0.2, handle_signals=False)
+            )
+            await asyncio.sleep(2.0)
+            gc.collect()
+            idle = _rss_kb()
+            started = time.monotonic()
+            enqueuer = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "parked_enqueue",
+                json.dumps(params),
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            await enqueuer.wait()
+
+            async def left() -> bool:
+                for status in ("queued", "running"):
+                    if await wf.store.list_runs("pbench", status=status, limit=1):
+                        return True
+                return False
+
+            while await left():  # noqa: ASYNC110 - the store is polled
+                await asyncio.sleep(0.5)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(1.0)
+            gc.collect()
+            parked = _rss_kb()
+            peak = _rss_kb("VmHWM")
+            active = wf._executor.active_runs
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            waiting = len(await wf.store.list_runs("pbench", status="waiting", limit=10**7))
+    finally:
+        if params["backend"] == "pg":
+            await _pg_schema(params["dsn"], params["schema"], drop=True)
+    return {
+        "idle_kb": idle,
+        "parked_kb": parked,
+        "peak_kb": peak,
+        "waiting": waiting,
+        "active": active,
+        "seconds": elapsed,
+    }
+
+
 WORKLOADS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "seq_sqlite": seq_sqlite,
     "loop_lag": loop_lag,
@@ -644,6 +736,8 @@ WORKLOADS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "raw_queue_pg": raw_queue_pg,
     "raw_queue_sqlite": raw_queue_sqlite,
     "queue_latency": queue_latency,
+    "parked_enqueue": parked_enqueue,
+    "parked_rss": parked_rss,
 }
 
 

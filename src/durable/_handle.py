@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-RunState = Literal["queued", "running", "completed", "failed", "cancelled"]
+RunState = Literal["queued", "running", "waiting", "completed", "failed", "cancelled"]
 
 # How often result() looks at a run executing in another process.
 _POLL_MIN = 0.01
@@ -43,7 +43,11 @@ class RunHandle(Generic[R]):
         return f"RunHandle({self.run_id!r}, app={self.app.name!r})"
 
     async def status(self) -> RunState:
-        """``"queued"``, ``"running"``, ``"completed"``, ``"failed"`` or ``"cancelled"``."""
+        """The run's status: ``"queued"``, ``"running"``, ``"waiting"``, or a final one.
+
+        Final: ``"completed"``, ``"failed"``, ``"cancelled"``. ``"waiting"``:
+        parked by a worker in a long sleep or signal wait.
+        """
         return (await self._record()).status
 
     async def info(self) -> _inspect.RunInfo:

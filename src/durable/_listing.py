@@ -188,6 +188,11 @@ async def requeue(wf: Workflow, run_id: str, default_queue: str) -> RunRecord:
         raise RunConflictError(
             f"{where}: it is cancelled; wf.resume({run_id!r}) continues it deliberately"
         )
+    if stored.status == "waiting":
+        raise RunConflictError(
+            f"{where}: it is parked until its wake time or signal, when a worker of its "
+            f"queue {stored.queue!r} continues it"
+        )
     lease = stored.lease_expires_at
     until = "" if lease is None else f" until {_utc(lease).isoformat()}"
     raise RunConflictError(

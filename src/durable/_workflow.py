@@ -34,7 +34,7 @@ from durable.stores.base import NewRun, RunStatus, Store
 from durable.worker import retention as _retention
 from durable.worker.queues import DEFAULT_QUEUE, Queue, resolve
 from durable.worker.schedules import Catchup, Schedule, Scheduler
-from durable.worker.serve import Worker
+from durable.worker.serve import DEFAULT_PARK_AFTER, Worker, park_seconds
 from durable.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
@@ -222,7 +222,9 @@ class Workflow:
     ``lease_ttl`` is how long a run stays owned by a process that stopped
     heartbeating (seconds); ``heartbeat`` is how often a live owner renews it
     (default a third of the TTL). ``max_value_bytes`` bounds each stored
-    result, input set and output.
+    result, input set and output. ``park_after`` (seconds) is when a run
+    executed by a worker (``serve()``) parks in a ``wf.sleep`` or
+    ``wf.signal`` wait instead of waiting in memory (see ``serve()``).
 
     ``retention`` (a timedelta or seconds): where this app's worker runs
     (:meth:`serve`), finished runs older than that are pruned in the
@@ -238,6 +240,7 @@ class Workflow:
         lease_ttl: float = 30.0,
         heartbeat: float | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        park_after: float = DEFAULT_PARK_AFTER,
         retention: timedelta | float | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
@@ -264,6 +267,7 @@ class Workflow:
         self.lease_ttl = float(lease_ttl)
         self.heartbeat = float(heartbeat)
         self.max_value_bytes = max_value_bytes
+        self.park_after = park_seconds(park_after)
         self.retention = (
             None if retention is None else _retention.age_in_seconds(retention, "retention")
         )
@@ -678,6 +682,7 @@ class Workflow:
         poll_interval: float = 1.0,
         grace: float = 30.0,
         handle_signals: bool = True,
+        park_after: float | None = None,
     ) -> None:
         """Be a worker: execute this app's queued runs and adopt its orphaned ones.
 
@@ -689,6 +694,11 @@ class Workflow:
         main thread, on SIGTERM or SIGINT: it stops claiming, gives in-flight
         runs ``grace`` seconds to finish and releases the rest to other
         workers, which resume them from their completed steps.
+
+        A run that sleeps longer than ``park_after`` seconds (default: the
+        Workflow's), or has waited that long for a signal, is parked: it
+        leaves memory and its queue's slot, and any worker resumes it when
+        its time comes or its signal arrives.
         """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
@@ -709,6 +719,7 @@ class Workflow:
             poll_interval=poll_interval,
             recover_interval=max(0.5, min(5.0, self.lease_ttl / 3)),
             grace=grace,
+            park_after=self.park_after if park_after is None else park_seconds(park_after),
             scheduler=Scheduler(self.name, self.store, self.schedules(), self._enqueue_tick)
             if self._schedules
             else None,
@@ -799,6 +810,7 @@ class Workflow:
         await self._executor.ensure_open()
         await self.store.send_signal(self.name, run_id, name, text)
         self._runtime.waits.signal_sent(run_id, name)
+        self._wakeup.notify()  # a worker here may have parked the run
 
     async def complete(self, run_id: str, name: str, payload: Any = None) -> None:
         """The same as :meth:`send_signal`."""

@@ -9,6 +9,8 @@ from typing import Any
 from tests.cli import _shop
 from tests.cli.conftest import Durable
 
+from durable.stores.base import QueueLimits
+
 
 def test_show_prints_a_failed_runs_steps_and_traceback(durable: Durable) -> None:
     """A failed run shows its error with the traceback and each step's outcome."""
@@ -163,3 +165,27 @@ def test_queues_counts_waiting_and_delayed_runs(durable: Durable) -> None:
     table = durable("queues").stdout
     assert "default" in table
     assert "slow" in table
+
+
+def test_list_and_show_a_parked_run(durable: Durable) -> None:
+    """A parked run is listed by --status waiting and shown as waiting, without a finish time."""
+
+    async def park_one() -> None:
+        shop = _shop.build(durable.db)
+        async with shop.wf:
+            handle = await shop.total.enqueue(a=7, b=7, queue="parked")
+            store = shop.wf.store
+            [claim] = await store.claim_queued(
+                shop.wf.name, [QueueLimits("parked")], owner="w", lease_ttl=60.0, limit=1
+            )
+            await store.park_run(
+                shop.wf.name, handle.run_id, claim.run.token, queue="parked", wake_at=None
+            )
+
+    asyncio.run(park_one())
+    doc = listed(durable, "--status", "waiting")
+    assert [(run["status"], run["queue"]) for run in doc["runs"]] == [("waiting", "parked")]
+    run_id = doc["runs"][0]["run_id"]
+    shown = json.loads(durable("runs", "show", run_id, "--json").stdout)
+    assert (shown["status"], shown["finished_at"]) == ("waiting", None)
+    assert "waiting" in durable("runs", "show", run_id).stdout

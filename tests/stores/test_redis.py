@@ -523,7 +523,7 @@ async def test_a_newer_layout_is_refused(
 
 async def _queue_keys(store: RedisStore, client: Any, queue: str = "q") -> dict[str, list[str]]:
     """The members of a queue's keys: ready and delayed in order, the others sorted."""
-    ready, delayed, running, starts, _ = store._keys.queues("app", queue)
+    ready, delayed, running, starts, _, _ = store._keys.queues("app", queue)
     found = {
         "ready": [m[16:] for m in await client.zrange(ready, 0, -1)],
         "delayed": [m[16:] for m in await client.zrange(delayed, 0, -1)],

@@ -10,7 +10,7 @@ import pytest
 from tests.stores.test_redis import _ttls, client, make_store, prefix, url
 
 from durable.errors import ConfigurationError
-from durable.stores.base import NewRun, StepRecord
+from durable.stores.base import NewRun, QueueLimits, StepRecord
 
 if TYPE_CHECKING:
     from durable.stores.redis import RedisStore
@@ -142,11 +142,45 @@ async def test_a_delete_sent_again_after_it_ran_answers_as_it_did(
             store._keys.signals(APP, "r"),
             store._keys.deletion(APP, "nonce-1"),
             store._keys.index(APP),
+            store._keys.ids(APP),
             *store._keys.statuses(APP),
         ]
-        first = await script(keys=keys, args=["r"])
-        again = await script(keys=keys, args=["r"])
+        args = ["r", *store._keys.stems(APP)]
+        first = await script(keys=keys, args=args)
+        again = await script(keys=keys, args=args)
     assert first[0] == again[0] == 1
     assert again[1] == first[1]
     assert await store.get_run(APP, "r") is None
     assert await store.delete_run(APP, "r") is None  # a new call: the run is gone
+
+
+async def test_deleted_and_pruned_runs_leave_no_listing_members(
+    make_store: Callable[..., RedisStore], client: Any, prefix: str
+) -> None:
+    """delete_run and prune take a run's id out of every listing set, not only its hash."""
+
+    async def listed() -> set[tuple[str, bytes]]:
+        members = set()
+        async for key in client.scan_iter(match=f"{prefix}:*"):
+            if await client.type(key) == b"zset":
+                members |= {(key.decode(), m) for m in await client.zrange(key, 0, -1)}
+        return members
+
+    store = make_store()
+    for run_id in ("deleted", "pruned"):
+        await store.enqueue_run(NewRun(APP, run_id, "wf", "{}", queue="q"))
+        (claim,) = await store.claim_queued(
+            APP, [QueueLimits("q")], owner="a", lease_ttl=30, limit=1
+        )
+        await store.finish_run(APP, run_id, claim.run.token, "completed", output="1")
+    before = await listed()
+    # The run index, the id set, a status index, the workflow's and the queue's.
+    assert len([key for key, member in before if member == b"pruned"]) >= 5
+
+    await store.delete_run(APP, "deleted")
+    assert (
+        await store.prune_runs(APP, finished_before=float("inf"), statuses=("completed",), limit=10)
+        == 1
+    )
+    assert {member for _, member in await listed()} & {b"deleted", b"pruned"} == set()
+    await store.close()

@@ -76,6 +76,20 @@ async def test_finishing_a_queued_run_wakes_the_wait(store: Store) -> None:
         assert await asyncio.wait_for(wait, 5) is True
 
 
+async def test_a_signal_to_a_parked_run_wakes_the_wait(store: Store) -> None:
+    async with twin(store) as other:
+        await other.enqueue_run(queued("r1"))
+        [claim] = await other.claim_queued(
+            APP, [QueueLimits("jobs")], owner="w", lease_ttl=LONG, limit=1
+        )
+        await other.park_run(APP, "r1", claim.run.token, queue="jobs", wake_at=None)
+        await listening(store)
+        wait = asyncio.create_task(store.wait_for_work(APP, LONG))
+        await asyncio.sleep(0.05)
+        await other.send_signal(APP, "r1", "go", "1")
+        assert await asyncio.wait_for(wait, 5) is True
+
+
 async def test_closing_the_store_ends_its_waits(store: Store) -> None:
     if type(store).__name__ not in ("PostgresStore", "RedisStore"):
         pytest.skip("a polling store's wait just sleeps")

@@ -17,7 +17,7 @@ from tests.ui.conftest import populate
 
 import durable.ui
 from durable.errors import ConfigurationError, RunNotFoundError
-from durable.stores.base import Store
+from durable.stores.base import NewRun, QueueLimits, Store
 from durable.stores.memory import InMemoryStore
 
 pytestmark = pytest.mark.asyncio
@@ -354,3 +354,22 @@ async def test_a_message_in_a_crafted_link_is_not_shown(client: httpx.AsyncClien
     assert "555 0100" not in page.text
     forged = await client.get("/", params={"notice": "All good", "sig": "0" * 32})
     assert "All good" not in forged.text
+
+
+async def test_a_parked_run_is_filtered_badged_and_signalled(
+    demo: _ui_app.Demo, client: httpx.AsyncClient
+) -> None:
+    """?status=waiting lists a parked run; its page shows the badge, Cancel and the signal form."""
+    needs(demo, "park_run")
+    store, app = demo.wf.store, demo.wf.name
+    await store.enqueue_run(NewRun(app, "greet-zed", "greet", "{}", None, "default", 0, None))
+    [claim] = await store.claim_queued(
+        app, [QueueLimits("default")], owner="w", lease_ttl=60.0, limit=1
+    )
+    await store.park_run(app, "greet-zed", claim.run.token, queue="default", wake_at=None)
+    assert run_ids(await client.get("/", params={"status": "waiting"})) == ["greet-zed"]
+    page = await client.get("/runs/greet-zed")
+    assert page.status_code == 200
+    assert 'class="status status-waiting"' in page.text
+    assert 'id="signal-form"' in page.text
+    assert "Cancel" in page.text

@@ -17,7 +17,10 @@ CONCURRENCY = int(os.environ.get("CRASH_CONCURRENCY", "5"))
 STEPS = 3
 
 wf = Workflow("crash", db=os.environ["CRASH_DB"], lease_ttl=3.0)
-wf.queue("work", concurrency=CONCURRENCY)
+# CRASH_RATE="n/seconds" adds a rate limit to the queue.
+_rate = os.environ.get("CRASH_RATE")
+RATE_LIMIT = None if not _rate else (int(_rate.split("/")[0]), float(_rate.split("/")[1]))
+wf.queue("work", concurrency=CONCURRENCY, rate_limit=RATE_LIMIT)
 
 
 def journal(line: str) -> None:

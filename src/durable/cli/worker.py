@@ -51,6 +51,12 @@ def _exit_now(signum: int, frame: object) -> NoReturn:
     show_default=True,
     help="seconds between looks at the store",
 )
+@click.option(
+    "--park-after",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="seconds of sleep or signal wait after which a run parks (default: the app's)",
+)
 @click.option("--log-level", default="INFO", show_default=True, help="logging level")
 @click.pass_context
 def worker(
@@ -60,6 +66,7 @@ def worker(
     concurrency: int,
     grace: float,
     poll_interval: float,
+    park_after: float | None,
     log_level: str,
 ) -> None:
     """Execute the queued runs of the Workflow at module:attr (e.g. shop.app:wf).
@@ -88,6 +95,7 @@ def worker(
                 concurrency=concurrency,
                 grace=grace,
                 poll_interval=poll_interval,
+                park_after=park_after,
             )
         finally:
             await wf.close()

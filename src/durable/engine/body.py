@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable.engine import serde
 from durable.engine.context import RunContext, current_run, current_step
+from durable.engine.parking import Parked, ParkPolicy
 from durable.errors import (
     LeaseLostError,
     RunCancelledError,
@@ -36,12 +37,15 @@ logger = logging.getLogger("durable.run")
 
 
 class Lost(enum.Enum):
-    """The answer of a body whose run another process owns now."""
+    """The answer of a body whose run another process owns now, or that parked it."""
 
     LOST = "lost"
+    PARKED = "parked"
 
 
 LOST = Lost.LOST
+# The run was parked in the store (see durable.engine.parking): no outcome yet.
+PARKED = Lost.PARKED
 
 
 async def run_claimed(
@@ -53,10 +57,12 @@ async def run_claimed(
     resumed: bool,
     parent: RunContext | None,
     on_start: Callable[[RunContext], None] | None = None,
+    park: ParkPolicy | None = None,
 ) -> Any:
-    """Run the body of the run ``claim`` acquired; its output, or :data:`LOST`.
+    """Run the body of the run ``claim`` acquired; its output, :data:`LOST` or :data:`PARKED`.
 
-    ``on_start`` is called with the run's context before the body starts.
+    ``on_start`` is called with the run's context before the body starts;
+    ``park`` lets its long waits park it (executed by a worker).
     """
     run = claim.run
     # The body always gets the stored arguments, decoded: the values a resumed
@@ -67,6 +73,7 @@ async def run_claimed(
     ctx.resumed = resumed
     ctx.parent = parent
     ctx.cancel_requested = run.cancel_requested
+    ctx.park = park
     if on_start is not None:
         on_start(ctx)
     logger.info(
@@ -101,6 +108,8 @@ async def _record_body(
     """Run the body and record how it ended; the decoded output, or :data:`LOST`."""
     try:
         value = await _call_body(ctx, wf_fn, run, args, kwargs)
+        if ctx.parked:
+            return PARKED
         if ctx.lease_lost:
             return LOST
         what = f"workflow {wf_fn.name!r} (run {run.run_id!r})"
@@ -111,7 +120,15 @@ async def _record_body(
         heartbeat.discard(ctx)
         await _shielded(_interrupted(ctx, wf_fn))
         raise
+    except Parked:
+        heartbeat.discard(ctx)
+        _log_parked(ctx)
+        return PARKED
     except Exception as exc:
+        if ctx.parked:
+            # Raised while the parked body unwound (a step in a finally block).
+            _log_parked(ctx)
+            return PARKED
         if ctx.lease_lost or isinstance(exc, LeaseLostError):
             return LOST
         status: FinalStatus = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
@@ -132,6 +149,14 @@ async def _record_body(
     )
     # Return the stored form, so a first run and a replay give equal values.
     return wf_fn.decode_output(output)
+
+
+def _log_parked(ctx: RunContext) -> None:
+    logger.info(
+        "run %s parked until it is due",
+        ctx.run_id,
+        extra={"action": "run_parked", "run_id": ctx.run_id},
+    )
 
 
 async def _call_body(

@@ -15,6 +15,7 @@ from durable.errors import ConfigurationError, NonDeterminismError
 from durable.stores.base import StepRecord
 
 if TYPE_CHECKING:
+    from durable.engine.parking import ParkPolicy
     from durable.engine.runtime import Runtime
 
 
@@ -34,6 +35,8 @@ class RunContext:
         "lease_lost",
         "main_task",
         "parent",
+        "park",
+        "parked",
         "resumed",
         "run_id",
         "runtime",
@@ -77,6 +80,9 @@ class RunContext:
         # Set when the workflow's own timeout stopped the body.
         self.timed_out = False
         self.in_flight: set[asyncio.Task[Any]] = set()
+        # When a long wait parks the run (executed by a worker), and whether it did.
+        self.park: ParkPolicy | None = None
+        self.parked = False
         self._next_position = 0
         self._auto_counts: dict[str, int] = {}
         self._explicit_ids: set[str] = set()

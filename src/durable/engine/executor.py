@@ -33,6 +33,7 @@ from durable.errors import (
 from durable.stores.base import Claim, LeaseState, NewRun, RunRecord, StepRecord, StepStatus
 
 if TYPE_CHECKING:
+    from durable.engine.parking import ParkPolicy
     from durable.engine.runtime import Runtime
     from durable.engine.specs import WorkflowSpec
 
@@ -51,6 +52,7 @@ class _Phase(enum.Enum):
     ADOPT = "adopt"  # this execution lost the run: never re-run it, take the winner's outcome
     TAKE_OVER = "take_over"  # its owner looks gone: claim it again
     RAN = "ran"  # this process ran the body: answer with its output
+    PARKED = "parked"  # the body parked the run in the store: a worker resumes it later
     DONE = "done"  # the run has finished elsewhere or before: answer with its stored outcome
 
 
@@ -58,10 +60,23 @@ class _Drive:
     """The state of one drive: the request, and what the last phase learned."""
 
     # A plain slotted class: a dataclass would cost import time for no gain.
-    __slots__ = ("claim", "new", "output", "resume", "run", "steal_from", "takeover_tried")
+    __slots__ = (
+        "claim",
+        "new",
+        "output",
+        "park",
+        "resume",
+        "run",
+        "steal_from",
+        "takeover_tried",
+    )
 
-    def __init__(self, new: NewRun, resume: bool, claim: Claim | None) -> None:
+    def __init__(
+        self, new: NewRun, resume: bool, claim: Claim | None, park: ParkPolicy | None = None
+    ) -> None:
         self.new = new
+        # Long waits park the run (launched by a worker); None: they wait here.
+        self.park = park
         self.resume = resume
         # A claim acquired before the drive began (start(), a worker): used first.
         self.claim = claim
@@ -195,7 +210,11 @@ class Executor:
                     execution.link_parent(caller)
             execution.waiters += 1
             try:
-                return await asyncio.shield(execution.task)
+                output = await asyncio.shield(execution.task)
+                if output is body.PARKED:
+                    # Parked by its worker meanwhile: wait for the outcome.
+                    continue
+                return output
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
@@ -250,29 +269,37 @@ class Executor:
             raise inputs_conflict(runtime.app, run.run_id, wf_fn.name, run.inputs, new.inputs)
         return claim
 
-    def launch(self, wf_fn: WorkflowSpec, claim: Claim) -> asyncio.Task[Any]:
+    def launch(
+        self, wf_fn: WorkflowSpec, claim: Claim, *, park: ParkPolicy | None = None
+    ) -> asyncio.Task[Any]:
         """Execute the acquired ``claim`` in the background; the task driving it.
 
         The run's outcome is recorded in the store; the task's own result is
         retrieved here, so an unawaited failed run logs no "exception was never
-        retrieved" warning.
+        retrieved" warning. With ``park``, its long waits park it: the task
+        then ends with :data:`~durable.engine.body.PARKED`.
         """
         run = claim.run
         execution = self._active.get(run.run_id)
         if execution is None:
             # A clean context: the caller's run (a task calling start()) is not
             # this run's parent.
-            execution = self._launched(wf_fn, run, claim, contextvars.Context())
+            execution = self._launched(wf_fn, run, claim, contextvars.Context(), park)
         execution.background = True
         execution.task.add_done_callback(_retrieve)
         return execution.task
 
     def _launched(
-        self, wf_fn: WorkflowSpec, run: RunRecord, claim: Claim, context: contextvars.Context
+        self,
+        wf_fn: WorkflowSpec,
+        run: RunRecord,
+        claim: Claim,
+        context: contextvars.Context,
+        park: ParkPolicy | None,
     ) -> _Execution:
         new = NewRun(self.runtime.app, run.run_id, wf_fn.name, run.inputs, run.parent_run_id)
         task = asyncio.get_running_loop().create_task(
-            self._drive(wf_fn, new, resume=False, claim=claim),
+            self._drive(wf_fn, new, resume=False, claim=claim, park=park),
             name=f"durable-run:{run.run_id}",
             context=context,
         )
@@ -326,9 +353,9 @@ class Executor:
     ) -> _Execution:
         """The execution of ``run_id`` in this process, started if there is none."""
         execution = self._active.get(run_id)
-        if execution is not None and execution.task.cancelled():
-            # Cancelled, but its done-callback has not run yet: awaiting it
-            # again would raise at once and spin the caller.
+        if execution is not None and execution.task.done():
+            # Ended (cancelled, or parked), but its done-callback has not run
+            # yet: awaiting it again would answer at once and spin the caller.
             self._forget(run_id, execution, None)
             execution = None
         if execution is None:
@@ -350,9 +377,15 @@ class Executor:
     # -- driving one run to its outcome ----------------------------------------------
 
     async def _drive(
-        self, wf_fn: WorkflowSpec, new: NewRun, *, resume: bool, claim: Claim | None = None
+        self,
+        wf_fn: WorkflowSpec,
+        new: NewRun,
+        *,
+        resume: bool,
+        claim: Claim | None = None,
+        park: ParkPolicy | None = None,
     ) -> Any:
-        drive = _Drive(new, resume, claim)
+        drive = _Drive(new, resume, claim, park)
         phase = _Phase.CLAIM
         while True:
             if phase is _Phase.CLAIM:
@@ -375,6 +408,8 @@ class Executor:
                 phase = _Phase.CLAIM
             elif phase is _Phase.RAN:
                 return drive.output
+            elif phase is _Phase.PARKED:
+                return body.PARKED
             else:
                 assert drive.run is not None
                 return body.outcome(wf_fn, drive.run)
@@ -414,13 +449,18 @@ class Executor:
                 resumed=drive.resume,
                 parent=None,
                 on_start=self._started_here,
+                park=drive.park,
             )
             if output is body.LOST:
                 return _Phase.ADOPT
+            if output is body.PARKED:
+                return _Phase.PARKED
             drive.output = output
             return _Phase.RAN
         drive.run = run
-        return _Phase.AWAIT_OWNER if run.status == "running" else _Phase.DONE
+        # A parked run is awaited like one executing elsewhere: a worker wakes it.
+        waiting = run.status in ("running", "waiting")
+        return _Phase.AWAIT_OWNER if waiting else _Phase.DONE
 
     def _started_here(self, ctx: RunContext) -> None:
         execution = self._active.get(ctx.run_id)
@@ -452,12 +492,14 @@ class Executor:
             # look again later rather than spin.
             await asyncio.sleep(delay)
             run = await store.get_run(app, run.run_id) or run
-        while run.status == "running" and not self._may_take_over(run):
+        while run.status == "waiting" or (run.status == "running" and not self._may_take_over(run)):
             if not logged:
                 logger.info(
-                    "run %s is executing in another process (%s); waiting for its outcome",
+                    "run %s is %s; waiting for its outcome",
                     run.run_id,
-                    run.owner,
+                    "parked until a worker wakes it"
+                    if run.status == "waiting"
+                    else f"executing in another process ({run.owner})",
                     extra={"action": "run_wait", "run_id": run.run_id},
                 )
                 logged = True

@@ -161,8 +161,8 @@ class Heartbeat:
                 )
                 continue
             for run_id, ctx in batch.items():
-                if ctx not in self._runs:
-                    continue  # finished meanwhile: its answer is stale
+                if ctx not in self._runs or ctx.parked:
+                    continue  # finished or parked meanwhile: its answer is stale
                 state = states.get(run_id)
                 if state is LeaseState.LOST:
                     ctx.lease_lost = True

@@ -35,6 +35,7 @@ from typing import Any
 
 from durable.engine import clock, serde
 from durable.engine.context import RunContext, current_run
+from durable.engine.parking import may_park, park
 from durable.engine.signal_poller import ReadSignals, SignalPoller, Watch
 from durable.engine.steps import ensure_may_continue, new_record, save, step_outcome
 from durable.errors import (
@@ -273,6 +274,10 @@ async def sleep_step(
     if clock.skipped_sleeps is not None:
         clock.skipped_sleeps.append(max(0.0, wake_at - time.time()))
         return
+    policy = may_park(ctx)
+    if policy is not None and wake_at - time.time() > policy.after:
+        ensure_may_continue(ctx)
+        await park(ctx, policy, wake_at=wake_at)
     with ctx.runtime.waits.waiting(ctx) as waiter:
         while True:
             ensure_may_continue(ctx)
@@ -336,6 +341,8 @@ async def _receive(
     waits = ctx.runtime.waits
     started = time.time()
     index = waits.claim_index(ctx, name)
+    policy = may_park(ctx)
+    park_at = None if policy is None else started + policy.after
     try:
         with waits.waiting_for_signal(ctx, name, index) as (waiter, watch):
             while True:
@@ -349,6 +356,15 @@ async def _receive(
                     error: str | None = None
                     break
                 pause = _flag_check_period(ctx)
+                if policy is not None and park_at is not None:
+                    if now < park_at:
+                        pause = min(pause, park_at - now)
+                    elif deadline is None or deadline - now > policy.after:
+                        # Parked until the deadline or the signal: the store
+                        # makes it due at once if the signal came meanwhile.
+                        await park(ctx, policy, wake_at=deadline, signal=(name, index))
+                    else:
+                        park_at = None  # its deadline is near: wait for it here
                 if deadline is not None and now < deadline:
                     pause = min(pause, deadline - now)
                 elif deadline is not None and watch.last_look():

@@ -22,7 +22,8 @@ MIGRATION: Final = """
 # without that predicate on purpose: a lookup by key must never be planned on the
 # partial index (a scan of every finished run of the app).
 DELETE_RUN = """
-    DELETE FROM {s}.runs WHERE app = $1 AND run_id = $2 AND status NOT IN ('queued', 'running')
+    DELETE FROM {s}.runs
+    WHERE app = $1 AND run_id = $2 AND status NOT IN ('queued', 'running', 'waiting')
     RETURNING {run_columns}
 """
 

@@ -338,6 +338,82 @@ _CLAIM_QUEUED_FUNCTION = """
 """.replace("@RUN_OUT@", _RUN_OUT_5)
 
 
+_WAKE_ANCHOR = """            FOR picked IN
+                SELECT r.run_id FROM {s}.runs r
+                WHERE r.app = p_app AND r.queue = p_queues[i] AND r.status = 'queued'
+"""
+_WAKE_LOOP = """            -- Due parked runs first, earliest wake first: they were started
+            -- already. A wake is no new start (attempts and started_at kept).
+            FOR picked IN
+                SELECT r.run_id FROM {s}.runs r
+                WHERE r.app = p_app AND r.queue = p_queues[i] AND r.status = 'waiting'
+                  AND r.not_before <= now_t
+                ORDER BY r.not_before
+                LIMIT room
+                FOR UPDATE SKIP LOCKED
+            LOOP
+                UPDATE {s}.runs r SET
+                    status = 'running', owner = p_owner, token = r.token + 1,
+                    lease_expires_at = now_t + p_ttl, updated_at = now_t,
+                    claim_nonce = p_nonce, finish_nonce = NULL
+                WHERE r.app = p_app AND r.run_id = picked;
+                taken := taken || picked;
+                room := room - 1;
+            END LOOP;
+            CONTINUE WHEN room <= 0;
+"""
+
+# claim_queued from version 6 on: due parked runs of a queue are woken before
+# its queued runs start, within the same caps (the version 5 text with that
+# loop added, so the two cannot drift apart elsewhere).
+_CLAIM_QUEUED_FUNCTION_6 = _CLAIM_QUEUED_FUNCTION.replace(
+    "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1
+).replace(_WAKE_ANCHOR, _WAKE_LOOP + _WAKE_ANCHOR, 1)
+
+# Parks the run p_token owns: waiting, unowned, due at p_wake (NULL: only a
+# signal wakes it). The run's row is locked first and the signal looked for
+# afterwards, in a statement of its own (so a fresh snapshot): SEND_SIGNAL
+# locks the row too, so either it commits first and the signal is seen here,
+# or it waits for this park and finds the run waiting. A park whose first
+# attempt committed answers true on its retry (same token, waiting).
+_PARK_FUNCTION = """
+    CREATE FUNCTION {s}.park_run(
+        p_app text, p_run_id text, p_token bigint, p_queue text, p_wake double precision,
+        p_signal text, p_index bigint, p_channel text
+    ) RETURNS boolean LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        cur_status text;
+        due boolean;
+        now_t double precision;
+    BEGIN
+        SELECT r.status INTO cur_status FROM {s}.runs r
+        WHERE r.app = p_app AND r.run_id = p_run_id AND r.token = p_token FOR UPDATE;
+        IF cur_status IS NULL OR cur_status NOT IN ('running', 'waiting') THEN
+            RETURN false;
+        END IF;
+        IF cur_status = 'waiting' THEN
+            RETURN true;
+        END IF;
+        now_t := extract(epoch FROM clock_timestamp());
+        due := p_signal IS NOT NULL AND EXISTS (
+            SELECT 1 FROM {s}.signals g
+            WHERE g.app = p_app AND g.run_id = p_run_id AND g.name = p_signal
+              AND g.idx = p_index);
+        UPDATE {s}.runs r SET
+            status = 'waiting', owner = NULL, lease_expires_at = NULL,
+            queue = coalesce(r.queue, p_queue),
+            not_before = CASE WHEN due THEN now_t ELSE p_wake END,
+            updated_at = now_t
+        WHERE r.app = p_app AND r.run_id = p_run_id;
+        -- Its slot is free, and it may be due at once: workers look.
+        PERFORM pg_notify(p_channel, p_app);
+        RETURN true;
+    END
+    $fn$;
+"""
+
+
 # Each entry upgrades the schema by one version; never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -468,6 +544,19 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE queue IS NOT NULL;
     CREATE INDEX runs_by_id ON {s}.runs (app COLLATE "C", run_id COLLATE "C");
     """,
+    # 8: parked runs (status 'waiting'), woken by claim_queued in wake time
+    # order from their own partial index; park_run parks one.
+    """
+    ALTER TABLE {s}.runs
+        DROP CONSTRAINT IF EXISTS runs_status_check,
+        ADD CONSTRAINT runs_status_check
+            CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled',
+                              'waiting'));
+    CREATE INDEX runs_waiting ON {s}.runs (app, queue, not_before)
+        WHERE status = 'waiting';
+"""
+    + _CLAIM_QUEUED_FUNCTION_6
+    + _PARK_FUNCTION,
 )
 
 VERSION_TABLE = """
@@ -478,6 +567,8 @@ VERSION_TABLE = """
 """
 
 CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+
+PARK = "SELECT {s}.park_run($1, $2, $3, $4, $5, $6, $7, $8) AS parked"
 
 # The caps travel as text[], as in SAVE_STEPS: unlike bigint[] or float8[],
 # text[] needs no per-connection type introspection.
@@ -645,8 +736,9 @@ FINISHED = """
 CANCEL = """
     UPDATE {s}.runs SET
         cancel_requested = cancel_requested OR status = 'running',
-        status = CASE WHEN status IN ('failed', 'queued') THEN 'cancelled' ELSE status END,
-        updated_at = CASE WHEN status IN ('running', 'failed', 'queued')
+        status = CASE WHEN status IN ('failed', 'queued', 'waiting') THEN 'cancelled'
+                      ELSE status END,
+        updated_at = CASE WHEN status IN ('running', 'failed', 'queued', 'waiting')
                           THEN extract(epoch FROM now()) ELSE updated_at END
     WHERE app = $1 AND run_id = $2
     RETURNING {run_columns}
@@ -758,8 +850,16 @@ REQUEUE = """
 
 # The counter row serialises concurrent senders, so indexes follow commit
 # order; ``prev`` recognises a retried call whose first attempt committed.
+# ``woken`` locks the run's row whatever its status (see park_run) and makes
+# a parked run due, notifying channel $6 for it.
 SEND_SIGNAL = """
-    WITH prev AS (
+    WITH woken AS (
+        UPDATE {s}.runs SET not_before = CASE WHEN status = 'waiting'
+                                              THEN extract(epoch FROM now())
+                                              ELSE not_before END
+        WHERE app = $1 AND run_id = $2
+        RETURNING status = 'waiting' AS due
+    ), prev AS (
         SELECT idx FROM {s}.signals
         WHERE app = $1 AND run_id = $2 AND name = $3 AND nonce = $5
     ), counter AS (
@@ -772,7 +872,8 @@ SEND_SIGNAL = """
         SELECT $1, $2, $3, idx, $4, $5 FROM counter
         RETURNING idx
     )
-    SELECT idx FROM ins UNION ALL SELECT idx FROM prev
+    SELECT idx, (SELECT count(pg_notify($6, $1)) FROM woken WHERE due) AS notified FROM ins
+    UNION ALL SELECT idx, 0 FROM prev
 """
 
 READ_SIGNAL = """

@@ -16,11 +16,22 @@ from typing import Final
 # nothing else meanwhile, so each call must stay short.
 SCAN_PAGE: Final = 500
 
-# KEYS: run, steps, signals, this call's log (Keys.deletion), the app's run
-#       index, then its status indexes.
-# ARGV: run_id. Returns nil when absent, {0, status} when unfinished, else
-# {1, the run's fields before the delete}. The log keeps those fields a minute:
-# a retry of a call whose first attempt ran answers as that attempt did.
+# The listing indexes of one run's workflow and queue, from the app's key
+# stems (head, tail) and the run's hash: members to drop with the run.
+_UNLIST = """
+local function unlist(run, id, head, tail)
+    local r = redis.call('HMGET', run, 'workflow', 'queue')
+    if r[1] then redis.call('ZREM', head .. 'wlist' .. tail .. r[1], id) end
+    if r[2] then redis.call('ZREM', head .. 'qlist' .. tail .. r[2], id) end
+end
+"""
+
+# KEYS: run, steps, signals, this call's log (Keys.deletion), then the app's
+#       run index, id set and status indexes.
+# ARGV: run_id, the app's key stems. Returns nil when absent, {0, status}
+# when unfinished, else {1, the run's fields before the delete}. The log
+# keeps those fields a minute: a retry of a call whose first attempt ran
+# answers as that attempt did.
 DELETE_RUN: Final = """
 local earlier = redis.call('HGETALL', KEYS[4])
 if #earlier > 0 then return {1, earlier} end
@@ -30,6 +41,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'completed' and status ~= 'failed' and status ~= 'cancelled' then
     return {0, status}
 end
+unlist(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 for i = 5, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[4], unpack(flat))
@@ -37,7 +49,8 @@ redis.call('PEXPIRE', KEYS[4], 60000)
 return {1, flat}
 """
 
-# KEYS: the status index to scan, the app's run index, then its status indexes.
+# KEYS: the status index to scan, then the app's run index, id set and status
+#       indexes.
 # ARGV: cutoff, how many to delete at most, offset (members skipped so far),
 #       dry run ('1': count only), the status wanted, the app's key stems.
 # Scans at most SCAN_PAGE members created before the cutoff (a run finishes
@@ -61,6 +74,7 @@ for _, id in ipairs(ids) do
     elseif r[1] == status and tonumber(r[2]) < cutoff then
         deleted = deleted + 1
         if not dry then
+            unlist(run, id, head, tail)
             redis.call('DEL', run, head .. 'steps' .. tail .. id, head .. 'signals' .. tail .. id)
             for i = 2, #KEYS do redis.call('ZREM', KEYS[i], id) end
         end
@@ -78,4 +92,5 @@ local exhausted = #ids < page
 return {{deleted, skipped, exhausted and 1 or 0}}
 """
 
-SCRIPTS: Final = (("delete_run", DELETE_RUN), ("prune", PRUNE))
+# Both scripts call unlist().
+SCRIPTS: Final = (("delete_run", _UNLIST + DELETE_RUN), ("prune", _UNLIST + PRUNE))

@@ -29,7 +29,7 @@ from durable.stores.base import (
     StepRecord,
 )
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 
 _MAGIC: Final = b"SQLite format 3\x00"
@@ -143,6 +143,11 @@ _MIGRATIONS: Final = (
         """CREATE INDEX durable_runs_by_queue
            ON durable_runs (app, queue, created_at, run_id) WHERE queue IS NOT NULL""",
     ),
+    # 5: parked runs (status 'waiting'), read by a claim in wake time order.
+    (
+        """CREATE INDEX durable_runs_waiting
+           ON durable_runs (app, queue, not_before, status) WHERE status = 'waiting'""",
+    ),
 )
 
 # The run and its steps in one statement (so one snapshot): row kind 0 is the
@@ -206,7 +211,8 @@ _COUNT_RUNNING_SQL: Final = """
 _COUNT_STARTED_SQL: Final = """
     SELECT count(*) FROM (SELECT 1 FROM durable_runs
                           WHERE app = ? AND queue = ?
-                            AND status IN ('running', 'completed', 'failed', 'cancelled')
+                            AND status IN ('running', 'completed', 'failed', 'cancelled',
+                                           'waiting')
                             AND started_at > ? LIMIT ?)
 """
 
@@ -224,6 +230,39 @@ _START_QUEUED_SQL: Final = """
     RETURNING run_id, workflow, status, inputs, output, error, owner, token,
            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
            updated_at, queue, priority, not_before, started_at, seq
+"""
+
+# Wake the due parked runs of a queue, earliest first, from the
+# durable_runs_waiting index; attempts and started_at are kept. The caller
+# sorts the rows by not_before (row[15]) and seq.
+_WAKE_PARKED_SQL: Final = """
+    UPDATE durable_runs
+    SET status = 'running', owner = ?, token = token + 1, lease_expires_at = ?,
+        updated_at = ?
+    WHERE rowid IN (SELECT rowid FROM durable_runs
+                    WHERE app = ? AND queue = ? AND status = 'waiting' AND not_before <= ?
+                    ORDER BY not_before LIMIT ?)
+    RETURNING run_id, workflow, status, inputs, output, error, owner, token,
+           lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
+           updated_at, queue, priority, not_before, started_at, seq
+"""
+
+# Park the owned run: due at once when the signal it waits for is stored.
+_PARK_SQL: Final = """
+    UPDATE durable_runs
+    SET status = 'waiting', owner = NULL, lease_expires_at = NULL,
+        queue = coalesce(queue, ?),
+        not_before = CASE WHEN EXISTS (SELECT 1 FROM durable_signals
+                                       WHERE app = ? AND run_id = ? AND name = ? AND idx = ?)
+                          THEN ? ELSE ? END,
+        updated_at = ?
+    WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
+"""
+
+# A signal makes a parked run due.
+_SIGNAL_WAKE_SQL: Final = """
+    UPDATE durable_runs SET not_before = ?, updated_at = ?
+    WHERE app = ? AND run_id = ? AND status = 'waiting'
 """
 
 _STEPS_SQL: Final = """
@@ -298,8 +337,9 @@ _FINISH_SQL: Final = """
 _CANCEL_SQL: Final = """
     UPDATE durable_runs
     SET cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
-        status = CASE WHEN status IN ('failed', 'queued') THEN 'cancelled' ELSE status END,
-        updated_at = CASE WHEN status IN ('running', 'failed', 'queued') THEN ?
+        status = CASE WHEN status IN ('failed', 'queued', 'waiting') THEN 'cancelled'
+                      ELSE status END,
+        updated_at = CASE WHEN status IN ('running', 'failed', 'queued', 'waiting') THEN ?
                           ELSE updated_at END
     WHERE app = ? AND run_id = ?
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
@@ -604,8 +644,13 @@ def _claim_queued(
             break
         wanted = min(wanted, _queue_room(db, app, limits, now))
         if wanted > 0:
-            params = (owner, now + lease_ttl, now, now, app, limits.name, now, wanted)
-            claims += _start_queued(db, app, params)
+            wake = (owner, now + lease_ttl, now, app, limits.name, now, wanted)
+            woken = _started(db, app, _WAKE_PARKED_SQL, wake)
+            claims += woken
+            wanted -= len(woken)
+        if wanted > 0:
+            start = (owner, now + lease_ttl, now, now, app, limits.name, now, wanted)
+            claims += _started(db, app, _START_QUEUED_SQL, start)
     return claims
 
 
@@ -623,10 +668,11 @@ def _queue_room(db: sqlite3.Connection, app: str, limits: QueueLimits, now: floa
     return room_left(limits, running, started)
 
 
-def _start_queued(db: sqlite3.Connection, app: str, params: tuple[Any, ...]) -> list[Claim]:
-    """Run _START_QUEUED_SQL; the runs it started as claims, in queue order."""
-    rows = db.execute(_START_QUEUED_SQL, params).fetchall()
-    rows.sort(key=lambda row: (row[15], row[18]))
+def _started(db: sqlite3.Connection, app: str, sql: str, params: tuple[Any, ...]) -> list[Claim]:
+    """Run _START_QUEUED_SQL or _WAKE_PARKED_SQL; the runs it started as claims, in order."""
+    rows = db.execute(sql, params).fetchall()
+    order = 16 if sql is _WAKE_PARKED_SQL else 15  # not_before, or priority
+    rows.sort(key=lambda row: (row[order], row[18]))
     return [
         Claim(_run_record(app, row[0], row[1:]), _steps(db, app, row[0]), acquired=True)
         for row in rows
@@ -712,7 +758,31 @@ def _send_signal_sync(
 ) -> int:
     row = _fetchone(db, _SEND_SIGNAL_SQL, (app, run_id, name, payload, app, run_id, name))
     index: int = row[0]
+    # After the signal is stored: a park between the two statements sees it.
+    now = time.time()
+    db.execute(_SIGNAL_WAKE_SQL, (now, now, app, run_id))
     return index
+
+
+def _park_sync(
+    db: sqlite3.Connection,
+    app: str,
+    run_id: str,
+    token: int,
+    queue: str,
+    wake_at: float | None,
+    signal: tuple[str, int] | None,
+) -> bool:
+    """Park the run; False when ``token`` neither owns it nor parked it already."""
+    now = time.time()
+    name, index = signal if signal is not None else (None, None)
+    params = (queue, app, run_id, name, index, now, wake_at, now, app, run_id, token)
+    if db.execute(_PARK_SQL, params).rowcount == 1:
+        return True
+    row = db.execute(
+        "SELECT status, token FROM durable_runs WHERE app = ? AND run_id = ?", (app, run_id)
+    ).fetchone()
+    return row is not None and row[0] == "waiting" and row[1] == token
 
 
 def _release_sync(db: sqlite3.Connection, app: str, run_id: str, token: int) -> None:

@@ -39,12 +39,19 @@ from typing import Literal, Self
 
 from durable.stores._checks import check_names
 
-RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "waiting"]
 StepStatus = Literal["completed", "failed"]
 FinalStatus = Literal["completed", "failed", "cancelled"]
 
-# "queued" last: the Redis store's scripts index statuses by their position here.
-RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled", "queued")
+# New statuses go last: the Redis store's scripts index statuses by their position here.
+RUN_STATUSES: tuple[RunStatus, ...] = (
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+    "queued",
+    "waiting",
+)
 # The statuses of a finished run: only these may be deleted or pruned.
 FINAL_STATUSES: tuple[FinalStatus, ...] = ("completed", "failed", "cancelled")
 
@@ -70,6 +77,8 @@ class RunRecord:
     updated_at: float
     # Set for a run recorded by enqueue_run: the queue it waits in, its
     # priority (lower first) and the store time before which it is not claimed.
+    # A parked (``waiting``) run has a queue too, and ``not_before`` is its
+    # wake time (None: only a signal wakes it).
     queue: str | None = None
     priority: int = 0
     not_before: float | None = None
@@ -172,7 +181,9 @@ class QueueCounts:
     ``ready``: queued runs that may start now; ``delayed``: queued runs whose
     ``not_before`` is still ahead; ``running``: its runs with status
     ``running``; ``oldest_ready_at``: the ``created_at`` (enqueue time) of its
-    oldest ready run, None when none is ready.
+    oldest ready run, None when none is ready. Parked runs (status
+    ``waiting``) are in none of these counts: they hold no slot of the queue
+    until they wake, and a queue holding only parked runs is not listed.
     """
 
     queue: str
@@ -243,7 +254,8 @@ class Store(ABC):
         - another workflow name, or inputs other than the stored ones (compared
           as text): return it unchanged, not acquired. The caller reports the
           conflict; a failed run must keep its failed steps.
-        - ``completed``: not acquired.
+        - ``completed`` or ``waiting`` (parked: only ``claim_queued`` wakes
+          it): not acquired.
         - ``queued``: start it here: ``running`` with token + 1, attempts + 1,
           the owner and lease, ``started_at`` now (queue, priority and
           ``not_before`` kept, ``not_before`` not waited for); acquired.
@@ -323,8 +335,9 @@ class Store(ABC):
         """Ask a run to stop; returns the run after the change, None if absent.
 
         A ``running`` run gets ``cancel_requested`` set (its owner stops at the
-        next step boundary); a ``queued`` or ``failed`` run becomes
-        ``cancelled`` at once; completed and cancelled runs are unchanged.
+        next step boundary); a ``queued``, ``waiting`` or ``failed`` run
+        becomes ``cancelled`` at once; completed and cancelled runs are
+        unchanged.
         """
 
     @abstractmethod
@@ -392,8 +405,10 @@ class Store(ABC):
         A requeued run keeps its queue, or gets ``queue`` when it had none;
         its ``not_before`` is None, owner and lease None, ``cancel_requested``
         false for a failed run (kept otherwise). Any other run (completed,
-        cancelled, running under a live lease) is returned unchanged with
-        ``requeued`` false. Workers waiting in :meth:`wait_for_work` are woken.
+        cancelled, running under a live lease, or parked as ``waiting``: it
+        wakes at its own time or on its signal, and woken early it would only
+        park again) is returned unchanged with ``requeued`` false. Workers
+        waiting in :meth:`wait_for_work` are woken.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support queues")
 
@@ -426,8 +441,40 @@ class Store(ABC):
         ``running`` as :meth:`claim_run` would start it (token + 1,
         attempts + 1, owner, lease, ``started_at`` now). Returns acquired
         claims, with each run's steps.
+
+        A parked run (``waiting``, see :meth:`park_run`) of a queue is eligible
+        once its ``not_before`` is set and has passed; due parked runs of a
+        queue are taken before its queued ones, earliest wake time first,
+        within the same caps. Waking one makes it ``running`` with token + 1,
+        the owner and lease; ``attempts`` and ``started_at`` are kept (a wake
+        is not a new start: rate limits do not count it).
         """
         raise NotImplementedError(f"{type(self).__name__} does not support queues")
+
+    async def park_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        *,
+        queue: str,
+        wake_at: float | None,
+        signal: tuple[str, int] | None = None,
+    ) -> None:
+        """Park the running run that ``token`` owns until ``wake_at`` or a signal.
+
+        The run becomes ``waiting`` with no owner or lease, so it holds no
+        slot of its queue; it keeps its queue (``queue`` is used for a run
+        that has none) and ``not_before`` becomes ``wake_at`` (None: only a
+        signal wakes it). :meth:`send_signal` for a waiting run sets its
+        ``not_before`` to now and wakes workers as an enqueue does. When
+        ``signal`` = ``(name, index)`` names a signal already stored, the run
+        is parked due at once: a signal sent while the run decided to park is
+        never missed. A run already waiting with this ``token`` (a retried
+        call) is left as it is. Raises :class:`~durable.errors.LeaseLostError`
+        when ``token`` does not own the run.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support parked runs")
 
     async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
         """Wait until a run of ``app`` may have become claimable; False after ``timeout``.
@@ -487,7 +534,8 @@ class Store(ABC):
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         """Append a signal for the run (which need not exist yet); returns its index.
 
-        Indexes count from 0 per (run, name) in arrival order.
+        Indexes count from 0 per (run, name) in arrival order. A ``waiting``
+        (parked) run becomes due at once (see :meth:`park_run`).
         """
 
     @abstractmethod

@@ -170,7 +170,7 @@ class InMemoryStore(Store):
             return None
         if run.status == "running":
             run = dataclasses.replace(run, cancel_requested=True, updated_at=self._now())
-        elif run.status in ("failed", "queued"):
+        elif run.status in ("failed", "queued", "waiting"):
             run = dataclasses.replace(run, status="cancelled", updated_at=self._now())
         self._runs[(app, run_id)] = run
         return run
@@ -285,6 +285,19 @@ class InMemoryStore(Store):
         claims: list[Claim] = []
         for limits in queues:
             room = queue_room(limits, list(self._queue_runs(app, limits.name)), now)
+            room = min(room, limit - len(claims))
+            for run in self._due_parked(app, limits.name, now)[: max(room, 0)]:
+                woken = dataclasses.replace(
+                    run,
+                    status="running",
+                    owner=owner,
+                    token=run.token + 1,
+                    lease_expires_at=now + lease_ttl,
+                    updated_at=now,
+                )
+                self._runs[app, run.run_id] = woken
+                claims.append(Claim(woken, self._ordered_steps((app, run.run_id)), True))
+                room -= 1
             eligible = sorted(
                 (
                     run
@@ -293,7 +306,7 @@ class InMemoryStore(Store):
                 ),
                 key=lambda run: (run.priority, self._enqueued.get((app, run.run_id), 0)),
             )
-            for run in eligible[: min(room, limit - len(claims))]:
+            for run in eligible[: max(room, 0)]:
                 started = dataclasses.replace(
                     run,
                     status="running",
@@ -308,6 +321,44 @@ class InMemoryStore(Store):
                 claims.append(Claim(started, self._ordered_steps((app, run.run_id)), True))
         return claims
 
+    def _due_parked(self, app: str, queue: str, now: float) -> list[RunRecord]:
+        due = [
+            run
+            for run in self._queue_runs(app, queue)
+            if run.status == "waiting" and run.not_before is not None and run.not_before <= now
+        ]
+        due.sort(key=lambda run: run.not_before or 0.0)
+        return due
+
+    async def park_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        *,
+        queue: str,
+        wake_at: float | None,
+        signal: tuple[str, int] | None = None,
+    ) -> None:
+        check_names(app=app, queue_name=queue)
+        run = self._runs.get((app, run_id))
+        if run is not None and run.status == "waiting" and run.token == token:
+            return
+        run = self._owned(app, run_id, token)
+        now = self._now()
+        if signal is not None and len(self._signals.get((app, run_id, signal[0]), ())) > signal[1]:
+            wake_at = now
+        self._runs[app, run_id] = dataclasses.replace(
+            run,
+            status="waiting",
+            owner=None,
+            lease_expires_at=None,
+            queue=run.queue if run.queue is not None else queue,
+            not_before=wake_at,
+            updated_at=now,
+        )
+        self._wake(app)  # its slot is free, and it may be due already
+
     def _queue_runs(self, app: str, queue: str) -> Sequence[RunRecord]:
         return [run for (a, _), run in self._runs.items() if a == app and run.queue == queue]
 
@@ -315,6 +366,11 @@ class InMemoryStore(Store):
         check_signal(app, run_id, name, payload)
         queue = self._signals.setdefault((app, run_id, name), [])
         queue.append(payload)
+        run = self._runs.get((app, run_id))
+        if run is not None and run.status == "waiting":
+            now = self._now()
+            self._runs[app, run_id] = dataclasses.replace(run, not_before=now, updated_at=now)
+            self._wake(app)
         return len(queue) - 1
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:

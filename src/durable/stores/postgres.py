@@ -971,8 +971,30 @@ class PostgresStore(Store):
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
-        row = await self._fetchrow(statements.SEND_SIGNAL, app, run_id, name, payload, uuid.uuid4())
+        row = await self._fetchrow(
+            statements.SEND_SIGNAL, app, run_id, name, payload, uuid.uuid4(), self._channel
+        )
         return int(row["idx"])
+
+    async def park_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        *,
+        queue: str,
+        wake_at: float | None,
+        signal: tuple[str, int] | None = None,
+    ) -> None:
+        check_names(app=app, run_id=run_id, queue_name=queue)
+        name, index = signal if signal is not None else (None, None)
+        if name is not None:
+            check_names(signal_name=name)
+        row = await self._fetchrow(
+            statements.PARK, app, run_id, token, queue, wake_at, name, index, self._channel
+        )
+        if not row["parked"]:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._fetchrow(statements.READ_SIGNAL, app, run_id, name, index)

@@ -183,7 +183,9 @@ def _escape_glob(text: str) -> str:
 #   qstarts:  "run_id:token" of its recent starts, scored by start time (for
 #             rate limits; trimmed to the window by claim_queued).
 #   qseq:     the enqueue sequence counter.
-_QUEUE_KINDS = ("qready", "qdelayed", "qrunning", "qstarts", "qseq")
+#   qparked:  ids of its parked (waiting) runs that have a wake time, scored
+#             by it; claim_queued wakes the due ones before starting others.
+_QUEUE_KINDS = ("qready", "qdelayed", "qrunning", "qstarts", "qseq", "qparked")
 
 
 def _lua_list(names: Sequence[str]) -> str:
@@ -414,7 +416,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
 if status == 'running' then
     redis.call('HSET', KEYS[1], 'cancel', '1', 'updated', fmt(now()))
-elseif status == 'failed' or status == 'queued' then
+elseif status == 'failed' or status == 'queued' or status == 'waiting' then
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', fmt(now()))
     local r = redis.call('HMGET', KEYS[1], 'queue', 'qmember')
     if status == 'queued' and r[1] then
@@ -422,6 +424,8 @@ elseif status == 'failed' or status == 'queued' then
         local q = qkeys(ARGV[2], ARGV[3], r[1])
         redis.call('ZREM', q[1], r[2])
         redis.call('ZREM', q[2], r[2])
+    elseif status == 'waiting' and r[1] then
+        redis.call('ZREM', qkeys(ARGV[2], ARGV[3], r[1])[6], ARGV[1])
     end
     reindex(2, ARGV[1], redis.call('HGET', KEYS[1], 'created'), 'cancelled')
     if ARGV[4] and ARGV[4] ~= '' then
@@ -435,17 +439,67 @@ return redis.call('HGETALL', KEYS[1])
 """
 )
 
-# KEYS: signals, run. ARGV: name, payload, nonce.
-# The nonce makes a retried call return the index of its first attempt.
-_SEND_SIGNAL = """
+# KEYS: signals, run. ARGV: name, payload, nonce, run_id, the app's key stems,
+#       the work channel, the app.
+# The nonce makes a retried call return the index of its first attempt. A
+# parked run becomes due now, and the app is published on the work channel.
+_SEND_SIGNAL = (
+    _PRELUDE
+    + """
 local seen = redis.call('HGET', KEYS[1], 'k:' .. ARGV[3])
 if seen then return tonumber(seen) end
 local idx = redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[1], 1) - 1
 redis.call('HSET', KEYS[1], 'v:' .. idx .. ':' .. ARGV[1], ARGV[2], 'k:' .. ARGV[3], idx)
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+local r = redis.call('HMGET', KEYS[2], 'status', 'queue')
+if r[1] == 'waiting' and r[2] then
+    local t = fmt(now())
+    redis.call('HSET', KEYS[2], 'not_before', t, 'updated', t)
+    redis.call('ZADD', qkeys(ARGV[5], ARGV[6], r[2])[6], t, ARGV[4])
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
 return idx
 """
+)
+
+# KEYS: run, signals, then the app's status indexes, then its queue names.
+# ARGV: token, run_id, queue, wake ('' = none), has_signal, signal name, signal
+#       index, the app's key stems, the work channel, the app.
+# Returns 1 when parked (or parked already by this token), 0 when not owned.
+_PARK = (
+    _PRELUDE
+    + """
+local run = KEYS[1]
+local r = redis.call('HMGET', run, 'status', 'token', 'queue', 'created')
+if r[2] ~= ARGV[1] then return 0 end
+if r[1] == 'waiting' then return 1 end
+if r[1] ~= 'running' then return 0 end
+local t = now()
+local queue = r[3] or ARGV[3]
+local wake = ARGV[4]
+if ARGV[5] == '1' and redis.call('HEXISTS', KEYS[2], 'v:' .. ARGV[7] .. ':' .. ARGV[6]) == 1 then
+    -- The signal it waits for is stored already: due at once.
+    wake = fmt(t)
+end
+redis.call('HSET', run, 'status', 'waiting', 'queue', queue, 'updated', fmt(t))
+redis.call('HDEL', run, 'owner', 'lease', 'not_before')
+local q = qkeys(ARGV[8], ARGV[9], queue)
+redis.call('SREM', q[3], ARGV[2])
+if not r[3] then
+    -- An adopted run had no queue: it is listed under the one it parks in now.
+    redis.call('ZADD', ARGV[8] .. 'qlist' .. ARGV[9] .. queue, r[4], ARGV[2])
+    redis.call('SADD', KEYS[3 + NSTATUS], queue)
+end
+if wake ~= '' then
+    redis.call('HSET', run, 'not_before', wake)
+    redis.call('ZADD', q[6], wake, ARGV[2])
+end
+reindex(3, ARGV[2], r[4], 'waiting')
+redis.call('PUBLISH', ARGV[10], ARGV[11])
+return 1
+"""
+)
 
 # KEYS: the app's status indexes, its queue names, its ids, then run keys.
 # ARGV: the app's key stems, then the runs' ids. Puts each run in the index
@@ -675,6 +729,21 @@ local function start(q, member)
     out[#out + 1] = answer(id)
     return true
 end
+local function wake(q, id)
+    -- A due parked run: running again, attempts and start time kept.
+    local run = runkey(id)
+    redis.call('ZREM', q[6], id)
+    local r = redis.call('HMGET', run, 'status', 'created')
+    if r[1] ~= 'waiting' then return false end
+    redis.call('HINCRBY', run, 'token', 1)
+    redis.call('HSET', run, 'status', 'running', 'owner', ARGV[1], 'lease', lease,
+        'updated', fmt(t), 'claim_nonce', nonce)
+    redis.call('SADD', q[3], id)
+    reindex(1, id, r[2], 'running')
+    redis.call('RPUSH', log, id)
+    out[#out + 1] = answer(id)
+    return true
+end
 local nq = (#KEYS - NSTATUS - 1) / #QKINDS
 for i = 0, nq - 1 do
     if left <= 0 then break end
@@ -682,6 +751,17 @@ for i = 0, nq - 1 do
     for j = 1, #QKINDS do q[j] = KEYS[NSTATUS + 1 + i * #QKINDS + j] end
     promote(q)
     local n = room(q, 7 + 3 * i)
+    -- Due parked runs first, earliest wake first.
+    while n > 0 do
+        local due = redis.call('ZRANGEBYSCORE', q[6], '-inf', fmt(t), 'LIMIT', 0, n)
+        if #due == 0 then break end
+        for _, id in ipairs(due) do
+            if wake(q, id) then
+                n = n - 1
+                left = left - 1
+            end
+        end
+    end
     while n > 0 do
         local members = redis.call('ZRANGE', q[1], 0, n - 1)
         if #members == 0 then break end
@@ -709,6 +789,7 @@ _SCRIPTS = (
     ("finish", _FINISH),
     ("cancel", _CANCEL),
     ("send_signal", _SEND_SIGNAL),
+    ("park", _PARK),
     ("reindex", _REINDEX),
     *_redis_retention.SCRIPTS,
     ("requeue", _REQUEUE),
@@ -716,8 +797,9 @@ _SCRIPTS = (
 )
 
 # 1 (no layout key): runs listed per app in one sorted set.
-# 2: and per app and status. (The "queued" index came later without a new
-#    layout: it starts empty, as no earlier version wrote a queued run.)
+# 2: and per app and status. (The "queued" and "waiting" indexes came later
+#    without a new layout: each starts empty, as no earlier version wrote a
+#    run with that status.)
 # 3: and the names of the app's queues, its ids (lexicographic), its runs per
 #    workflow and per queue.
 _LAYOUT_VERSION = 3
@@ -1385,9 +1467,10 @@ class RedisStore(Store):
             k.signals(app, run_id),
             k.deletion(app, uuid.uuid4().hex),
             k.index(app),
+            k.ids(app),
             *k.statuses(app),
         ]
-        reply = await self._script("delete_run", keys, [run_id])
+        reply = await self._script("delete_run", keys, [run_id, *k.stems(app)])
         if reply is None:
             return None
         if reply[0] == 0:
@@ -1426,7 +1509,7 @@ class RedisStore(Store):
         async with await self._connected() as conn:
             for status in dict.fromkeys(statuses):
                 index = await self._status_index(conn, app, status)
-                keys = [index, k.index(app), *k.statuses(app)]
+                keys = [index, k.index(app), k.ids(app), *k.statuses(app)]
                 offset = 0
                 while limit is None or total < limit:
                     wanted = _redis_retention.SCAN_PAGE if limit is None else limit - total
@@ -1573,12 +1656,52 @@ class RedisStore(Store):
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
+        k = self._keys
         index = await self._script(
             "send_signal",
-            [self._keys.signals(app, run_id), self._keys.run(app, run_id)],
-            [name, payload, uuid.uuid4().hex],
+            [k.signals(app, run_id), k.run(app, run_id)],
+            [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
         )
         return int(index)
+
+    async def park_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        *,
+        queue: str,
+        wake_at: float | None,
+        signal: tuple[str, int] | None = None,
+    ) -> None:
+        check_names(app=app, run_id=run_id, queue_name=queue)
+        name, index = signal if signal is not None else ("", 0)
+        if signal is not None:
+            check_names(signal_name=name)
+        k = self._keys
+        parked = await self._script(
+            "park",
+            [
+                k.run(app, run_id),
+                k.signals(app, run_id),
+                *k.statuses(app),
+                k.queue_names(app),
+            ],
+            [
+                str(token),
+                run_id,
+                queue,
+                "" if wake_at is None else repr(float(wake_at)),
+                "1" if signal is not None else "0",
+                name,
+                str(index),
+                *k.stems(app),
+                k.work_channel(),
+                app,
+            ],
+        )
+        if not parked:
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         async with await self._connected() as conn:

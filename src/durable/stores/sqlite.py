@@ -80,6 +80,7 @@ from durable.stores._sqlite_sql import (
     _load_sync,
     _migrate,
     _Outcome,
+    _park_sync,
     _queue_stats_sync,
     _read_signals_sync,
     _release_sync,
@@ -577,6 +578,22 @@ class SQLiteStore(Store):
             _claim_queued_write(app, tuple(queues), owner, lease_ttl, limit)
         )
         return claims
+
+    async def park_run(
+        self,
+        app: str,
+        run_id: str,
+        token: int,
+        *,
+        queue: str,
+        wake_at: float | None,
+        signal: tuple[str, int] | None = None,
+    ) -> None:
+        check_names(app=app, run_id=run_id, queue_name=queue)
+        if signal is not None:
+            check_names(signal_name=signal[0])
+        if not await self._call(_park_sync, app, run_id, token, queue, wake_at, signal):
+            raise LeaseLostError(f"run {run_id!r}: token {token} no longer owns the run")
 
     # -- signals -----------------------------------------------------------
 

@@ -42,6 +42,7 @@ from durable.stores.base import (
     Store,
 )
 from durable.testing._listing_contract import ListingContract
+from durable.testing._parking_contract import ParkingContract
 from durable.testing._queue_contract import QueueContract
 from durable.testing._retention_contract import RetentionContract
 
@@ -432,7 +433,7 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract, RetentionContract, ListingContract):
+class StoreContract(QueueContract, RetentionContract, ListingContract, ParkingContract):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from durable.engine.lease import owner_is_dead
+from durable.engine.parking import ParkPolicy
+from durable.errors import ConfigurationError
+from durable.worker.queues import DEFAULT_QUEUE
 from durable.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
@@ -25,7 +28,12 @@ if TYPE_CHECKING:
     from durable.worker.retention import Pruner
     from durable.worker.schedules import Scheduler
 
-__all__ = ["Worker"]
+__all__ = ["DEFAULT_PARK_AFTER", "Worker", "park_seconds"]
+
+# Waits longer than this park by default: long enough that a quick
+# request-and-reply signal or a short pause never pays for a replay, short
+# enough that waits of minutes to days leave memory.
+DEFAULT_PARK_AFTER = 30.0
 
 logger = logging.getLogger("durable.worker")
 
@@ -50,6 +58,7 @@ class Worker:
         poll_interval: float,
         recover_interval: float,
         grace: float,
+        park_after: float,
         scheduler: Scheduler | None = None,
         pruner: Pruner | None = None,
     ) -> None:
@@ -63,6 +72,11 @@ class Worker:
         self.grace = grace
         self.scheduler = scheduler
         self.pruner = pruner
+        # Runs without a queue of their own (adopted ones) park in one this
+        # worker serves, so that workers like it wake them.
+        names = [q.name for q in self.queues]
+        home = DEFAULT_QUEUE if DEFAULT_QUEUE in names or not names else names[0]
+        self.park = ParkPolicy(park_after, home)
         self.stopping = False
         # run id -> (its task, the queue it was claimed from; None when adopted)
         self._running: dict[str, tuple[asyncio.Task[Any], str | None]] = {}
@@ -196,7 +210,7 @@ class Worker:
             # Hand it back at once: a worker that knows the workflow adopts it.
             await self.runtime.store.release_run(self.runtime.app, run.run_id, run.token)
             return
-        task = self.executor.launch(wf_fn, claim)
+        task = self.executor.launch(wf_fn, claim, park=self.park)
         self._running[run.run_id] = (task, queue)
         task.add_done_callback(lambda _: self._finished(run.run_id, task))
 
@@ -269,6 +283,13 @@ class Worker:
             task.cancel()
         if still:
             await asyncio.wait(still)
+
+
+def park_seconds(value: object) -> float:
+    """``park_after`` as a float of seconds >= 0, or ConfigurationError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigurationError(f"park_after must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def _raise_if_cancelled() -> None:
