@@ -4,8 +4,9 @@ The python blocks of a page run in order, each as its own program (``python
 -W error``), in one temporary directory per page, so that a block may import a
 module an earlier block of the page wrote (``title="shop.py"``). Blocks marked
 ``postgres`` or ``redis`` get ``DATABASE_URL`` / ``REDIS_URL`` pointing at a
-private schema or key prefix on the test servers; without a server they are
-skipped (failed when ``DURABLE_REQUIRE_SERVICES=1``).
+private schema or key prefix on the test servers; without a server those
+blocks are skipped (the page's others still run) and the test reports the
+skip, or fails when ``DURABLE_REQUIRE_SERVICES=1``.
 """
 
 from __future__ import annotations
@@ -44,20 +45,31 @@ def test_every_block_is_python_or_marked_as_not_python(page: Path) -> None:
             assert not sample.markers, f"{sample.name}: only python blocks take markers"
 
 
-async def _service_env(needed: set[str], cleanups: list[object]) -> dict[str, str]:
+async def _service_env(
+    needed: set[str], cleanups: list[object], missing: dict[str, str]
+) -> dict[str, str]:
+    """The variables that point samples at the test servers; ``missing`` gets the absent ones."""
     env: dict[str, str] = {}
     if "postgres" in needed:
-        dsn = await _services.postgres_dsn()
-        schema = _services.unique_name("docs")
-        cleanups.append(lambda: _services.drop_postgres_schema(dsn, schema))
-        separator = "&" if "?" in dsn else "?"
-        env["DATABASE_URL"] = f"{dsn}{separator}schema={schema}"
+        try:
+            dsn = await _services.postgres_dsn()
+        except pytest.skip.Exception as skipped:
+            missing["postgres"] = str(skipped)
+        else:
+            schema = _services.unique_name("docs")
+            cleanups.append(lambda: _services.drop_postgres_schema(dsn, schema))
+            separator = "&" if "?" in dsn else "?"
+            env["DATABASE_URL"] = f"{dsn}{separator}schema={schema}"
     if "redis" in needed:
-        url = await _services.redis_url()
-        prefix = _services.unique_name("docs")
-        cleanups.append(lambda: _services.delete_redis_prefix(url, prefix))
-        separator = "&" if "?" in url else "?"
-        env["REDIS_URL"] = f"{url}{separator}prefix={prefix}"
+        try:
+            url = await _services.redis_url()
+        except pytest.skip.Exception as skipped:
+            missing["redis"] = str(skipped)
+        else:
+            prefix = _services.unique_name("docs")
+            cleanups.append(lambda: _services.delete_redis_prefix(url, prefix))
+            separator = "&" if "?" in url else "?"
+            env["REDIS_URL"] = f"{url}{separator}prefix={prefix}"
     return env
 
 
@@ -97,11 +109,14 @@ async def test_page_samples_run(page: Path, tmp_path: Path) -> None:
     python = [sample for sample in samples(page) if sample.language == "python"]
     needed = {marker for sample in python for marker in sample.markers} & {"postgres", "redis"}
     cleanups: list[object] = []
+    missing: dict[str, str] = {}
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT / "src")])
-    env.update(await _service_env(needed, cleanups))
+    env.update(await _service_env(needed, cleanups, missing))
     try:
         for sample in python:
+            if sample.markers & missing.keys():
+                continue  # the other blocks of the page still run
             if "fragment" in sample.markers:
                 compile(sample.code, sample.name, "exec")
                 continue
@@ -113,3 +128,5 @@ async def test_page_samples_run(page: Path, tmp_path: Path) -> None:
     finally:
         for cleanup in cleanups:
             await cleanup()  # type: ignore[operator]
+    if missing:
+        pytest.skip("; ".join(missing.values()) + " (the page's other blocks ran)")
