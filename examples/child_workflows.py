@@ -37,7 +37,7 @@ async def ship_item(order_id: str, sku: str) -> dict[str, str]:
     return {"sku": sku, "tracking": tracking}
 
 
-@wf.task
+@wf.task(retries=0)  # fail at once: this example is about calling the order again
 async def send_invoice(order_id: str, count: int) -> str:
     executions["send_invoice"] += 1
     if not invoice_service_up:

@@ -81,7 +81,9 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # A worker in the server process: it executes queued orders and, at
         # start-up, adopts the runs a crashed server left behind. Bigger
         # deployments run `durable worker fastapi_app:wf` processes instead.
-        worker = asyncio.create_task(wf.serve(queues=["orders"], handle_signals=False))
+        # At shutdown it gives running orders 5 s, then hands them back to
+        # the store, where the next server (or any worker) resumes them.
+        worker = asyncio.create_task(wf.serve(queues=["orders"], handle_signals=False, grace=5.0))
         try:
             yield
         finally:

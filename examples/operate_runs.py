@@ -31,7 +31,7 @@ async def total(number: int) -> int:
     return number * 100
 
 
-@wf.task
+@wf.task(retries=0)  # fail at once: the example retries the run from the command line
 async def convert(cents: int, number: int) -> str:
     if number == 7 and not rates_up["ok"]:
         raise RuntimeError("rate service unavailable")

@@ -22,7 +22,7 @@ DB_PATH = os.environ.get("EXAMPLE_DB") or os.path.join(tempfile.mkdtemp(), "orde
 wf = Workflow("orders", db=DB_PATH)
 
 
-@wf.task
+@wf.task(retries=0)  # a declined card stays declined: fail at once
 async def charge(order: int) -> str:
     if order == 4:
         raise ValueError("card declined")

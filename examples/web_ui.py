@@ -35,7 +35,7 @@ OPERATOR_PASSWORD = os.environ.get("OPERATOR_PASSWORD", "change-me")
 wf = Workflow("shop", db=DB_PATH)
 
 
-@wf.task
+@wf.task(retries=0)  # bad input: retrying cannot help
 async def charge(order_id: str, cents: int) -> dict[str, object]:
     if cents <= 0:
         raise ValueError(f"order {order_id}: nothing to charge ({cents} cents)")

@@ -36,6 +36,10 @@ async def make_app(store: Store) -> AsyncIterator[Callable[..., Workflow]]:
     apps: list[Workflow] = []
 
     def make(name: str = "test-app", **options: Any) -> Workflow:
+        # A suite checks one behaviour at a time: here a bare task fails at its
+        # first error unless the test asks for retries. The app defaults
+        # themselves (3 retries) are tested in tests/compat.
+        options.setdefault("default_retries", 0)
         app = Workflow(name, db=store, **options)
         apps.append(app)
         return app

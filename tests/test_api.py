@@ -25,8 +25,8 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 def test_importing_durable_loads_no_optional_driver() -> None:
-    """import durable never imports asyncpg, redis, pydantic, click or rich."""
-    optional = ("asyncpg", "redis", "pydantic", "pytest", "click", "rich")
+    """import durable never imports asyncpg, redis, pydantic, click, rich or opentelemetry."""
+    optional = ("asyncpg", "redis", "pydantic", "pytest", "click", "rich", "opentelemetry")
     code = (
         "import sys, durable, durable.testing, durable.backoff, durable.stores, durable.cli;"
         f"print(sorted(m for m in {optional!r} if m in sys.modules))"
@@ -324,7 +324,7 @@ def test_the_library_prints_nothing_unless_logging_is_configured(tmp_path: Path)
     script = (
         "import asyncio, durable\n"
         f"wf = durable.Workflow('quiet', db={str(tmp_path / 'q.db')!r})\n"
-        "@wf.task\n"
+        "@wf.task(retries=0)\n"
         "async def boom() -> None:\n"
         "    raise KeyError('x')\n"
         "@wf.workflow(id='quiet')\n"

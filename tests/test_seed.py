@@ -10,6 +10,7 @@ from tests._journal import Journal
 
 from durable import Workflow
 from durable.backoff import constant, exponential, linear
+from durable.stores.base import Store
 from durable.testing import no_backoff
 
 
@@ -106,6 +107,42 @@ async def test_quick_start_resumes_after_a_crash(wf: Workflow) -> None:
     crash["armed"] = False
     await run_pipeline(source="users")
     assert journal.counts == {"GET https://api.example.com/users": 1, "insert": 2}
+
+
+async def test_quick_start_bare_save_result_retries_then_resumes(store: Store) -> None:
+    """With the app defaults, the bare save_result retries 3 times; a re-call resumes it."""
+    wf = Workflow("seed-defaults", db=store)  # no default_retries: the library's own
+    journal = Journal()
+    httpx = _FakeHttpx(journal)
+    outage = {"failures": 5}
+
+    @wf.task(retries=3, backoff=exponential(base=2, max=60))
+    async def fetch_data(url: str) -> dict:  # type: ignore[type-arg]
+        async with httpx.AsyncClient() as client:
+            return (await client.get(url)).json()
+
+    @wf.task
+    async def save_result(data: dict) -> None:  # type: ignore[type-arg]
+        journal("insert")
+        if outage["failures"]:
+            outage["failures"] -= 1
+            raise ConnectionError("database restarting")
+
+    @wf.workflow(id="pipeline-{source}")
+    async def run_pipeline(source: str) -> None:
+        data = await fetch_data(f"https://api.example.com/{source}")
+        await save_result(data)
+
+    try:
+        with no_backoff() as waits, pytest.raises(ConnectionError):
+            await run_pipeline(source="users")  # 4 attempts, all during the outage
+        assert waits == [2.0, 4.0, 8.0]
+        with no_backoff() as waits:
+            await run_pipeline(source="users")  # fetch_data replays; save_result runs again
+        assert waits == [2.0]
+    finally:
+        await wf.close()
+    assert journal.counts == {"GET https://api.example.com/users": 1, "insert": 6}
 
 
 async def test_fetch_data_retries_with_the_seed_backoff(wf: Workflow) -> None:

@@ -20,6 +20,10 @@ from durable._task import Task as Task
 from durable._task import get_current_step as current_step
 from durable._workflow import Workflow as Workflow
 from durable._workflow import WorkflowFunction as WorkflowFunction
+from durable.backoff import BackoffStrategy as BackoffStrategy
+from durable.backoff import constant as constant
+from durable.backoff import exponential as exponential
+from durable.backoff import linear as linear
 from durable.engine.context import StepContext as StepContext
 from durable.errors import DurableError as DurableError
 from durable.errors import NonRetryableError as NonRetryableError
@@ -33,21 +37,26 @@ if _typing.TYPE_CHECKING:
     from durable._inspect import RunInfo as RunInfo
     from durable._inspect import StepInfo as StepInfo
     from durable._listing import QueueStats as QueueStats
+    from durable.context import RunContext as RunContext
     from durable.stores.memory import InMemoryStore as InMemoryStore
+    from durable.stores.redis import RedisStore as RedisStore
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 # Silent unless the application configures logging (the library convention):
 # without it, Python's last-resort handler would print warnings to stderr.
 _logging.getLogger("durable").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "BackoffStrategy",
     "DurableError",
     "ErrorInfo",
     "InMemoryStore",
     "NonRetryableError",
     "Queue",
     "QueueStats",
+    "RedisStore",
+    "RunContext",
     "RunHandle",
     "RunInfo",
     "SQLiteStore",
@@ -58,22 +67,38 @@ __all__ = [
     "Task",
     "Workflow",
     "WorkflowFunction",
+    "constant",
     "current_step",
+    "exponential",
+    "linear",
 ]
 
 # Loaded on first use: only programs that inspect runs pay for these classes,
-# and only tests for the in-memory store.
-_LAZY = ("ErrorInfo", "InMemoryStore", "QueueStats", "RunInfo", "StepInfo")
+# only tests for the in-memory store, and only Redis users import redis.
+_LAZY = {
+    "ErrorInfo": "durable._inspect",
+    "InMemoryStore": "durable.stores.memory",
+    "QueueStats": "durable._listing",
+    "RedisStore": "durable.stores.redis",
+    "RunContext": "durable.context",
+    "RunInfo": "durable._inspect",
+    "StepInfo": "durable._inspect",
+}
 
 
 def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
-        where = {"InMemoryStore": "durable.stores.memory", "QueueStats": "durable._listing"}.get(
-            name, "durable._inspect"
-        )
-        value = getattr(importlib.import_module(where), name)
+        try:
+            module = importlib.import_module(_LAZY[name])
+        except ModuleNotFoundError as exc:
+            if exc.name != "redis":
+                raise
+            raise ImportError(
+                "durable.RedisStore needs the redis extra: pip install 'python-durable[redis]'"
+            ) from exc
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

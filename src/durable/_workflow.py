@@ -39,6 +39,7 @@ from durable.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
     from durable import _inspect, _listing
+    from durable.engine.observe import Observer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -219,6 +220,11 @@ class Workflow:
     :class:`~durable.stores.base.Store` instance; default ``durable.db`` in the
     working directory. Nothing is opened until the first run.
 
+    A bare ``@wf.task`` gets ``default_retries`` retries (3) waiting
+    ``default_backoff`` (``exponential(base=2, max=60)``: 2, 4, 8 s); a task's
+    own ``retries=`` and ``backoff=`` override them. Tests skip the waits with
+    :func:`durable.testing.no_backoff`.
+
     ``lease_ttl`` is how long a run stays owned by a process that stopped
     heartbeating (seconds); ``heartbeat`` is how often a live owner renews it
     (default a third of the TTL). ``max_value_bytes`` bounds each stored
@@ -235,8 +241,10 @@ class Workflow:
     def __init__(
         self,
         name: str,
-        *,
         db: str | os.PathLike[str] | Store | None = None,
+        default_retries: int = 3,
+        default_backoff: Backoff | None = None,
+        *,
         lease_ttl: float = 30.0,
         heartbeat: float | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
@@ -262,6 +270,12 @@ class Workflow:
             raise ConfigurationError(f"max_value_bytes must be an int, got {max_value_bytes!r}")
         if max_value_bytes <= 0:
             raise ConfigurationError(f"max_value_bytes must be > 0, got {max_value_bytes!r}")
+        self.default_retries = _check_retries(
+            f"Workflow {name!r}: default_retries", default_retries
+        )
+        self.default_backoff = _check_backoff(
+            f"Workflow {name!r}: default_backoff", default_backoff
+        )
         self.name = name
         self.store: Store = stores.from_url(DEFAULT_DB if db is None else db)
         self.lease_ttl = float(lease_ttl)
@@ -301,6 +315,14 @@ class Workflow:
     ) -> None:
         await self.close()
 
+    def set_observer(self, observer: Observer | None) -> None:
+        """Watch this app's runs and steps with ``observer`` (None: stop watching).
+
+        ``durable.contrib.otel.instrument(wf)`` installs OpenTelemetry tracing
+        and metrics this way; see ``durable.engine.observe`` for the hooks.
+        """
+        self._runtime.observer = observer
+
     async def close(self) -> None:
         """Close the store. Runs in flight lose their lease renewals; a later run reopens it."""
         await self._executor.close()
@@ -321,7 +343,7 @@ class Workflow:
     def task(
         self,
         *,
-        retries: int = 0,
+        retries: int | None = None,
         backoff: Backoff | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | RetryFilter = Exception,
         timeout: float | None = None,
@@ -332,7 +354,7 @@ class Workflow:
         self,
         fn: AsyncFn[P, R] | None = None,
         *,
-        retries: int = 0,
+        retries: int | None = None,
         backoff: Backoff | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | RetryFilter = Exception,
         timeout: float | None = None,
@@ -345,8 +367,9 @@ class Workflow:
         result without running. Outside a workflow it is the plain function.
 
         ``retries`` is how many times a failing call is retried after the
-        first attempt, waiting ``backoff(k)`` seconds before retry k (default
-        ``exponential(base=2, max=60)``). ``retry_on`` limits retries to some
+        first attempt, waiting ``backoff(k)`` seconds before retry k; they
+        default to the app's ``default_retries`` (3) and ``default_backoff``
+        (``exponential(base=2, max=60)``). ``retry_on`` limits retries to some
         exception types or to errors a predicate accepts; raising
         :class:`~durable.errors.NonRetryableError` always stops retries.
         ``timeout`` bounds each attempt (a timed-out attempt counts as failed).
@@ -354,15 +377,9 @@ class Workflow:
 
         def decorate(func: AsyncFn[P, R]) -> Task[P, R]:
             task_name = self._check_function(func, "task", name)
-            if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-                raise ConfigurationError(
-                    f"task {task_name!r}: retries must be an int >= 0, got {retries!r}"
-                )
-            if backoff is not None and not callable(backoff):
-                raise ConfigurationError(
-                    f"task {task_name!r}: backoff must be callable (see durable.backoff), "
-                    f"got {backoff!r}"
-                )
+            where = f"task {task_name!r}"
+            task_retries = self.default_retries if retries is None else retries
+            task_backoff = self.default_backoff if backoff is None else backoff
             if timeout is not None:
                 _positive(f"task {task_name!r}: timeout", timeout)
             if "step_id" in inspect.signature(func).parameters:
@@ -374,8 +391,8 @@ class Workflow:
                 self,
                 func,
                 name=task_name,
-                retries=retries,
-                backoff=backoff or exponential(base=2, max=60),
+                retries=_check_retries(f"{where}: retries", task_retries),
+                backoff=_check_backoff(f"{where}: backoff", task_backoff),
                 retry_on=make_retry_filter(retry_on, task=task_name),
                 timeout=timeout,
             )
@@ -667,7 +684,17 @@ class Workflow:
         inputs = wf_fn.encode_inputs(arguments)
         run_id = wf_fn.resolve_run_id(explicit_id, arguments, inputs)
         await self._executor.ensure_open()
-        new = NewRun(self.name, run_id, wf_fn.name, inputs, None, queue_name, priority, wake)
+        new = NewRun(
+            self.name,
+            run_id,
+            wf_fn.name,
+            inputs,
+            None,
+            queue_name,
+            priority,
+            wake,
+            self._runtime.trace_context(),
+        )
         run, created = await self.store.enqueue_run(new)
         if not created:
             self._executor.check_existing(wf_fn, run, inputs)
@@ -774,7 +801,7 @@ class Workflow:
         return waits.sleep_step(ctx, step_id, position, seconds=None, until=until)
 
     def signal(
-        self, name: str, timeout: float | timedelta | None = None
+        self, name: str, timeout: float | timedelta | None = None, *, poll: float | None = None
     ) -> Coroutine[Any, Any, Any]:
         """Wait durably for the signal ``name`` sent to this run; its payload.
 
@@ -784,7 +811,13 @@ class Workflow:
         ``timeout`` (seconds, counted from the first time this wait ran) it
         raises :class:`~durable.errors.SignalTimeoutError`, which the workflow
         may catch; a timed-out wait takes no signal.
+
+        ``poll`` is accepted for code written for python-durable 0.2 and
+        ignored: waits are polled by one shared reader every 20 ms to 1 s,
+        and a signal sent by this process wakes its wait at once.
         """
+        if poll is not None:
+            _positive("wf.signal() poll", poll)
         ctx = waits.context_for("wf.signal()")
         name = waits.check_signal_name(name)
         limit = None if timeout is None else waits.seconds_of(timeout, "wf.signal() timeout")
@@ -812,9 +845,25 @@ class Workflow:
         self._runtime.waits.signal_sent(run_id, name)
         self._wakeup.notify()  # a worker here may have parked the run
 
-    async def complete(self, run_id: str, name: str, payload: Any = None) -> None:
-        """The same as :meth:`send_signal`."""
-        await self.send_signal(run_id, name, payload)
+    async def complete(self, run_id: str, name: str, payload: Any = None) -> bool:
+        """Deliver the signal ``name`` to the run ``run_id`` once; True if this call did.
+
+        The first delivery of a name to a run wins, whichever process makes
+        it: later calls (and calls after :meth:`send_signal` sent that name)
+        store nothing and return False, so a webhook delivered twice is
+        harmless. The run need not have started yet. A ``None`` payload is
+        delivered as ``{}``, as python-durable 0.2 did.
+        """
+        name = waits.check_signal_name(name)
+        validate_run_id(run_id, app=self.name)
+        payload = {} if payload is None else payload
+        text = waits.encode_payload(payload, name=name, run_id=run_id, limit=self.max_value_bytes)
+        await self._executor.ensure_open()
+        delivered = await self.store.send_signal_once(self.name, run_id, name, text)
+        if delivered:
+            self._runtime.waits.signal_sent(run_id, name)
+            self._wakeup.notify()  # a worker here may have parked the run
+        return delivered
 
     async def cancel(self, run_id: str) -> None:
         """Ask the run ``run_id`` to stop.
@@ -999,3 +1048,17 @@ def _positive(what: str, value: object) -> None:
         raise ConfigurationError(f"{what} must be a number > 0, got {value!r}")
     if value == float("inf"):
         raise ConfigurationError(f"{what} must be finite, got {value!r}")
+
+
+def _check_retries(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{what} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _check_backoff(what: str, value: Backoff | None) -> Backoff:
+    if value is None:
+        return exponential(base=2, max=60)
+    if not callable(value):
+        raise ConfigurationError(f"{what} must be callable (see durable.backoff), got {value!r}")
+    return value

@@ -25,13 +25,18 @@ from typing import Protocol
 
 from durable.errors import ConfigurationError
 
-__all__ = ["Backoff", "constant", "exponential", "linear"]
+__all__ = ["Backoff", "BackoffStrategy", "constant", "exponential", "linear"]
 
 
 class Backoff(Protocol):
     """Anything that gives the wait in seconds before retry number ``retry`` (1-based)."""
 
     def __call__(self, retry: int) -> float: ...
+
+
+# python-durable 0.2's name for the same thing. Its callables received the
+# retry number counting from 0; ours count from 1 (see the README's migration notes).
+BackoffStrategy = Backoff
 
 
 def _check(name: str, value: float, *, positive: bool = False) -> float:

@@ -233,14 +233,15 @@ async def test_timeout_deadline_survives_an_interruption(wf: Workflow) -> None:
     assert time.time() - started < 1.0
 
 
-async def test_complete_is_an_alias_of_send_signal(wf: Workflow) -> None:
-    """wf.complete(run_id, name, payload) delivers a signal like send_signal."""
+async def test_complete_delivers_a_name_once(wf: Workflow) -> None:
+    """wf.complete(run_id, name, payload) delivers like send_signal, but only the first time."""
 
     @wf.workflow(id="alias")
     async def flow() -> Any:
         return await wf.signal("done")
 
-    await wf.complete("alias", "done", {"status": "ok"})
+    assert await wf.complete("alias", "done", {"status": "ok"}) is True
+    assert await wf.complete("alias", "done", {"status": "late"}) is False
     assert await flow() == {"status": "ok"}
 
 

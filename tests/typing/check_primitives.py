@@ -22,7 +22,7 @@ async def flow(n: int) -> str:
 
 async def operate() -> None:
     assert_type(await wf.send_signal("flow-1", "approve", {"ok": True}), None)
-    assert_type(await wf.complete("flow-1", "approve", 0), None)
+    assert_type(await wf.complete("flow-1", "approve", 0), bool)
     assert_type(await wf.cancel("flow-1"), None)
     assert_type(await wf.resume("flow-1"), Any)
     info = await wf.get_run("flow-1")

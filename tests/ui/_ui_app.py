@@ -24,7 +24,8 @@ class Demo:
 
 def build(db: Any) -> Demo:
     """The demo app on ``db`` (a SQLite file, a URL or a Store)."""
-    wf = Workflow("ui-demo", db=db, lease_ttl=3.0)
+    # Failing tasks fail their run at once: the UI shows failed runs.
+    wf = Workflow("ui-demo", db=db, lease_ttl=3.0, default_retries=0)
 
     @wf.task
     async def say(name: str) -> str:

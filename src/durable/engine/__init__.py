@@ -9,5 +9,6 @@
   body, record the outcome, adopt a winner's.
 - ``waits`` and ``signal_poller``: durable sleeps and signal waits.
 - ``lease``: owner ids and the heartbeat that renews leases.
+- ``observe``: the hooks an observer (tracing, metrics) gets; none by default.
 - ``serde``, ``ids``, ``clock``: stored values, run ids, test switches.
 """

@@ -30,6 +30,7 @@ from durable.stores.base import Claim, FinalStatus, RunRecord
 
 if TYPE_CHECKING:
     from durable.engine.lease import Heartbeat
+    from durable.engine.observe import RunOutcome
     from durable.engine.runtime import Runtime
     from durable.engine.specs import WorkflowSpec
 
@@ -57,11 +58,13 @@ async def run_claimed(
     resumed: bool,
     parent: RunContext | None,
     on_start: Callable[[RunContext], None] | None = None,
+    takeover: bool = False,
     park: ParkPolicy | None = None,
 ) -> Any:
     """Run the body of the run ``claim`` acquired; its output, :data:`LOST` or :data:`PARKED`.
 
     ``on_start`` is called with the run's context before the body starts;
+    ``takeover``: the claim took the run from an owner that is gone;
     ``park`` lets its long waits park it (executed by a worker).
     """
     run = claim.run
@@ -85,16 +88,33 @@ async def run_claimed(
         len(claim.steps),
         extra={"action": "run_start", "run_id": run.run_id},
     )
+    observer = runtime.observer
+    if observer is not None:
+        ctx.observation = observer.run_started(
+            run, recorded_steps=len(claim.steps), takeover=takeover
+        )
     heartbeat.add(ctx)
     reset = current_run.set(ctx)
     # A workflow called from a task body is not inside that task's step.
     reset_step = current_step.set(None)
+    outcome: RunOutcome = "interrupted"
+    error: BaseException | None = None
     try:
-        return await _record_body(ctx, heartbeat, wf_fn, run, args, kwargs)
+        output = await _record_body(ctx, heartbeat, wf_fn, run, args, kwargs)
+        outcome = "lost" if output is LOST else "parked" if output is PARKED else "completed"
+        return output
+    except RunCancelledError as exc:
+        outcome, error = "cancelled", exc
+        raise
+    except Exception as exc:
+        outcome, error = "failed", exc
+        raise
     finally:
         current_step.reset(reset_step)
         current_run.reset(reset)
         heartbeat.discard(ctx)
+        if ctx.observation is not None:
+            ctx.observation.ended(outcome, error)
 
 
 async def _record_body(

@@ -15,6 +15,7 @@ from durable.errors import ConfigurationError, NonDeterminismError
 from durable.stores.base import StepRecord
 
 if TYPE_CHECKING:
+    from durable.engine.observe import RunObservation
     from durable.engine.parking import ParkPolicy
     from durable.engine.runtime import Runtime
 
@@ -34,6 +35,7 @@ class RunContext:
         "in_flight",
         "lease_lost",
         "main_task",
+        "observation",
         "parent",
         "park",
         "parked",
@@ -80,6 +82,8 @@ class RunContext:
         # Set when the workflow's own timeout stopped the body.
         self.timed_out = False
         self.in_flight: set[asyncio.Task[Any]] = set()
+        # The observer's view of this execution (tracing, metrics); None without one.
+        self.observation: RunObservation | None = None
         # When a long wait parks the run (executed by a worker), and whether it did.
         self.park: ParkPolicy | None = None
         self.parked = False

@@ -61,6 +61,7 @@ class _Drive:
 
     # A plain slotted class: a dataclass would cost import time for no gain.
     __slots__ = (
+        "adopting",
         "claim",
         "new",
         "output",
@@ -72,12 +73,19 @@ class _Drive:
     )
 
     def __init__(
-        self, new: NewRun, resume: bool, claim: Claim | None, park: ParkPolicy | None = None
+        self,
+        new: NewRun,
+        resume: bool,
+        claim: Claim | None,
+        adopting: bool,
+        park: ParkPolicy | None = None,
     ) -> None:
         self.new = new
         # Long waits park the run (launched by a worker); None: they wait here.
         self.park = park
         self.resume = resume
+        # Driven to take over a run whose owner is gone (recovery, a worker).
+        self.adopting = adopting
         # A claim acquired before the drive began (start(), a worker): used first.
         self.claim = claim
         self.run: RunRecord | None = None
@@ -199,11 +207,16 @@ class Executor:
         *,
         parent: str | None,
         resume: bool = False,
+        adopting: bool = False,
     ) -> Any:
-        """Run, resume or await the run ``run_id``; its output or its error."""
+        """Run, resume or await the run ``run_id``; its output or its error.
+
+        ``adopting``: the run is known orphaned (recovery), so acquiring it is
+        a takeover.
+        """
         await self.ensure_open()
         while True:
-            execution = self._joined(wf_fn, run_id, inputs, parent, resume)
+            execution = self._joined(wf_fn, run_id, inputs, parent, resume, adopting)
             if parent is not None:
                 caller = current_run.get()
                 if caller is not None and caller.run_id == parent:
@@ -247,7 +260,14 @@ class Executor:
         if execution is not None:
             self._check_same(execution, wf_fn, run_id, inputs)
         else:
-            claim = await self._claimed(wf_fn, NewRun(self.runtime.app, run_id, wf_fn.name, inputs))
+            new = NewRun(
+                self.runtime.app,
+                run_id,
+                wf_fn.name,
+                inputs,
+                trace_context=self.runtime.trace_context(),
+            )
+            claim = await self._claimed(wf_fn, new)
             if claim.acquired:
                 self.launch(wf_fn, claim)
                 return claim.run
@@ -270,9 +290,16 @@ class Executor:
         return claim
 
     def launch(
-        self, wf_fn: WorkflowSpec, claim: Claim, *, park: ParkPolicy | None = None
+        self,
+        wf_fn: WorkflowSpec,
+        claim: Claim,
+        *,
+        adopted: bool = False,
+        park: ParkPolicy | None = None,
     ) -> asyncio.Task[Any]:
         """Execute the acquired ``claim`` in the background; the task driving it.
+
+        ``adopted``: the claim took the run over from an owner that is gone.
 
         The run's outcome is recorded in the store; the task's own result is
         retrieved here, so an unawaited failed run logs no "exception was never
@@ -284,7 +311,7 @@ class Executor:
         if execution is None:
             # A clean context: the caller's run (a task calling start()) is not
             # this run's parent.
-            execution = self._launched(wf_fn, run, claim, contextvars.Context(), park)
+            execution = self._launched(wf_fn, run, claim, contextvars.Context(), adopted, park)
         execution.background = True
         execution.task.add_done_callback(_retrieve)
         return execution.task
@@ -295,11 +322,19 @@ class Executor:
         run: RunRecord,
         claim: Claim,
         context: contextvars.Context,
+        adopted: bool,
         park: ParkPolicy | None,
     ) -> _Execution:
-        new = NewRun(self.runtime.app, run.run_id, wf_fn.name, run.inputs, run.parent_run_id)
+        new = NewRun(
+            self.runtime.app,
+            run.run_id,
+            wf_fn.name,
+            run.inputs,
+            run.parent_run_id,
+            trace_context=run.trace_context,
+        )
         task = asyncio.get_running_loop().create_task(
-            self._drive(wf_fn, new, resume=False, claim=claim, park=park),
+            self._drive(wf_fn, new, resume=False, claim=claim, adopting=adopted, park=park),
             name=f"durable-run:{run.run_id}",
             context=context,
         )
@@ -349,7 +384,13 @@ class Executor:
             raise inputs_conflict(self.runtime.app, run_id, wf_fn.name, execution.inputs, inputs)
 
     def _joined(
-        self, wf_fn: WorkflowSpec, run_id: str, inputs: str, parent: str | None, resume: bool
+        self,
+        wf_fn: WorkflowSpec,
+        run_id: str,
+        inputs: str,
+        parent: str | None,
+        resume: bool,
+        adopting: bool,
     ) -> _Execution:
         """The execution of ``run_id`` in this process, started if there is none."""
         execution = self._active.get(run_id)
@@ -359,9 +400,17 @@ class Executor:
             self._forget(run_id, execution, None)
             execution = None
         if execution is None:
-            new = NewRun(self.runtime.app, run_id, wf_fn.name, inputs, parent)
+            new = NewRun(
+                self.runtime.app,
+                run_id,
+                wf_fn.name,
+                inputs,
+                parent,
+                trace_context=self.runtime.trace_context(),
+            )
             task = asyncio.get_running_loop().create_task(
-                self._drive(wf_fn, new, resume=resume), name=f"durable-run:{run_id}"
+                self._drive(wf_fn, new, resume=resume, adopting=adopting),
+                name=f"durable-run:{run_id}",
             )
             execution = _Execution(wf_fn.name, inputs, task)
             self._active[run_id] = execution
@@ -383,9 +432,10 @@ class Executor:
         *,
         resume: bool,
         claim: Claim | None = None,
+        adopting: bool = False,
         park: ParkPolicy | None = None,
     ) -> Any:
-        drive = _Drive(new, resume, claim, park)
+        drive = _Drive(new, resume, claim, adopting, park)
         phase = _Phase.CLAIM
         while True:
             if phase is _Phase.CLAIM:
@@ -449,6 +499,7 @@ class Executor:
                 resumed=drive.resume,
                 parent=None,
                 on_start=self._started_here,
+                takeover=self._took_over(drive),
                 park=drive.park,
             )
             if output is body.LOST:
@@ -461,6 +512,14 @@ class Executor:
         # A parked run is awaited like one executing elsewhere: a worker wakes it.
         waiting = run.status in ("running", "waiting")
         return _Phase.AWAIT_OWNER if waiting else _Phase.DONE
+
+    def _took_over(self, drive: _Drive) -> bool:
+        """True when the claim just acquired took the run from another owner."""
+        if drive.adopting:
+            return True
+        # A run released by its owner (owner None), or ours before, is not taken.
+        previous = drive.run.owner if drive.takeover_tried and drive.run is not None else None
+        return previous is not None and previous != self.owner
 
     def _started_here(self, ctx: RunContext) -> None:
         execution = self._active.get(ctx.run_id)
@@ -654,7 +713,9 @@ class Executor:
                     extra={"action": "recover_skipped", "run_id": run.run_id},
                 )
                 continue
-            coro = self.execute(wf_fn, run.run_id, run.inputs, parent=run.parent_run_id)
+            coro = self.execute(
+                wf_fn, run.run_id, run.inputs, parent=run.parent_run_id, adopting=True
+            )
             pending.append((run.run_id, asyncio.ensure_future(coro)))
         for run_id, future in pending:
             try:

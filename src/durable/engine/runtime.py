@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from durable.engine.waits import Waits
 
 if TYPE_CHECKING:
+    from durable.engine.observe import Observer
     from durable.engine.specs import WorkflowSpec
     from durable.stores.base import Store
 
@@ -25,7 +26,16 @@ class Runtime:
     workflows registered after the runtime was made are found by recovery.
     """
 
-    __slots__ = ("app", "heartbeat", "lease_ttl", "max_value_bytes", "store", "waits", "workflows")
+    __slots__ = (
+        "app",
+        "heartbeat",
+        "lease_ttl",
+        "max_value_bytes",
+        "observer",
+        "store",
+        "waits",
+        "workflows",
+    )
 
     def __init__(
         self,
@@ -43,5 +53,12 @@ class Runtime:
         self.heartbeat = heartbeat
         self.max_value_bytes = max_value_bytes
         self.workflows = workflows
+        # Tracing and metrics hooks (durable.engine.observe); None costs nothing.
+        self.observer: Observer | None = None
         # Read through the runtime: a test may give the app another store.
         self.waits = Waits(lambda wanted: self.store.read_signals(app, wanted))
+
+    def trace_context(self) -> str | None:
+        """What the observer keeps with a run recorded now; None without an observer."""
+        observer = self.observer
+        return None if observer is None else observer.trace_context()

@@ -137,6 +137,8 @@ async def run_task(
         finally:
             if branch is not None:
                 ctx.in_flight.discard(branch)
+    elif ctx.observation is not None:
+        ctx.observation.step_replayed(step_id, spec.name)
     return step_outcome(ctx, record, spec.result_type)
 
 
@@ -154,14 +156,23 @@ async def _execute(
     attempt = 0
     while True:
         attempt += 1
+        watch = None
+        if ctx.observation is not None:
+            watch = ctx.observation.attempt_started(step_id, spec.name, attempt)
         try:
             value = await _attempt(spec, ctx, step_id, attempt, args, kwargs)
             result = serde.encode(value, what=what, limit=ctx.runtime.max_value_bytes)
-        except Exception as exc:
+        except BaseException as exc:
+            if watch is not None:
+                watch.ended(exc)
+            if not isinstance(exc, Exception):
+                raise
             if attempt > spec.retries or not _retryable(spec, exc):
                 return await _record_failure(spec, ctx, step_id, position, exc, attempt, started)
             await _wait_before_retry(spec, ctx, step_id, what, attempt, exc)
             continue
+        if watch is not None:
+            watch.ended(None)
         record = new_record(
             step_id,
             position,
@@ -252,6 +263,8 @@ async def _wait_before_retry(
     spec: TaskSpec, ctx: RunContext, step_id: str, what: str, attempt: int, exc: Exception
 ) -> None:
     delay = spec.backoff(attempt)
+    if ctx.observation is not None:
+        ctx.observation.retrying(step_id, spec.name, attempt, delay)
     logger.info(
         "%s attempt %d failed (%r); retrying in %.3gs",
         what,

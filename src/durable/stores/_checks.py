@@ -42,7 +42,7 @@ def check_claim(new: NewRun, owner: str, steal_from: str | None) -> None:
         owner=owner,
         steal_from=steal_from,
     )
-    check_json(inputs=new.inputs)
+    check_json(inputs=new.inputs, trace_context=new.trace_context)
 
 
 def check_step(step: StepRecord) -> None:
@@ -76,4 +76,4 @@ def check_enqueue(new: NewRun) -> None:
         parent_run_id=new.parent_run_id,
         queue_name=new.queue,
     )
-    check_json(inputs=new.inputs)
+    check_json(inputs=new.inputs, trace_context=new.trace_context)

@@ -131,4 +131,5 @@ def _created(request: ClaimRequest, now: float) -> RunRecord:
         created_at=now,
         updated_at=now,
         started_at=now,
+        trace_context=new.trace_context,
     )

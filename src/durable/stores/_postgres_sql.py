@@ -33,6 +33,7 @@ RUN_FIELDS = (
     "not_before",
     # Renamed: a step's started_at travels beside the run's columns.
     "started_at AS run_started_at",
+    "trace_context",
 )
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 # Steps travel as rows, one per step beside the run's columns: plain column
@@ -414,6 +415,56 @@ _PARK_FUNCTION = """
 """
 
 
+def _edited(template: str, *edits: tuple[str, str]) -> str:
+    """``template`` with each (old, new) edit made; each old text must occur exactly once."""
+    for old, new in edits:
+        if template.count(old) != 1:
+            raise AssertionError(f"SQL edit does not apply once: {old!r}")
+        template = template.replace(old, new)
+    return template
+
+
+# Version 9: a run keeps the trace context an observer gave it when it was
+# created (durable.engine.observe). Both claim functions return it; claim_run
+# takes it as an 11th argument. Made from the newest definitions (claim_run
+# of version 5; claim_queued of version 8, _CLAIM_QUEUED_FUNCTION_6, with its
+# wake of parked runs), with only these edits.
+_CLAIM_FUNCTION_9 = _edited(
+    _CLAIM_FUNCTION_5,
+    (
+        "p_nonce uuid\n    ) RETURNS TABLE",
+        "p_nonce uuid, p_trace text DEFAULT NULL\n    ) RETURNS TABLE",
+    ),
+    (
+        "not_before double precision, run_started_at double precision,",
+        "not_before double precision, run_started_at double precision, trace_context text,",
+    ),
+    ("updated_at, claim_nonce, started_at)", "updated_at, claim_nonce, started_at, trace_context)"),
+    ("now_t, now_t, p_nonce, now_t)", "now_t, now_t, p_nonce, now_t, p_trace)"),
+    (
+        "cur.queue, cur.priority, cur.not_before, cur.started_at,",
+        "cur.queue, cur.priority, cur.not_before, cur.started_at, cur.trace_context,",
+    ),
+)
+
+_CLAIM_QUEUED_FUNCTION_9 = _edited(
+    _CLAIM_QUEUED_FUNCTION_6,
+    (
+        "    CREATE OR REPLACE FUNCTION {s}.claim_queued(",
+        "    DROP FUNCTION {s}.claim_queued(text, text[], bigint[], bigint[], double precision[],\n"
+        "                                   text, double precision, bigint, uuid, boolean);\n"
+        "    CREATE FUNCTION {s}.claim_queued(",
+    ),
+    (
+        "not_before double precision, run_started_at double precision,",
+        "not_before double precision, run_started_at double precision, trace_context text,",
+    ),
+    (
+        "r.not_before, r.started_at, {step_columns}",
+        "r.not_before, r.started_at, r.trace_context, {step_columns}",
+    ),
+)
+
 # Each entry upgrades the schema by one version; never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -557,6 +608,10 @@ MIGRATIONS: tuple[str, ...] = (
 """
     + _CLAIM_QUEUED_FUNCTION_6
     + _PARK_FUNCTION,
+    # 9: the trace context of a run (see _CLAIM_FUNCTION_9).
+    "ALTER TABLE {s}.runs ADD COLUMN trace_context text;"
+    + _CLAIM_FUNCTION_9
+    + _CLAIM_QUEUED_FUNCTION_9,
 )
 
 VERSION_TABLE = """
@@ -566,7 +621,7 @@ VERSION_TABLE = """
     )
 """
 
-CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+CLAIM = "SELECT * FROM {s}.claim_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
 PARK = "SELECT {s}.park_run($1, $2, $3, $4, $5, $6, $7, $8) AS parked"
 
@@ -589,9 +644,9 @@ ENQUEUE = """
     WITH ins AS (
         INSERT INTO {s}.runs (app, run_id, workflow, status, inputs, token, attempts,
                               cancel_requested, parent_run_id, created_at, updated_at,
-                              queue, priority, not_before, enqueue_nonce)
+                              queue, priority, not_before, enqueue_nonce, trace_context)
         VALUES ($1, $2, $3, 'queued', $4, 0, 0, false, $5, extract(epoch FROM now()),
-                extract(epoch FROM now()), $6, $7, $8, $9)
+                extract(epoch FROM now()), $6, $7, $8, $9, $11)
         ON CONFLICT (app, run_id) DO NOTHING
         RETURNING {run_columns}
     )
@@ -867,6 +922,33 @@ SEND_SIGNAL = """
         SELECT $1, $2, $3, 1 WHERE NOT EXISTS (SELECT 1 FROM prev)
         ON CONFLICT (app, run_id, name) DO UPDATE SET next = c.next + 1
         RETURNING c.next - 1 AS idx
+    ), ins AS (
+        INSERT INTO {s}.signals (app, run_id, name, idx, payload, nonce)
+        SELECT $1, $2, $3, idx, $4, $5 FROM counter
+        RETURNING idx
+    )
+    SELECT idx, (SELECT count(pg_notify($6, $1)) FROM woken WHERE due) AS notified FROM ins
+    UNION ALL SELECT idx, 0 FROM prev
+"""
+
+# The counter row exists once any signal of that name was sent: inserting it
+# is the atomic first-delivery-wins test (a concurrent sender waits on the key,
+# then does nothing). ``prev`` recognises a retried call, as in SEND_SIGNAL.
+SEND_SIGNAL_ONCE = """
+    WITH woken AS (
+        UPDATE {s}.runs SET not_before = CASE WHEN status = 'waiting'
+                                              THEN extract(epoch FROM now())
+                                              ELSE not_before END
+        WHERE app = $1 AND run_id = $2
+        RETURNING status = 'waiting' AS due
+    ), prev AS (
+        SELECT idx FROM {s}.signals
+        WHERE app = $1 AND run_id = $2 AND name = $3 AND nonce = $5
+    ), counter AS (
+        INSERT INTO {s}.signal_counters (app, run_id, name, next)
+        SELECT $1, $2, $3, 1 WHERE NOT EXISTS (SELECT 1 FROM prev)
+        ON CONFLICT (app, run_id, name) DO NOTHING
+        RETURNING 0::bigint AS idx
     ), ins AS (
         INSERT INTO {s}.signals (app, run_id, name, idx, payload, nonce)
         SELECT $1, $2, $3, idx, $4, $5 FROM counter

@@ -71,4 +71,5 @@ def queued_record(new: NewRun, now: float) -> RunRecord:
         queue=new.queue,
         priority=new.priority,
         not_before=new.not_before,
+        trace_context=new.trace_context,
     )

@@ -23,7 +23,7 @@ _DELETE_RUN_SQL: Final = """
     WHERE app = ? AND run_id = ? AND status IN ('completed', 'failed', 'cancelled')
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
 """
 
 _STATUS_SQL: Final = "SELECT status FROM durable_runs WHERE app = ? AND run_id = ?"

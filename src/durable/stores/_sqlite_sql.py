@@ -29,7 +29,7 @@ from durable.stores.base import (
     StepRecord,
 )
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 
 _MAGIC: Final = b"SQLite format 3\x00"
@@ -148,6 +148,8 @@ _MIGRATIONS: Final = (
         """CREATE INDEX durable_runs_waiting
            ON durable_runs (app, queue, not_before, status) WHERE status = 'waiting'""",
     ),
+    # 6: the trace context an observer keeps with a run (durable.engine.observe).
+    ("ALTER TABLE durable_runs ADD COLUMN trace_context TEXT",),
 )
 
 # The run and its steps in one statement (so one snapshot): row kind 0 is the
@@ -156,11 +158,11 @@ _MIGRATIONS: Final = (
 _LOAD_SQL: Final = """
     SELECT 0, workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
     FROM durable_runs WHERE app = ? AND run_id = ?
     UNION ALL
     SELECT 1, step_id, position, task, status, result, error, attempts,
-           started_at, finished_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+           started_at, finished_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM durable_steps WHERE app = ? AND run_id = ?
     ORDER BY 1, 3
 """
@@ -168,15 +170,16 @@ _LOAD_SQL: Final = """
 _GET_SQL: Final = """
     SELECT workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
     FROM durable_runs WHERE app = ? AND run_id = ?
 """
 
 _INSERT_RUN_SQL: Final = """
     INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
                               token, lease_expires_at, attempts, cancel_requested,
-                              parent_run_id, created_at, updated_at, started_at)
-    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?, ?)
+                              parent_run_id, created_at, updated_at, started_at,
+                              trace_context)
+    VALUES (?, ?, ?, 'running', ?, NULL, NULL, ?, 1, ?, 1, 0, ?, ?, ?, ?, ?)
 """
 
 _TAKE_RUN_SQL: Final = """
@@ -193,9 +196,9 @@ _ENQUEUE_SQL: Final = """
     INSERT INTO durable_runs (app, run_id, workflow, status, inputs, output, error, owner,
                               token, lease_expires_at, attempts, cancel_requested,
                               parent_run_id, created_at, updated_at, queue, priority,
-                              not_before, started_at, seq)
+                              not_before, started_at, seq, trace_context)
     SELECT ?, ?, ?, 'queued', ?, NULL, NULL, NULL, 0, NULL, 0, 0, ?, ?, ?, ?, ?, ?, NULL,
-           coalesce(max(seq), 0) + 1
+           coalesce(max(seq), 0) + 1, ?
     FROM durable_runs WHERE seq IS NOT NULL
     ON CONFLICT DO NOTHING
 """
@@ -229,12 +232,12 @@ _START_QUEUED_SQL: Final = """
                     ORDER BY priority, seq LIMIT ?)
     RETURNING run_id, workflow, status, inputs, output, error, owner, token,
            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
-           updated_at, queue, priority, not_before, started_at, seq
+           updated_at, queue, priority, not_before, started_at, trace_context, seq
 """
 
 # Wake the due parked runs of a queue, earliest first, from the
 # durable_runs_waiting index; attempts and started_at are kept. The caller
-# sorts the rows by not_before (row[15]) and seq.
+# sorts the rows by not_before (row[16]) and seq.
 _WAKE_PARKED_SQL: Final = """
     UPDATE durable_runs
     SET status = 'running', owner = ?, token = token + 1, lease_expires_at = ?,
@@ -244,7 +247,7 @@ _WAKE_PARKED_SQL: Final = """
                     ORDER BY not_before LIMIT ?)
     RETURNING run_id, workflow, status, inputs, output, error, owner, token,
            lease_expires_at, attempts, cancel_requested, parent_run_id, created_at,
-           updated_at, queue, priority, not_before, started_at, seq
+           updated_at, queue, priority, not_before, started_at, trace_context, seq
 """
 
 # Park the owned run: due at once when the signal it waits for is stored.
@@ -330,7 +333,7 @@ _FINISH_SQL: Final = """
     WHERE app = ? AND run_id = ? AND token = ? AND status = 'running'
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
 """
 
 # SET expressions all see the row as it was before the update.
@@ -344,12 +347,12 @@ _CANCEL_SQL: Final = """
     WHERE app = ? AND run_id = ?
     RETURNING workflow, status, inputs, output, error, owner, token, lease_expires_at,
            attempts, cancel_requested, parent_run_id, created_at, updated_at, queue,
-           priority, not_before, started_at
+           priority, not_before, started_at, trace_context
 """
 
 _RUN_COLUMNS: Final = """run_id, workflow, status, inputs, output, error, owner, token,
     lease_expires_at, attempts, cancel_requested, parent_run_id, created_at, updated_at,
-    queue, priority, not_before, started_at"""
+    queue, priority, not_before, started_at, trace_context"""
 
 # The conditions list_runs may combine: constant text, each with its
 # parameters; only the choice among them varies from call to call.
@@ -404,6 +407,14 @@ _SEND_SIGNAL_SQL: Final = """
     INSERT INTO durable_signals (app, run_id, name, idx, payload)
     SELECT ?, ?, ?, coalesce(max(idx) + 1, 0), ?
     FROM durable_signals WHERE app = ? AND run_id = ? AND name = ?
+    RETURNING idx
+"""
+
+# Index 0 exists exactly when a signal of that name was ever sent: the primary
+# key makes the insert the atomic first-delivery-wins test.
+_SEND_SIGNAL_ONCE_SQL: Final = """
+    INSERT INTO durable_signals (app, run_id, name, idx, payload) VALUES (?, ?, ?, 0, ?)
+    ON CONFLICT (app, run_id, name, idx) DO NOTHING
     RETURNING idx
 """
 
@@ -525,6 +536,7 @@ def _run_record(app: str, run_id: str, row: Sequence[Any]) -> RunRecord:
         priority=row[14],
         not_before=row[15],
         started_at=row[16],
+        trace_context=row[17],
     )
 
 
@@ -573,6 +585,7 @@ def _claim(db: sqlite3.Connection, request: ClaimRequest) -> Claim:
                 run.created_at,
                 run.updated_at,
                 run.started_at,
+                run.trace_context,
             ),
         )
         return Claim(run, (), acquired=True)
@@ -616,6 +629,7 @@ def _enqueue(db: sqlite3.Connection, new: NewRun) -> tuple[RunRecord, bool]:
         new.queue,
         new.priority,
         new.not_before,
+        new.trace_context,
     )
     while True:
         if db.execute(_ENQUEUE_SQL, params).rowcount == 1:
@@ -672,7 +686,8 @@ def _started(db: sqlite3.Connection, app: str, sql: str, params: tuple[Any, ...]
     """Run _START_QUEUED_SQL or _WAKE_PARKED_SQL; the runs it started as claims, in order."""
     rows = db.execute(sql, params).fetchall()
     order = 16 if sql is _WAKE_PARKED_SQL else 15  # not_before, or priority
-    rows.sort(key=lambda row: (row[order], row[18]))
+    # A parked run that was never enqueued (adopted, then parked) has no seq.
+    rows.sort(key=lambda row: (row[order], row[19] or 0))
     return [
         Claim(_run_record(app, row[0], row[1:]), _steps(db, app, row[0]), acquired=True)
         for row in rows
@@ -762,6 +777,17 @@ def _send_signal_sync(
     now = time.time()
     db.execute(_SIGNAL_WAKE_SQL, (now, now, app, run_id))
     return index
+
+
+def _send_signal_once_sync(
+    db: sqlite3.Connection, app: str, run_id: str, name: str, payload: str
+) -> bool:
+    if _fetchone(db, _SEND_SIGNAL_ONCE_SQL, (app, run_id, name, payload)) is None:
+        return False
+    # After the signal is stored, as in _send_signal_sync.
+    now = time.time()
+    db.execute(_SIGNAL_WAKE_SQL, (now, now, app, run_id))
+    return True
 
 
 def _park_sync(

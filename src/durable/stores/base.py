@@ -85,6 +85,9 @@ class RunRecord:
     # When the run last started executing (its claim from the queue or its
     # creation by claim_run); None while queued. Rate limits count these.
     started_at: float | None = None
+    # Opaque text an observer stored with the run when it was recorded (the
+    # caller's W3C trace context, say), so that later executions continue it.
+    trace_context: str | None = None
 
     @property
     def finished_at(self) -> float | None:
@@ -132,6 +135,9 @@ class NewRun:
     queue: str | None = None
     priority: int = 0
     not_before: float | None = None
+    # Kept with the run when this creates it (claim_run, enqueue_run); never
+    # changed afterwards.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +230,10 @@ class Store(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Idempotent."""
+
+    async def setup(self) -> None:
+        """The same as :meth:`open` (python-durable 0.2's name for it)."""
+        await self.open()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -537,6 +547,16 @@ class Store(ABC):
         Indexes count from 0 per (run, name) in arrival order. A ``waiting``
         (parked) run becomes due at once (see :meth:`park_run`).
         """
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        """Store the signal as index 0 unless one of that name was ever sent to the run.
+
+        True when this call stored it, False when a signal of that name (sent
+        by either method) was there first: the first delivery wins. Atomic
+        across processes, and like :meth:`send_signal` the run need not exist
+        yet. A retried call whose first attempt committed answers True.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support send_signal_once")
 
     @abstractmethod
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:

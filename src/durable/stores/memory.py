@@ -373,6 +373,19 @@ class InMemoryStore(Store):
             self._wake(app)
         return len(queue) - 1
 
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        queue = self._signals.setdefault((app, run_id, name), [])
+        if queue:
+            return False
+        queue.append(payload)
+        run = self._runs.get((app, run_id))
+        if run is not None and run.status == "waiting":
+            now = self._now()
+            self._runs[app, run_id] = dataclasses.replace(run, not_before=now, updated_at=now)
+            self._wake(app)
+        return True
+
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         queue = self._signals.get((app, run_id, name), [])
         return queue[index] if 0 <= index < len(queue) else None

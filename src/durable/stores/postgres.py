@@ -141,6 +141,7 @@ def _run_record(app: str, run_id: str, row: Any) -> RunRecord:
         priority=row["priority"],
         not_before=row["not_before"],
         started_at=row["run_started_at"],
+        trace_context=row["trace_context"],
     )
 
 
@@ -586,6 +587,7 @@ class PostgresStore(Store):
             steal_from,
             resume,
             uuid.uuid4(),
+            new.trace_context,
         )
         return Claim(
             _run_record(new.app, new.run_id, rows[0]),
@@ -899,7 +901,7 @@ class PostgresStore(Store):
         row = await self._fetchrow(
             statements.ENQUEUE,
             *(new.app, new.run_id, new.workflow, new.inputs, new.parent_run_id),
-            *(new.queue, new.priority, new.not_before, nonce, self._channel),
+            *(new.queue, new.priority, new.not_before, nonce, self._channel, new.trace_context),
         )
         if row is None:
             # The run was inserted by a transaction that committed while ours
@@ -975,6 +977,13 @@ class PostgresStore(Store):
             statements.SEND_SIGNAL, app, run_id, name, payload, uuid.uuid4(), self._channel
         )
         return int(row["idx"])
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        row = await self._fetchrow(
+            statements.SEND_SIGNAL_ONCE, app, run_id, name, payload, uuid.uuid4(), self._channel
+        )
+        return row is not None
 
     async def park_run(
         self,

@@ -246,7 +246,8 @@ end
 # KEYS: run, steps, signals, index, the app's status indexes, layout, the
 #       workflow's run list, the app's ids
 # ARGV: run_id, workflow, inputs, has_parent, parent, owner, ttl, has_steal,
-#       steal_from, resume, nonce, layout version, then the app's key stems
+#       steal_from, resume, nonce, layout version, the app's two key stems,
+#       has_trace, trace_context
 _CLAIM = (
     _PRELUDE
     + """
@@ -258,6 +259,7 @@ if redis.call('EXISTS', run) == 0 then
         'owner', ARGV[6], 'token', '1', 'lease', lease, 'attempts', '1', 'cancel', '0',
         'created', fmt(t), 'updated', fmt(t), 'started', fmt(t), 'claim_nonce', ARGV[11])
     if ARGV[4] == '1' then redis.call('HSET', run, 'parent', ARGV[5]) end
+    if ARGV[15] == '1' then redis.call('HSET', run, 'trace', ARGV[16]) end
     -- The app's first run: its indexes are complete in this layout from the start.
     if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[5 + NSTATUS], ARGV[12]) end
     redis.call('DEL', steps)
@@ -501,6 +503,28 @@ return 1
 """
 )
 
+# KEYS and ARGV as _SEND_SIGNAL's. Returns 0 (the index) when stored, -1 when
+# a signal of that name was sent before; wakes a parked run like _SEND_SIGNAL.
+_SEND_SIGNAL_ONCE = (
+    _PRELUDE
+    + """
+local seen = redis.call('HGET', KEYS[1], 'k:' .. ARGV[3])
+if seen then return tonumber(seen) end
+if redis.call('HEXISTS', KEYS[1], 'n:' .. ARGV[1]) == 1 then return -1 end
+redis.call('HSET', KEYS[1], 'n:' .. ARGV[1], 1, 'v:0:' .. ARGV[1], ARGV[2], 'k:' .. ARGV[3], 0)
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+local r = redis.call('HMGET', KEYS[2], 'status', 'queue')
+if r[1] == 'waiting' and r[2] then
+    local t = fmt(now())
+    redis.call('HSET', KEYS[2], 'not_before', t, 'updated', t)
+    redis.call('ZADD', qkeys(ARGV[5], ARGV[6], r[2])[6], t, ARGV[4])
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
+return 0
+"""
+)
+
 # KEYS: the app's status indexes, its queue names, its ids, then run keys.
 # ARGV: the app's key stems, then the runs' ids. Puts each run in the index
 # of its current status and in the lists of its id, workflow and queue, and
@@ -622,7 +646,8 @@ return out
 #       queue's keys (_QUEUE_KINDS order), then the app's queue names, the
 #       workflow's run list, the app's ids, the queue's run list
 # ARGV: run_id, workflow, inputs, has_parent, parent, queue, priority,
-#       has_not_before, not_before, nonce, layout version, the work channel, the app
+#       has_not_before, not_before, nonce, layout version, the work channel, the app,
+#       has_trace, trace_context
 # Returns {created, run}; a new run publishes the app on the work channel.
 _ENQUEUE = (
     _PRELUDE
@@ -641,6 +666,7 @@ redis.call('HSET', run, 'workflow', ARGV[2], 'status', 'queued', 'inputs', ARGV[
     'token', '0', 'attempts', '0', 'cancel', '0', 'created', fmt(t), 'updated', fmt(t),
     'queue', ARGV[6], 'priority', ARGV[7], 'qmember', member, 'enqueue_nonce', ARGV[10])
 if ARGV[4] == '1' then redis.call('HSET', run, 'parent', ARGV[5]) end
+if ARGV[14] == '1' then redis.call('HSET', run, 'trace', ARGV[15]) end
 if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[5 + NSTATUS], ARGV[11]) end
 redis.call('DEL', steps)
 redis.call('PERSIST', signals)
@@ -789,6 +815,7 @@ _SCRIPTS = (
     ("finish", _FINISH),
     ("cancel", _CANCEL),
     ("send_signal", _SEND_SIGNAL),
+    ("send_signal_once", _SEND_SIGNAL_ONCE),
     ("park", _PARK),
     ("reindex", _REINDEX),
     *_redis_retention.SCRIPTS,
@@ -845,6 +872,7 @@ def _run_record(app: str, run_id: str, flat: Sequence[bytes] | dict[bytes, bytes
         priority=int(fields.get(b"priority", b"0")),
         not_before=_float(fields.get(b"not_before")),
         started_at=_float(fields.get(b"started")),
+        trace_context=opt(b"trace"),
     )
 
 
@@ -1250,6 +1278,7 @@ class RedisStore(Store):
                 uuid.uuid4().hex,
                 str(_LAYOUT_VERSION),
                 *self._keys.stems(new.app),
+                *_flag(new.trace_context),
             ],
         )
         return Claim(
@@ -1601,6 +1630,7 @@ class RedisStore(Store):
                 str(_LAYOUT_VERSION),
                 self._keys.work_channel(),
                 new.app,
+                *_flag(new.trace_context),
             ],
         )
         return _run_record(new.app, new.run_id, run), created == 1
@@ -1663,6 +1693,16 @@ class RedisStore(Store):
             [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
         )
         return int(index)
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        k = self._keys
+        index = await self._script(
+            "send_signal_once",
+            [k.signals(app, run_id), k.run(app, run_id)],
+            [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
+        )
+        return int(index) == 0
 
     async def park_run(
         self,

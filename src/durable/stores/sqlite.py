@@ -89,6 +89,7 @@ from durable.stores._sqlite_sql import (
     _requeue_write,
     _run_record,
     _schema_version,
+    _send_signal_once_sync,
     _send_signal_sync,
     _step_write,
     _Write,
@@ -600,6 +601,11 @@ class SQLiteStore(Store):
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
         return await self._call(_send_signal_sync, app, run_id, name, payload)
+
+    async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
+        check_signal(app, run_id, name, payload)
+        stored: bool = await self._call(_send_signal_once_sync, app, run_id, name, payload)
+        return stored
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:
         row = await self._call(_fetchone, _READ_SIGNAL_SQL, (app, run_id, name, index))

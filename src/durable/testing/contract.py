@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import ClassVar, Literal
@@ -35,6 +36,7 @@ from durable.stores.base import (
     FinalStatus,
     LeaseState,
     NewRun,
+    QueueLimits,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -45,6 +47,7 @@ from durable.testing._listing_contract import ListingContract
 from durable.testing._parking_contract import ParkingContract
 from durable.testing._queue_contract import QueueContract
 from durable.testing._retention_contract import RetentionContract
+from durable.testing._signal_once_contract import SignalOnceContract
 
 __all__ = ["StoreContract"]
 
@@ -77,6 +80,7 @@ ODD_JSON = (
     "[]",
     '{"k":1,   "keeps": "its own whitespace"}',
 )
+TRACE_CONTEXT = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
 MEGABYTE_JSON = json.dumps("é" * 300_000 + "x" * 500_000)
 
 
@@ -433,7 +437,9 @@ _OPERATIONS: tuple[st.SearchStrategy[_Op], ...] = (
 )
 
 
-class StoreContract(QueueContract, RetentionContract, ListingContract, ParkingContract):
+class StoreContract(
+    QueueContract, RetentionContract, ListingContract, ParkingContract, SignalOnceContract
+):
     """The behaviour every :class:`~durable.stores.base.Store` must have.
 
     Subclass it in a ``Test*`` class and provide an async ``store`` fixture
@@ -482,6 +488,91 @@ class StoreContract(QueueContract, RetentionContract, ListingContract, ParkingCo
         got = await claim(store)
         assert await stored(store) == got.run
         assert await store.load_run(APP, "run-1") == (got.run, ())
+
+    async def test_trace_context_is_kept_with_the_run(self, store: Store) -> None:
+        """A run keeps the trace context it was created with: every read returns it, unchanged."""
+        created = await store.claim_run(
+            dataclasses.replace(new_run(), trace_context=TRACE_CONTEXT),
+            owner="owner-a",
+            lease_ttl=LONG,
+        )
+        assert created.run.trace_context == TRACE_CONTEXT
+        assert (await stored(store)).trace_context == TRACE_CONTEXT
+        # A takeover by a caller in another trace keeps the run's own.
+        taken = await store.claim_run(
+            dataclasses.replace(new_run(), trace_context='{"other": "trace"}'),
+            owner="owner-b",
+            lease_ttl=LONG,
+            steal_from="owner-a",
+        )
+        assert taken.acquired
+        assert taken.run.trace_context == TRACE_CONTEXT
+        await store.finish_run(APP, "run-1", taken.run.token, "completed", output="1")
+        assert [run.trace_context for run in await store.list_runs(APP)] == [TRACE_CONTEXT]
+        loaded = await store.load_run(APP, "run-1")
+        assert loaded is not None
+        assert loaded[0].trace_context == TRACE_CONTEXT
+        assert (await claim(store, "run-2")).run.trace_context is None
+
+    async def test_trace_context_of_a_queued_run_reaches_its_claim(self, store: Store) -> None:
+        """A queued run's trace context is stored by enqueue_run and returned by claim_queued."""
+        new = NewRun(APP, "run-q", "wf", "{}", None, "q", trace_context=TRACE_CONTEXT)
+        run, created = await store.enqueue_run(new)
+        assert created
+        assert run.trace_context == TRACE_CONTEXT
+        claims = await store.claim_queued(
+            APP, [QueueLimits("q")], owner="worker", lease_ttl=LONG, limit=1
+        )
+        assert [c.run.trace_context for c in claims] == [TRACE_CONTEXT]
+
+    async def test_trace_context_survives_requeue_listing_and_deletion(self, store: Store) -> None:
+        """A requeued run keeps its trace context; every listing filter and delete_run return it."""
+        new = NewRun(APP, "run-t", "wf", "{}", None, "q", trace_context=TRACE_CONTEXT)
+        await store.enqueue_run(new)
+        limits = [QueueLimits("q")]
+        await store.claim_queued(APP, limits, owner="worker-a", lease_ttl=LONG, limit=1)
+        requeued = await store.requeue_run(APP, "run-t", queue="q", steal_from="worker-a")
+        assert requeued is not None
+        assert requeued[1]
+        assert requeued[0].trace_context == TRACE_CONTEXT
+        [again] = await store.claim_queued(APP, limits, owner="worker-b", lease_ttl=LONG, limit=1)
+        assert again.run.trace_context == TRACE_CONTEXT
+        listings = (
+            await store.list_runs(APP, queue="q"),
+            await store.list_runs(APP, id_prefix="run-"),
+            await store.list_runs(APP, status="running", workflow="wf"),
+            await store.list_runs(APP, after=(again.run.created_at, "run-u")),
+        )
+        for listed in listings:
+            assert [run.trace_context for run in listed] == [TRACE_CONTEXT]
+        await store.finish_run(APP, "run-t", again.run.token, "completed", output="1")
+        deleted = await store.delete_run(APP, "run-t")
+        assert deleted is not None
+        assert deleted.trace_context == TRACE_CONTEXT
+
+    async def test_trace_context_of_a_parked_run_reaches_the_claim_that_wakes_it(
+        self, store: Store
+    ) -> None:
+        """A parked run keeps its trace context (queued or claimed run); its wake returns it."""
+        await store.enqueue_run(
+            NewRun(APP, "run-q", "wf", "{}", None, "q", trace_context=TRACE_CONTEXT)
+        )
+        limits = [QueueLimits("q")]
+        [queued] = await store.claim_queued(APP, limits, owner="worker-a", lease_ttl=LONG, limit=1)
+        direct = await store.claim_run(
+            dataclasses.replace(new_run(), trace_context='{"k":"v"}'), owner="a", lease_ttl=LONG
+        )
+        due = time.time() - 1
+        for run in (queued.run, direct.run):
+            await store.park_run(APP, run.run_id, run.token, queue="q", wake_at=due)
+            parked = await store.get_run(APP, run.run_id)
+            assert parked is not None
+            assert (parked.status, parked.trace_context) == ("waiting", run.trace_context)
+        woken = await store.claim_queued(APP, limits, owner="worker-b", lease_ttl=LONG, limit=2)
+        assert {(c.run.run_id, c.run.status, c.run.trace_context) for c in woken} == {
+            ("run-q", "running", TRACE_CONTEXT),
+            ("run-1", "running", '{"k":"v"}'),
+        }
 
     async def test_claim_running_with_live_lease_is_not_acquired(self, store: Store) -> None:
         """A running run whose lease is live is not taken over, and is left unchanged."""

@@ -210,7 +210,7 @@ class Worker:
             # Hand it back at once: a worker that knows the workflow adopts it.
             await self.runtime.store.release_run(self.runtime.app, run.run_id, run.token)
             return
-        task = self.executor.launch(wf_fn, claim, park=self.park)
+        task = self.executor.launch(wf_fn, claim, adopted=queue is None, park=self.park)
         self._running[run.run_id] = (task, queue)
         task.add_done_callback(lambda _: self._finished(run.run_id, task))
 
