@@ -9,7 +9,7 @@ shown only. An HTML comment on the line just above a fence says more:
   reads ``DATABASE_URL`` / ``REDIS_URL``, which the runner points at a private
   schema or key prefix on the test servers;
 - ``<!-- sample: fragment -->``: not a program of its own (the signature of a
-  method, say); it must still compile;
+  method, say); it must still compile (``await`` allowed at top level);
 - ``<!-- sample: module -->`` on a block with a ``title``: the file is only
   written, for a later block of the page to import or run.
 

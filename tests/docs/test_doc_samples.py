@@ -11,6 +11,7 @@ skip, or fails when ``DURABLE_REQUIRE_SERVICES=1``.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import subprocess
@@ -118,7 +119,8 @@ async def test_page_samples_run(page: Path, tmp_path: Path) -> None:
             if sample.markers & missing.keys():
                 continue  # the other blocks of the page still run
             if "fragment" in sample.markers:
-                compile(sample.code, sample.name, "exec")
+                # Fragments may await at top level, as in `python -m asyncio`.
+                compile(sample.code, sample.name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
                 continue
             if "module" in sample.markers:
                 _check_module_is_used(sample, python)
