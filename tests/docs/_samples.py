@@ -47,12 +47,18 @@ class Sample:
 
     @property
     def name(self) -> str:
-        return f"{self.page.relative_to(DOCS)}:{self.line}"
+        where = self.page.relative_to(DOCS if self.page.is_relative_to(DOCS) else DOCS.parent)
+        return f"{where}:{self.line}"
 
 
 def pages() -> list[Path]:
     """Every Markdown page of the site, in a stable order."""
     return sorted(DOCS.rglob("*.md"))
+
+
+def pages_and_readme() -> list[Path]:
+    """The site's pages and the README, whose samples are held to the same rule."""
+    return [*pages(), DOCS.parent / "README.md"]
 
 
 def samples(page: Path) -> list[Sample]:

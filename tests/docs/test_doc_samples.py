@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 from tests import _services
-from tests.docs._samples import DOCS, NOT_PYTHON, Sample, pages, samples
+from tests.docs._samples import DOCS, NOT_PYTHON, Sample, pages, pages_and_readme, samples
 
 ROOT = DOCS.parent
 _TIMEOUT = 120
 
 
 def _page_id(page: Path) -> str:
-    return str(page.relative_to(DOCS))
+    return str(page.relative_to(ROOT))
 
 
 def test_the_site_has_pages() -> None:
@@ -35,7 +35,7 @@ def test_the_site_has_pages() -> None:
     assert sum(len(samples(page)) for page in pages()) >= 50
 
 
-@pytest.mark.parametrize("page", pages(), ids=_page_id)
+@pytest.mark.parametrize("page", pages_and_readme(), ids=_page_id)
 def test_every_block_is_python_or_marked_as_not_python(page: Path) -> None:
     for sample in samples(page):
         assert sample.language in {"python"} | NOT_PYTHON, (
@@ -102,7 +102,11 @@ def _check_module_is_used(module: Sample, page_samples: list[Sample]) -> None:
 
 
 def _pages_with_programs() -> list[Path]:
-    return [page for page in pages() if any(s.language == "python" for s in samples(page))]
+    return [
+        page
+        for page in pages_and_readme()
+        if any(sample.language == "python" for sample in samples(page))
+    ]
 
 
 @pytest.mark.parametrize("page", _pages_with_programs(), ids=_page_id)
