@@ -184,10 +184,6 @@ async def requeue(wf: Workflow, run_id: str, default_queue: str) -> RunRecord:
         return stored
     if stored.status == "completed":
         raise RunConflictError(f"{where}: it is completed (its output is stored)")
-    if stored.status == "cancelled":
-        raise RunConflictError(
-            f"{where}: it is cancelled; wf.resume({run_id!r}) continues it deliberately"
-        )
     if stored.status == "waiting":
         raise RunConflictError(
             f"{where}: it is parked until its wake time or signal, when a worker of its "

@@ -964,9 +964,10 @@ class Workflow:
         """Hand the run to a worker: put it (back) in its queue as ``queued``.
 
         For a failed run (its failed steps run again, as calling it again
-        would), a queued one (claimable at once, its delay dropped) and a
+        would), a cancelled one (continued as :meth:`resume` would, by a
+        worker), a queued one (claimable at once, its delay dropped) and a
         running one whose process is dead or lease expired. Raises
-        :class:`~durable.errors.RunConflictError` for a completed or cancelled
+        :class:`~durable.errors.RunConflictError` for a completed or parked
         run or one whose owner is alive, RunNotFoundError for an unknown id.
         """
         from durable import _listing

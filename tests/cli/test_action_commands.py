@@ -138,13 +138,16 @@ def test_resume_here_needs_the_apps_code(durable: Durable) -> None:
     assert stored(durable.db, "approval-o-queued").status == "cancelled"
 
 
-def test_resume_for_a_worker_refuses_a_cancelled_run(durable: Durable) -> None:
-    """Workers never take back a cancelled run: the command says how to continue it, exit 1."""
+def test_resume_hands_a_cancelled_run_to_a_worker(durable: Durable) -> None:
+    """Resuming a cancelled run is deliberate: it goes back to its queue, uncancelled."""
     assert durable("runs", "cancel", "approval-o-queued").exit_code == 0
-    result = durable("runs", "resume", "approval-o-queued")
-    assert result.exit_code == 1
-    assert "resume --here" in result.stderr
     assert stored(durable.db, "approval-o-queued").status == "cancelled"
+    result = durable("runs", "resume", "approval-o-queued")
+    assert result.exit_code == 0, result.output
+    assert "for a worker to continue" in result.stdout
+    run = stored(durable.db, "approval-o-queued")
+    assert run.status == "queued"
+    assert not run.cancel_requested
 
 
 def test_an_app_module_and_db_together_are_a_usage_error(durable: Durable, app_module: str) -> None:

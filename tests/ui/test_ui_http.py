@@ -313,6 +313,24 @@ async def test_start_now_drops_the_delay_of_a_queued_run(
     assert (after.ready, after.delayed) == (1, 0)
 
 
+async def test_resume_hands_a_cancelled_run_back_to_its_queue(
+    demo: _ui_app.Demo, client: httpx.AsyncClient
+) -> None:
+    """A cancelled run offers "Resume on a worker"; clicking it queues the run again."""
+    needs(demo, "requeue_run")
+    await demo.order.enqueue(order="regret", amount=1, delay=3600)
+    await demo.wf.cancel("order-regret")
+    page = await client.get("/runs/order-regret")
+    assert "Resume on a worker" in page.text
+    resumed = await client.post(
+        "/actions/resume", data={"run_id": "order-regret", "csrf_token": token_of(page)}
+    )
+    assert resumed.status_code == 303
+    run = await demo.wf.get_run("order-regret")
+    assert run.status == "queued"
+    assert not run.cancel_requested
+
+
 async def test_a_refused_action_explains_why(demo: _ui_app.Demo, client: httpx.AsyncClient) -> None:
     """Retrying a completed run is refused, and the run page says why."""
     needs(demo, "requeue_run")

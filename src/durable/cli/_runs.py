@@ -165,10 +165,10 @@ def cancel(target: Target, run_ids: tuple[str, ...]) -> None:
 )
 @click.pass_obj
 def resume(target: Target, run_ids: tuple[str, ...], here: bool) -> None:
-    """Hand failed or stuck runs to a worker, or continue them here with --here.
+    """Hand failed, cancelled or stuck runs to a worker, or continue them here with --here.
 
     A stuck run is one still marked running whose process died. A cancelled
-    run continues only with --here (and --app module:attr).
+    run's cancellation is cleared: resuming it is a deliberate act.
     """
     if here:
         _each(target, run_ids, _execute_here, needs_code="resume --here")
@@ -207,12 +207,6 @@ async def _execute_here(wf: Workflow, run_id: str) -> str:
 
 
 async def _hand_to_worker(wf: Workflow, run_id: str) -> str:
-    if (await wf.get_run(run_id)).status == "cancelled":
-        # Workers leave cancelled runs alone: continuing one is a deliberate act.
-        raise Refused(
-            f"run {run_id!r} is cancelled: workers do not take it back; continue it here "
-            "with `durable --app module:attr runs resume --here`"
-        )
     handle = await wf.requeue(run_id)
     return f"{run_id}: {await handle.status()}, for a worker to continue"
 

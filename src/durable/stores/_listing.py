@@ -131,8 +131,10 @@ def listing_key(run: RunRecord) -> tuple[float, str]:
 
 def decide_requeue(run: RunRecord, now: float, steal_from: str | None) -> tuple[bool, bool]:
     """``(requeue, drop_failed_steps)`` for ``run`` at store time ``now``."""
-    if run.status in ("queued", "failed"):
-        return True, run.status == "failed"
+    if run.status in ("queued", "failed", "cancelled"):
+        # A cancelled run is requeued only on request (wf.requeue): as
+        # claim_run resumes one, it restarts minus its failed steps.
+        return True, run.status != "queued"
     if run.status == "running":
         expired = run.lease_expires_at is not None and run.lease_expires_at <= now
         stolen = steal_from is not None and run.owner == steal_from
@@ -142,7 +144,7 @@ def decide_requeue(run: RunRecord, now: float, steal_from: str | None) -> tuple[
 
 def requeued_record(run: RunRecord, queue: str, now: float) -> RunRecord:
     """The run as ``requeue_run`` stores it (see the Store contract)."""
-    failed = run.status == "failed"
+    failed = run.status in ("failed", "cancelled")
     return dataclasses.replace(
         run,
         status="queued",

@@ -406,16 +406,17 @@ class Store(ABC):
         run as stored after the change):
 
         - ``queued``: its ``not_before`` is cleared (claimable now);
-        - ``failed``: its failed steps are deleted and its error cleared, as
-          :meth:`claim_run` restarts a failed run, then it waits in its queue;
+        - ``failed`` or ``cancelled``: its failed steps are deleted, its error
+          and ``cancel_requested`` cleared, as :meth:`claim_run` restarts a
+          failed run (or resumes a cancelled one), then it waits in its queue;
         - ``running`` whose lease has expired by the store's clock, or whose
           owner equals ``steal_from``: owner and lease dropped (its token no
           longer owns it: writes of the old owner are refused).
 
         A requeued run keeps its queue, or gets ``queue`` when it had none;
         its ``not_before`` is None, owner and lease None, ``cancel_requested``
-        false for a failed run (kept otherwise). Any other run (completed,
-        cancelled, running under a live lease, or parked as ``waiting``: it
+        false for a failed or cancelled run (kept otherwise). Any other run
+        (completed, running under a live lease, or parked as ``waiting``: it
         wakes at its own time or on its signal, and woken early it would only
         park again) is returned unchanged with ``requeued`` false. Workers
         waiting in :meth:`wait_for_work` are woken.

@@ -565,7 +565,7 @@ if #flat == 0 then return nil end
 local r = {}
 for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
 local t = now()
-local failed = r.status == 'failed'
+local failed = r.status == 'failed' or r.status == 'cancelled'
 local ok = r.status == 'queued' or failed
 if r.status == 'running' then
     ok = (r.lease ~= nil and tonumber(r.lease) <= t) or (ARGV[3] == '1' and r.owner == ARGV[4])

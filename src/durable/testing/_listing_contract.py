@@ -281,13 +281,28 @@ class ListingContract:
         assert answer[1]
         assert answer[0].status == "queued"
 
-    async def test_requeue_refuses_finished_runs(self, store: Store) -> None:
-        """Completed and cancelled runs are returned unchanged."""
+    async def test_requeue_refuses_completed_runs(self, store: Store) -> None:
+        """A completed run is returned unchanged."""
         done = await _started(store, "done")
         completed = await store.finish_run(APP, "done", done.token, "completed", output="7")
+        assert await store.requeue_run(APP, "done", queue="q") == (completed, False)
+
+    async def test_requeue_continues_a_cancelled_run(self, store: Store) -> None:
+        """A cancelled run is queued again, its cancellation cleared, and can be claimed."""
         await enqueue(store, queued("dropped"))
         cancelled = await store.request_cancel(APP, "dropped")
         assert cancelled is not None
         assert cancelled.status == "cancelled"
-        assert await store.requeue_run(APP, "done", queue="q") == (completed, False)
-        assert await store.requeue_run(APP, "dropped", queue="q") == (cancelled, False)
+        answer = await store.requeue_run(APP, "dropped", queue="q")
+        assert answer is not None
+        run, requeued = answer
+        assert requeued
+        assert run.status == "queued"
+        assert not run.cancel_requested
+        assert run.error is None
+        (claim,) = await store.claim_queued(
+            APP, [QueueLimits("q")], owner="w", lease_ttl=30, limit=5
+        )
+        assert claim.run.run_id == "dropped"
+        assert claim.run.status == "running"
+        assert not claim.run.cancel_requested
