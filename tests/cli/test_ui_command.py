@@ -1,4 +1,4 @@
-"""`durable ui`: its options reach the server's run(), and bad ones are usage errors."""
+"""`durable ui`: its options reach the server's run(), bad ones are usage errors, and it serves."""
 
 from __future__ import annotations
 
@@ -58,3 +58,52 @@ def test_bad_options_are_usage_errors(served: list[dict[str, Any]], tmp_path: An
     assert invoke("--db", db, "--app", "shop", "ui", "--port", "70000").exit_code == 2
     assert invoke("--db", db, "ui").exit_code == 2
     assert served == []
+
+
+def test_the_command_serves_the_ui_over_http(tmp_path: Any) -> None:
+    """A real `python -m durable ui` process prints its URL and serves the runs page."""
+    import asyncio
+    import re
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    db = f"sqlite:///{tmp_path / 'ui.db'}"
+
+    async def record_a_run() -> None:
+        async with Workflow("shop", db=db) as wf:
+
+            @wf.workflow(id="greet-{name}")
+            async def greet(name: str) -> str:
+                return f"hello {name}"
+
+            await greet("ada")
+
+    asyncio.run(record_a_run())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "durable", "--db", db, "--app", "shop"]
+    process = subprocess.Popen(
+        [*command, "ui", "--port", str(port), "--read-only"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = re.search(r"http://\S+", process.stdout.readline())
+        assert url is not None
+        assert url.group(0).rstrip("/") == f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(url.group(0), timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the UI server did not answer"
+                time.sleep(0.1)
+        assert page.status_code == 200
+        assert "greet-ada" in page.text
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
