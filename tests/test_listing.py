@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.worker._serving import serving
 
 from durable import QueueStats, Workflow
 from durable.errors import ConfigurationError, RunConflictError, RunNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextlib.asynccontextmanager
-async def serving(wf: Workflow, **options: Any) -> AsyncIterator[None]:
-    """A worker of ``wf`` in the background for the block."""
-    worker = asyncio.create_task(wf.serve(poll_interval=0.05, handle_signals=False, **options))
-    try:
-        yield
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
 
 
 def echo_app(wf: Workflow) -> Any:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.worker._serving import serving
 
 from durable import Workflow
 from durable.errors import (
@@ -21,20 +21,6 @@ from durable.errors import (
 pytestmark = pytest.mark.asyncio
 
 PARK_AFTER = 0.2
-
-
-@contextlib.asynccontextmanager
-async def serving(wf: Workflow, **options: Any) -> AsyncIterator[asyncio.Task[None]]:
-    """A worker of ``wf`` in the background for the block; cancelled after it."""
-    options.setdefault("poll_interval", 0.05)
-    options.setdefault("handle_signals", False)
-    worker = asyncio.create_task(wf.serve(**options))
-    try:
-        yield worker
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 30.0) -> None:

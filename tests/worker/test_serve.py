@@ -10,26 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from tests.worker._serving import serving
 
 from durable import Workflow
 from durable.errors import ConfigurationError
 from durable.stores.base import NewRun, Store
 
 pytestmark = pytest.mark.asyncio
-
-
-@contextlib.asynccontextmanager
-async def serving(wf: Workflow, **options: Any) -> AsyncIterator[asyncio.Task[None]]:
-    """A worker of ``wf`` in the background for the block; cancelled after it."""
-    options.setdefault("poll_interval", 0.05)
-    options.setdefault("handle_signals", False)
-    worker = asyncio.create_task(wf.serve(**options))
-    try:
-        yield worker
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
 
 
 class Gauge:

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from tests.worker._serving import serving
 
 from durable import Workflow
 from durable.stores.base import FinalStatus
 from durable.stores.memory import InMemoryStore
 
 pytestmark = pytest.mark.asyncio
-
-
-@contextlib.asynccontextmanager
-async def serving(wf: Workflow, **options: Any) -> AsyncIterator[None]:
-    worker = asyncio.create_task(wf.serve(poll_interval=0.05, handle_signals=False, **options))
-    try:
-        yield
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
 
 
 def jobs(wf: Workflow) -> Any:
