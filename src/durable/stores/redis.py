@@ -240,6 +240,20 @@ local function started(q, id, member, token, t)
     redis.call('SADD', q[3], id)
     redis.call('ZADD', q[4], fmt(t), id .. ':' .. token)
 end
+-- A failed run, or a cancelled one continued, runs again: its failed steps
+-- go, its error and cancellation are cleared, and it must no longer expire
+-- (a finished run may carry finished_ttl; a live one never expires).
+local function restart(run, steps, signals)
+    local all = redis.call('HGETALL', steps)
+    for i = 1, #all, 2 do
+        if string.sub(all[i + 1], 1, 1) == 'f' then redis.call('HDEL', steps, all[i]) end
+    end
+    redis.call('HDEL', run, 'error')
+    redis.call('HSET', run, 'cancel', '0')
+    redis.call('PERSIST', run)
+    redis.call('PERSIST', steps)
+    redis.call('PERSIST', signals)
+end
 """
 )
 
@@ -281,30 +295,19 @@ if r.claim_nonce == ARGV[11] and r.status == 'running' then
 elseif r.workflow == ARGV[2] and r.inputs == ARGV[3] then
     -- Another workflow's run, or this one called with other inputs: untouched.
     local start = r.status == 'queued'
-    local restart = r.status == 'failed' or (r.status == 'cancelled' and ARGV[10] == '1')
+    local again = r.status == 'failed' or (r.status == 'cancelled' and ARGV[10] == '1')
     local takeover = r.status == 'running' and (
         (r.lease ~= nil and tonumber(r.lease) <= t)
         or (ARGV[8] == '1' and r.owner == ARGV[9]))
-    if restart then
-        local all = redis.call('HGETALL', steps)
-        for i = 1, #all, 2 do
-            if string.sub(all[i + 1], 1, 1) == 'f' then redis.call('HDEL', steps, all[i]) end
-        end
-        redis.call('HDEL', run, 'error')
-        redis.call('HSET', run, 'cancel', '0')
-        -- A finished run may carry finished_ttl; a running one must never expire.
-        redis.call('PERSIST', run)
-        redis.call('PERSIST', steps)
-        redis.call('PERSIST', signals)
-    end
-    if start or restart or takeover then
+    if again then restart(run, steps, signals) end
+    if start or again or takeover then
         local token = redis.call('HINCRBY', run, 'token', 1)
         redis.call('HINCRBY', run, 'attempts', 1)
         redis.call('HSET', run, 'status', 'running', 'owner', ARGV[6], 'lease', lease,
             'updated', fmt(t), 'claim_nonce', ARGV[11])
         redis.call('HDEL', run, 'finish_nonce')
         if start then redis.call('HSET', run, 'started', fmt(t)) end
-        if r.queue and (start or restart) then
+        if r.queue and (start or again) then
             -- It runs now: one more running run of its queue.
             local q = qkeys(ARGV[13], ARGV[14], r.queue)
             if start then
@@ -573,18 +576,7 @@ end
 if not ok then return {0, flat} end
 local queue = r.queue or ARGV[2]
 local q = qkeys(ARGV[5], ARGV[6], queue)
-if failed then
-    local all = redis.call('HGETALL', steps)
-    for i = 1, #all, 2 do
-        if string.sub(all[i + 1], 1, 1) == 'f' then redis.call('HDEL', steps, all[i]) end
-    end
-    redis.call('HDEL', run, 'error')
-    redis.call('HSET', run, 'cancel', '0')
-    -- A finished run may carry finished_ttl; a queued one must never expire.
-    redis.call('PERSIST', run)
-    redis.call('PERSIST', steps)
-    redis.call('PERSIST', signals)
-end
+if failed then restart(run, steps, signals) end
 if r.status == 'running' and r.queue then redis.call('SREM', q[3], ARGV[1]) end
 if not r.queue then
     redis.call('ZADD', ARGV[5] .. 'qlist' .. ARGV[6] .. queue, r.created, ARGV[1])
