@@ -81,8 +81,9 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # A worker in the server process: it executes queued orders and, at
         # start-up, adopts the runs a crashed server left behind. Bigger
         # deployments run `durable worker fastapi_app:wf` processes instead.
-        # At shutdown it gives running orders 5 s, then hands them back to
-        # the store, where the next server (or any worker) resumes them.
+        # At shutdown, orders waiting for the carrier's webhook park at once;
+        # one in the middle of a step gets 5 s, then goes back to the store,
+        # where the next server (or any worker) resumes it.
         worker = asyncio.create_task(wf.serve(queues=["orders"], handle_signals=False, grace=5.0))
         try:
             yield

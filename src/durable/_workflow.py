@@ -699,6 +699,8 @@ class Workflow:
         if not created:
             self._executor.check_existing(wf_fn, run, inputs)
         self._wakeup.notify()
+        if wake is not None:
+            self._wakeup.notify_at(wake)
         return RunHandle(self, run_id, wf_fn)
 
     async def serve(
@@ -719,7 +721,8 @@ class Workflow:
         process died are adopted (at once on this host, at lease expiry from
         other hosts). Returns when cancelled or, with ``handle_signals`` in the
         main thread, on SIGTERM or SIGINT: it stops claiming, gives in-flight
-        runs ``grace`` seconds to finish and releases the rest to other
+        runs ``grace`` seconds to finish (runs in a sleep or signal wait
+        park at once) and releases the rest to other
         workers, which resume them from their completed steps.
 
         A run that sleeps longer than ``park_after`` seconds (default: the

@@ -59,6 +59,21 @@ def napping(wf: Workflow, counter: Counter, seconds: float = 1.0, queue: str = "
     return nap
 
 
+def asking(wf: Workflow, counter: Counter, timeout: float | None = None) -> Any:
+    @wf.task
+    async def note(tag: str) -> str:
+        counter.hit(tag)
+        return tag
+
+    @wf.workflow(id="approve-{n}", queue="jobs")
+    async def approve(n: int) -> str:
+        await note(f"asked-{n}")
+        answer = await wf.signal("answer", timeout=timeout)
+        return await note(f"{answer}-{n}")
+
+    return approve
+
+
 async def test_a_long_sleep_parks_and_wakes_on_time(make_app: Callable[..., Workflow]) -> None:
     """The sleeping run is waiting with nothing in memory; it resumes and completes once."""
     wf = make_app(park_after=PARK_AFTER)
@@ -78,6 +93,46 @@ async def test_a_long_sleep_parks_and_wakes_on_time(make_app: Callable[..., Work
     assert counter.calls == {"before-3": 1, "after-3": 1}
     info = await wf.get_run(handle.run_id)
     assert info.status == "completed"
+
+
+async def test_a_parked_run_wakes_at_its_time_not_at_the_next_poll(
+    make_app: Callable[..., Workflow],
+) -> None:
+    """The worker that parked the run wakes for it: a 60 s poll interval does not delay it."""
+    wf = make_app(park_after=PARK_AFTER)
+    nap = napping(wf, Counter(), seconds=1.0)
+    handle = await nap.enqueue(6)
+    async with serving(wf, poll_interval=60.0):
+        assert await handle.result(timeout=20) == 66
+
+
+async def test_a_stopping_worker_parks_its_waiting_runs_at_once(
+    make_app: Callable[..., Workflow],
+) -> None:
+    """A sleep and a signal wait shorter than park_after are parked when the worker stops.
+
+    The worker is not held for its 60 s grace; another worker completes both
+    runs from their recorded steps.
+    """
+    wf = make_app(park_after=3600.0)
+    counter = Counter()
+    nap = napping(wf, counter, seconds=2.0)
+    approve = asking(wf, counter, timeout=600)
+    handles = [await nap.enqueue(7), await approve.enqueue(7)]
+    worker = asyncio.create_task(wf.serve(poll_interval=0.05, grace=60.0, handle_signals=False))
+
+    async def both_waiting_in_memory() -> bool:
+        return counter.calls.keys() == {"before-7", "asked-7"}
+
+    await until(both_waiting_in_memory, "both runs reached their wait")
+    worker.cancel()
+    done, _ = await asyncio.wait([worker], timeout=20)
+    assert done, "the worker waited out its grace period"
+    assert [await h.status() for h in handles] == ["waiting", "waiting"]
+    await wf.send_signal(handles[1].run_id, "answer", "yes")
+    async with serving(wf):
+        assert [await h.result(timeout=30) for h in handles] == [77, "yes-7"]
+    assert counter.calls == {"before-7": 1, "after-7": 1, "asked-7": 1, "yes-7": 1}
 
 
 async def test_a_short_sleep_does_not_park(make_app: Callable[..., Workflow]) -> None:
@@ -115,18 +170,7 @@ async def test_a_signal_wait_parks_and_a_signal_wakes_it(
     """After park_after seconds of waiting, the run parks; the signal brings it back."""
     wf = make_app(park_after=PARK_AFTER)
     counter = Counter()
-
-    @wf.task
-    async def note(tag: str) -> str:
-        counter.hit(tag)
-        return tag
-
-    @wf.workflow(id="approve-{n}", queue="jobs")
-    async def approve(n: int) -> str:
-        await note(f"asked-{n}")
-        answer = await wf.signal("answer")
-        return await note(f"{answer}-{n}")
-
+    approve = asking(wf, counter)
     handle = await approve.enqueue(1)
     async with serving(wf):
 

@@ -38,9 +38,9 @@ class Workers:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self, *extra: str) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "durable", "worker", "_parking_app:wf"]
-        options = ["--poll-interval", "0.1", "--log-level", "WARNING"]
+        options = ["--poll-interval", "0.1", "--log-level", "WARNING", *extra]
         worker = subprocess.Popen([*command, *options], env=self.env, cwd=HERE)
         self.processes.append(worker)
         return worker
@@ -140,3 +140,47 @@ async def test_runs_parked_by_a_killed_worker_are_completed_by_a_new_one(
     }
     assert {pid for tag, pid in entries if tag.startswith("before")} == {first.pid}
     assert {pid for tag, pid in entries if tag.startswith("after")} == {second.pid}
+
+
+async def test_sigterm_parks_the_waiting_runs_at_once_and_another_worker_resumes_them(
+    db: str, tmp_path: Path
+) -> None:
+    """A stopping worker does not hold runs in durable waits through its grace period.
+
+    The worker never parks on its own (``--park-after 3600``); on SIGTERM its
+    sleeping run and its signal wait (the queue's two slots) are parked at once, it exits with
+    status 0 long before its 120 s grace, and a new worker completes them
+    without re-running a step.
+    """
+    workers = Workers(db, tmp_path)
+    workers.env["PARK_NAP"] = "3.0"
+    run_ids = ["nap-0", "approval-1"]
+    app = Workflow("parking", db=db)
+    try:
+        first = workers.spawn("--park-after", "3600", "--grace", "120")
+        workers.command("naps", "1")
+        workers.command("approval", "1")
+        await until_all(app, run_ids, "running")
+        async with asyncio.timeout(60):
+            while len(workers.entries()) < 2:  # noqa: ASYNC110 - a file is polled
+                await asyncio.sleep(0.05)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+        assert await statuses(app, run_ids) == ["waiting"] * 2
+        second = workers.spawn()
+        workers.command("signal", "approval-1", "yes")
+        results = [await app.handle(run_id).result(timeout=60) for run_id in run_ids]
+    finally:
+        workers.kill_all()
+        await app.close()
+    assert results == [0, "yes"]
+    entries = workers.entries()
+    assert Counter(tag for tag, _ in entries) == {
+        "before-0": 1,
+        "after-0": 1,
+        "asked-1": 1,
+        "answered-1": 1,
+    }
+    first_tags = {tag for tag, pid in entries if pid == first.pid}
+    assert first_tags == {"before-0", "asked-1"}
+    assert {pid for tag, pid in entries if tag not in first_tags} == {second.pid}

@@ -117,6 +117,16 @@ async def test_a_delayed_run_waits_for_its_time(wf: Workflow) -> None:
     assert gauge.starts[0] - enqueued >= 0.5
 
 
+async def test_a_delayed_run_enqueued_here_starts_at_its_time_not_at_the_next_poll(
+    wf: Workflow,
+) -> None:
+    """The worker of the enqueuing process wakes for the delay's end."""
+    job = gauged(wf, Gauge())
+    handle = await job.enqueue(2, delay=0.5)
+    async with serving(wf, poll_interval=60.0):
+        assert await handle.result(timeout=20) == 20
+
+
 async def test_serve_without_queues_serves_every_declared_queue_and_default(
     wf: Workflow,
 ) -> None:

@@ -42,7 +42,7 @@ def _exit_now(signum: int, frame: object) -> NoReturn:
     type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
-    help="seconds in-flight runs get to finish on stop",
+    help="seconds in-flight steps get to finish on stop (runs in waits park at once)",
 )
 @click.option(
     "--poll-interval",

@@ -8,6 +8,11 @@ nothing of it stays in the process. When the wake time passes or a signal
 arrives, any worker claims it back from its queue and replays its recorded
 steps up to the wait, which then finds its time passed or its signal stored.
 
+When the worker stops (SIGTERM), it sets :attr:`ParkPolicy.now` and wakes its
+runs' waits: every wait that may park parks at once, however short, so that
+the run's next worker takes it when it is due instead of this one holding it
+through the grace period.
+
 Parking ends the body by raising :class:`Parked`, a ``BaseException`` so that
 a workflow's ``except Exception`` does not swallow it. Only the body's own
 task parks, and only while no other step of the run is in flight (a
@@ -17,6 +22,7 @@ task parks, and only while no other step of the run is in flight (a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from durable.engine.context import RunContext
 from durable.errors import LeaseLostError
@@ -32,14 +38,24 @@ class ParkPolicy:
     """When a run executed by a worker parks: ``after`` seconds of waiting.
 
     ``queue`` is where a run without a queue of its own (adopted, or started
-    with ``start()``) waits to be woken.
+    with ``start()``) waits to be woken. ``now``: the worker is stopping, so
+    every wait parks at once. ``on_park`` is told each parked run's wake
+    time, so the worker can wake for it rather than wait for its next poll.
     """
 
-    __slots__ = ("after", "queue")
+    __slots__ = ("after", "now", "on_park", "queue")
 
-    def __init__(self, after: float, queue: str) -> None:
+    def __init__(
+        self, after: float, queue: str, on_park: Callable[[float], None] | None = None
+    ) -> None:
         self.after = after
         self.queue = queue
+        self.on_park = on_park
+        self.now = False
+
+    def parks(self, seconds: float | None) -> bool:
+        """Whether a wait with ``seconds`` left (None: no end) parks now."""
+        return self.now or seconds is None or seconds > self.after
 
 
 def may_park(ctx: RunContext) -> ParkPolicy | None:
@@ -69,6 +85,8 @@ async def park(
     except LeaseLostError:
         ctx.lease_lost = True
         raise
+    if wake_at is not None and policy.on_park is not None:
+        policy.on_park(wake_at)
     # No step of this execution may start while the body unwinds: the run
     # belongs to whichever worker wakes it.
     ctx.parked = True

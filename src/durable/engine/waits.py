@@ -35,7 +35,7 @@ from typing import Any
 
 from durable.engine import clock, serde
 from durable.engine.context import RunContext, current_run
-from durable.engine.parking import may_park, park
+from durable.engine.parking import ParkPolicy, may_park, park
 from durable.engine.signal_poller import ReadSignals, SignalPoller, Watch
 from durable.engine.steps import ensure_may_continue, new_record, save, step_outcome
 from durable.errors import (
@@ -201,6 +201,13 @@ class Waits:
             if waiter.watch is not None and waiter.watch.key[1] == name:
                 waiter.watch.read_soon()
 
+    def park_now(self, policy: ParkPolicy) -> None:
+        """Wake the waits of the runs executed under ``policy``: they park at once."""
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if waiter.ctx.park is policy:
+                    waiter.event.set()
+
     def cancel_requested(self, run_id: str) -> None:
         """Wake the waits of ``run_id`` and of the child runs it is waiting on."""
         for waiters in self._waiters.values():
@@ -275,15 +282,14 @@ async def sleep_step(
         clock.skipped_sleeps.append(max(0.0, wake_at - time.time()))
         return
     policy = may_park(ctx)
-    if policy is not None and wake_at - time.time() > policy.after:
-        ensure_may_continue(ctx)
-        await park(ctx, policy, wake_at=wake_at)
     with ctx.runtime.waits.waiting(ctx) as waiter:
         while True:
             ensure_may_continue(ctx)
             remaining = wake_at - time.time()
             if remaining <= 0:
                 return
+            if policy is not None and policy.parks(remaining):
+                await park(ctx, policy, wake_at=wake_at)
             await waiter.wait(min(remaining, _flag_check_period(ctx)))
 
 
@@ -356,15 +362,14 @@ async def _receive(
                     error: str | None = None
                     break
                 pause = _flag_check_period(ctx)
-                if policy is not None and park_at is not None:
-                    if now < park_at:
-                        pause = min(pause, park_at - now)
-                    elif deadline is None or deadline - now > policy.after:
+                if policy is not None and (policy.now or (park_at is not None and now >= park_at)):
+                    if policy.parks(None if deadline is None else deadline - now):
                         # Parked until the deadline or the signal: the store
                         # makes it due at once if the signal came meanwhile.
                         await park(ctx, policy, wake_at=deadline, signal=(name, index))
-                    else:
-                        park_at = None  # its deadline is near: wait for it here
+                    park_at = None  # its deadline is near: wait for it here
+                elif park_at is not None:
+                    pause = min(pause, park_at - now)
                 if deadline is not None and now < deadline:
                     pause = min(pause, deadline - now)
                 elif deadline is not None and watch.last_look():

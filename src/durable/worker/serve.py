@@ -76,7 +76,7 @@ class Worker:
         # worker serves, so that workers like it wake them.
         names = [q.name for q in self.queues]
         home = DEFAULT_QUEUE if DEFAULT_QUEUE in names or not names else names[0]
-        self.park = ParkPolicy(park_after, home)
+        self.park = ParkPolicy(park_after, home, on_park=wakeup.notify_at)
         self.stopping = False
         # run id -> (its task, the queue it was claimed from; None when adopted)
         self._running: dict[str, tuple[asyncio.Task[Any], str | None]] = {}
@@ -266,7 +266,12 @@ class Worker:
     # -- stopping ------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        """Let in-flight runs finish within the grace period; release the rest."""
+        """Park the runs in durable waits, let the others finish within the grace period.
+
+        What is still running after ``grace`` is released.
+        """
+        self.park.now = True
+        self.runtime.waits.park_now(self.park)
         pending = [task for task, _ in self._running.values() if not task.done()]
         if not pending:
             return
