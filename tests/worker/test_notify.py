@@ -1,4 +1,8 @@
-"""Idle workers are woken by the store when another process enqueues (no poll needed)."""
+"""The store wakes what waits in one process when another acts: no poll needed.
+
+Idle workers when a run is enqueued elsewhere, and signal waits when a
+signal is sent elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 from tests._twins import twin
 
 from durable import Workflow
+from durable.engine import signal_poller, waits
 from durable.stores.base import Store
 
 # So long that a run picked up within seconds was announced, not polled.
@@ -159,3 +164,32 @@ async def test_the_subscription_comes_back_after_its_connection_is_killed(
         assert killed >= 1
         await asyncio.sleep(0.5)
         assert await (await job.enqueue(2)).result(timeout=5) == 4
+
+
+async def test_a_signal_sent_elsewhere_reaches_a_waiting_run_without_a_poll(
+    make_app: Callable[..., Workflow], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the signal polling slowed to one read per 60 s, a signal sent by another
+    process still reaches the waiting run: the store announced it."""
+    monkeypatch.setattr(signal_poller, "POLL_MIN", NEVER * 2)
+    monkeypatch.setattr(signal_poller, "POLL_MAX", NEVER * 2)
+    monkeypatch.setattr(waits, "_FLAG_CHECK_MAX", NEVER * 2)
+    wf = make_app(lease_ttl=NEVER * 6)
+
+    @wf.workflow(id="waits-{n}")
+    async def waiting(n: int) -> Any:
+        return await wf.signal("go")
+
+    async with twin(store) as other:
+        sender = Workflow("test-app", db=other)
+        call = asyncio.ensure_future(waiting(1))
+        try:
+            while not await wf.store.list_runs(wf.name, status="running"):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            # Past the wait's first read of the store, which found nothing.
+            await asyncio.sleep(0.5)
+            await sender.send_signal("waits-1", "go", "now")
+            assert await asyncio.wait_for(call, NEVER / 3) == "now"
+        finally:
+            if other is not store:
+                await sender.close()

@@ -56,7 +56,10 @@ class Runtime:
         # Tracing and metrics hooks (durable.engine.observe); None costs nothing.
         self.observer: Observer | None = None
         # Read through the runtime: a test may give the app another store.
-        self.waits = Waits(lambda wanted: self.store.read_signals(app, wanted))
+        self.waits = Waits(
+            lambda wanted: self.store.read_signals(app, wanted),
+            lambda seconds: self.store.wait_for_signal(app, seconds),
+        )
 
     def trace_context(self) -> str | None:
         """What the observer keeps with a run recorded now; None without an observer."""

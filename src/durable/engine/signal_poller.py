@@ -11,7 +11,10 @@ share rounds, so the store sees about one call per second however many runs
 wait.
 
 A signal sent through the app in this process asks for a read at once
-(:meth:`Watch.read_soon`). A wait whose deadline passed asks for one last read
+(:meth:`Watch.read_soon`). One sent by another process is announced by the
+store where it can (``Store.wait_for_signal``: LISTEN/NOTIFY, pub/sub): a
+task of the poller waits for that and then reads every watch at once; the
+polling is the fallback. A wait whose deadline passed asks for one last read
 before it times out, so that a signal stored before the deadline is received.
 A store that cannot be reached (``StoreUnavailableError``) is read again
 later, each wait after its own delay: waits outlast an outage. Any other
@@ -33,9 +36,15 @@ logger = logging.getLogger("durable.signals")
 
 SignalKey = tuple[str, str, int]
 ReadSignals = Callable[[Sequence[SignalKey]], Awaitable[dict[SignalKey, str]]]
+# Waits up to the given seconds for news of a signal; True when some came.
+ListenSignals = Callable[[float], Awaitable[bool]]
 
 POLL_MIN = 0.02
 POLL_MAX = 1.0
+# How long one wait for news lasts (it is renewed while watches remain), and
+# the pause after it failed.
+_LISTEN_SPAN = 30.0
+_LISTEN_RETRY = 1.0
 
 
 class LastLook(enum.Enum):
@@ -97,11 +106,18 @@ class Watch:
 class SignalPoller:
     """Reads the signals that the watches of one app on one event loop wait for."""
 
-    def __init__(self, read: ReadSignals, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        read: ReadSignals,
+        loop: asyncio.AbstractEventLoop,
+        listen: ListenSignals | None = None,
+    ) -> None:
         self.loop = loop
         self._read = read
+        self._listen = listen
         self._watches: set[Watch] = set()
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._kicked = asyncio.Event()
 
     def watch(self, key: SignalKey, wake: asyncio.Event, max_pause: float) -> Watch:
@@ -115,14 +131,47 @@ class SignalPoller:
     def discard(self, watch: Watch) -> None:
         """Stop reading for ``watch``; the poller stops with its last watch."""
         self._watches.discard(watch)
-        if not self._watches and self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if not self._watches:
+            for task in (self._task, self._listener):
+                if task is not None:
+                    task.cancel()
+            self._task = self._listener = None
 
     def ensure_running(self) -> None:
         """Start the polling task when watches wait for it (again, if it was cancelled)."""
-        if self._watches and (self._task is None or self._task.done()):
+        if not self._watches:
+            return
+        if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._poll(), name="durable-signal-poller")
+
+    def _ensure_listening(self) -> None:
+        """Start waiting for the store's news of signals, once a read left waits unanswered.
+
+        Not before: a wait whose signal was already stored (a run resumed
+        after it was sent) never opens a subscription.
+        """
+        if not self._watches or self._listen is None:
+            return
+        if self._listener is None or self._listener.done():
+            self._listener = self.loop.create_task(
+                self._hear(self._listen), name="durable-signal-listener"
+            )
+
+    async def _hear(self, listen: ListenSignals) -> None:
+        """Read every watch at once whenever the store tells of a signal sent to the app."""
+        me = asyncio.current_task()
+        while self._watches and self._listener is me:
+            try:
+                heard = await listen(_LISTEN_SPAN)
+            except Exception as exc:
+                logger.debug("waiting for news of signals failed: %r", exc)
+                await asyncio.sleep(_LISTEN_RETRY)
+                continue
+            if heard:
+                for w in self._watches:
+                    if w._due != math.inf:
+                        w._due = w._pause = 0.0
+                self.kick()
 
     def kick(self) -> None:
         # A loop closed with tasks still pending has nobody left to wake.
@@ -193,6 +242,7 @@ class SignalPoller:
                 w._pause = min(w._delay, w._max_pause)
                 w._due = read_at + w._pause
                 w._delay = min(w._delay * 1.5, POLL_MAX)
+        self._ensure_listening()
 
     def _finish(self, watch: Watch, payload: str | None, error: Exception | None) -> None:
         if watch in self._watches:

@@ -36,7 +36,7 @@ from typing import Any
 from durable.engine import clock, serde
 from durable.engine.context import RunContext, current_run
 from durable.engine.parking import ParkPolicy, may_park, park
-from durable.engine.signal_poller import ReadSignals, SignalPoller, Watch
+from durable.engine.signal_poller import ListenSignals, ReadSignals, SignalPoller, Watch
 from durable.engine.steps import ensure_may_continue, new_record, save, step_outcome
 from durable.errors import (
     ConfigurationError,
@@ -155,11 +155,13 @@ class Waits:
     """The sleeps and signal waits in progress in this process, per app.
 
     ``read`` reads signals from the app's store; the signal waits share one
-    :class:`SignalPoller` per event loop that calls it.
+    :class:`SignalPoller` per event loop that calls it. ``listen`` waits for
+    the store's news of a signal sent to the app.
     """
 
-    def __init__(self, read: ReadSignals) -> None:
+    def __init__(self, read: ReadSignals, listen: ListenSignals | None = None) -> None:
         self._read = read
+        self._listen = listen
         self._waiters: dict[str, set[_Waiter]] = {}
         # Signal indexes being waited for right now, per run execution and name.
         self._claimed: dict[tuple[RunContext, str], set[int]] = {}
@@ -186,7 +188,7 @@ class Waits:
         loop = asyncio.get_running_loop()
         if self._poller is None or self._poller.loop is not loop:
             # The poller of an earlier loop stays with the waits made there.
-            self._poller = SignalPoller(self._read, loop)
+            self._poller = SignalPoller(self._read, loop, self._listen)
         poller = self._poller
         with self.waiting(ctx) as waiter:
             watch = poller.watch((ctx.run_id, name, index), waiter.event, _flag_check_period(ctx))

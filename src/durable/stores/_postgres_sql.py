@@ -927,7 +927,8 @@ SEND_SIGNAL = """
         SELECT $1, $2, $3, idx, $4, $5 FROM counter
         RETURNING idx
     )
-    SELECT idx, (SELECT count(pg_notify($6, $1)) FROM woken WHERE due) AS notified FROM ins
+    SELECT idx, (SELECT count(pg_notify($6, $1)) FROM woken WHERE due)
+                + (SELECT count(pg_notify($6, $7))) AS notified FROM ins
     UNION ALL SELECT idx, 0 FROM prev
 """
 
@@ -954,7 +955,8 @@ SEND_SIGNAL_ONCE = """
         SELECT $1, $2, $3, idx, $4, $5 FROM counter
         RETURNING idx
     )
-    SELECT idx, (SELECT count(pg_notify($6, $1)) FROM woken WHERE due) AS notified FROM ins
+    SELECT idx, (SELECT count(pg_notify($6, $1)) FROM woken WHERE due)
+                + (SELECT count(pg_notify($6, $7))) AS notified FROM ins
     UNION ALL SELECT idx, 0 FROM prev
 """
 

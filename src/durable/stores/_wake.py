@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["WorkWaiters"]
+__all__ = ["WorkWaiters", "signal_topic"]
+
+
+def signal_topic(app: str) -> str:
+    """What a signal sent to a run of ``app`` announces, beside the app's work.
+
+    A name no app is likely to have: a clash would only wake waits in vain.
+    """
+    return f"{app}\x1fsignal"
 
 
 class WorkWaiters:

@@ -504,6 +504,22 @@ class Store(ABC):
         await asyncio.sleep(timeout)
         return False
 
+    async def wait_for_signal(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Wait until a signal may have been sent to a run of ``app``; False after ``timeout``.
+
+        Returns True as soon as the store learns that any process sent a
+        signal to a run of ``app``. A True is a hint: the waiting process then
+        reads the signals it waits for with :meth:`read_signals`. Signal
+        waits of this process wait here besides polling, so a signal sent by
+        another process reaches them at once.
+
+        The default sleeps ``timeout`` and returns False: waits then poll.
+        Like :meth:`wait_for_work`, it never raises for a lost notification
+        channel.
+        """
+        await asyncio.sleep(timeout)
+        return False
+
     async def delete_run(self, app: str, run_id: str) -> RunRecord | None:
         """Delete a finished run with its steps and signals, atomically; the run deleted.
 

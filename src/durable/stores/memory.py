@@ -26,7 +26,7 @@ from durable.stores._claims import ClaimRequest, decide_claim
 from durable.stores._listing import ListQuery, decide_requeue, listing_key, requeued_record
 from durable.stores._queues import queue_room, queued_record
 from durable.stores._retention import check_prune, not_finished
-from durable.stores._wake import WorkWaiters
+from durable.stores._wake import WorkWaiters, signal_topic
 from durable.stores.base import (
     FINAL_STATUSES,
     Claim,
@@ -266,10 +266,17 @@ class InMemoryStore(Store):
 
     async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
         """Woken by enqueues and finishes on this store object, in this process."""
+        return await self._waiters().wait(app, timeout)
+
+    async def wait_for_signal(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Woken by signals sent through this store object, in this process."""
+        return await self._waiters().wait(signal_topic(app), timeout)
+
+    def _waiters(self) -> WorkWaiters:
         loop = asyncio.get_running_loop()
         if self._work is None or self._work.loop is not loop:
             self._work = WorkWaiters(loop)
-        return await self._work.wait(app, timeout)
+        return self._work
 
     async def claim_queued(
         self,
@@ -371,6 +378,7 @@ class InMemoryStore(Store):
             now = self._now()
             self._runs[app, run_id] = dataclasses.replace(run, not_before=now, updated_at=now)
             self._wake(app)
+        self._wake(signal_topic(app))
         return len(queue) - 1
 
     async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
@@ -384,6 +392,7 @@ class InMemoryStore(Store):
             now = self._now()
             self._runs[app, run_id] = dataclasses.replace(run, not_before=now, updated_at=now)
             self._wake(app)
+        self._wake(signal_topic(app))
         return True
 
     async def read_signal(self, app: str, run_id: str, name: str, index: int) -> str | None:

@@ -51,7 +51,7 @@ from durable.stores._listing import ListQuery, decide_requeue, merge_counts, req
 from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
 from durable.stores._retention import check_prune, not_finished
 from durable.stores._rows import StepParams, lease_states, step_params
-from durable.stores._wake import WorkWaiters
+from durable.stores._wake import WorkWaiters, signal_topic
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -921,6 +921,17 @@ class PostgresStore(Store):
         the wait lasts ``timeout``, like polling; it never raises for it.
         """
         check_names(app=app)
+        return await self._wait_notified(app, timeout)
+
+    async def wait_for_signal(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Woken by the NOTIFY of every signal sent to a run of ``app``, from any process.
+
+        It shares the LISTEN connection of :meth:`wait_for_work`.
+        """
+        check_names(app=app)
+        return await self._wait_notified(signal_topic(app), timeout)
+
+    async def _wait_notified(self, topic: str, timeout: float) -> bool:  # noqa: ASYNC109
         try:
             pool = self._pool
             if pool is None or self._loop is not asyncio.get_running_loop():
@@ -930,7 +941,7 @@ class PostgresStore(Store):
             return False
         listen = self._listen
         listen.ensure(pool, self._channel)
-        return await listen.waiters().wait(app, timeout)
+        return await listen.waiters().wait(topic, timeout)
 
     async def claim_queued(
         self,
@@ -974,14 +985,28 @@ class PostgresStore(Store):
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
         row = await self._fetchrow(
-            statements.SEND_SIGNAL, app, run_id, name, payload, uuid.uuid4(), self._channel
+            statements.SEND_SIGNAL,
+            app,
+            run_id,
+            name,
+            payload,
+            uuid.uuid4(),
+            self._channel,
+            signal_topic(app),
         )
         return int(row["idx"])
 
     async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
         check_signal(app, run_id, name, payload)
         row = await self._fetchrow(
-            statements.SEND_SIGNAL_ONCE, app, run_id, name, payload, uuid.uuid4(), self._channel
+            statements.SEND_SIGNAL_ONCE,
+            app,
+            run_id,
+            name,
+            payload,
+            uuid.uuid4(),
+            self._channel,
+            signal_topic(app),
         )
         return row is not None
 

@@ -41,7 +41,7 @@ from durable.stores._checks import (
 from durable.stores._listing import ListQuery, listing_key, merge_counts, prefix_end
 from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores._retention import check_prune, not_finished
-from durable.stores._wake import WorkWaiters
+from durable.stores._wake import WorkWaiters, signal_topic
 from durable.stores.base import (
     RUN_STATUSES,
     Claim,
@@ -445,9 +445,10 @@ return redis.call('HGETALL', KEYS[1])
 )
 
 # KEYS: signals, run. ARGV: name, payload, nonce, run_id, the app's key stems,
-#       the work channel, the app.
+#       the work channel, the app, the app's signal topic.
 # The nonce makes a retried call return the index of its first attempt. A
-# parked run becomes due now, and the app is published on the work channel.
+# parked run becomes due now, and the app is published on the work channel;
+# the signal topic is published for waits in progress.
 _SEND_SIGNAL = (
     _PRELUDE
     + """
@@ -464,6 +465,7 @@ if r[1] == 'waiting' and r[2] then
     redis.call('ZADD', qkeys(ARGV[5], ARGV[6], r[2])[6], t, ARGV[4])
     redis.call('PUBLISH', ARGV[7], ARGV[8])
 end
+redis.call('PUBLISH', ARGV[7], ARGV[9])
 return idx
 """
 )
@@ -524,6 +526,7 @@ if r[1] == 'waiting' and r[2] then
     redis.call('ZADD', qkeys(ARGV[5], ARGV[6], r[2])[6], t, ARGV[4])
     redis.call('PUBLISH', ARGV[7], ARGV[8])
 end
+redis.call('PUBLISH', ARGV[7], ARGV[9])
 return 0
 """
 )
@@ -1034,8 +1037,13 @@ class _Subscriber:
         """Stop reading and end the waits, before the client closes."""
         self.stop()
         task, self._task = self._task, None
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+        # A cancellation that reaches the subscription while it connects may
+        # be taken for a failed attempt and retried: cancel until it ends.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=_SUBSCRIBE_RETRY)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: it was logged when it happened
 
 
 class RedisStore(Store):
@@ -1635,6 +1643,17 @@ class RedisStore(Store):
         lost subscription is renewed; meanwhile waits last ``timeout``.
         """
         check_names(app=app)
+        return await self._wait_published(app, timeout)
+
+    async def wait_for_signal(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+        """Woken by what every signal sent to a run of ``app`` publishes, from any process.
+
+        It shares the subscription of :meth:`wait_for_work`.
+        """
+        check_names(app=app)
+        return await self._wait_published(signal_topic(app), timeout)
+
+    async def _wait_published(self, topic: str, timeout: float) -> bool:  # noqa: ASYNC109
         try:
             conn = await self._connected()
         except Exception:
@@ -1649,7 +1668,7 @@ class RedisStore(Store):
                 conn.client, self._keys.work_channel(), conn.loop
             )
         subscriber.ensure()
-        return await subscriber.waiters.wait(app, timeout)
+        return await subscriber.waiters.wait(topic, timeout)
 
     async def claim_queued(
         self,
@@ -1682,7 +1701,16 @@ class RedisStore(Store):
         index = await self._script(
             "send_signal",
             [k.signals(app, run_id), k.run(app, run_id)],
-            [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
+            [
+                name,
+                payload,
+                uuid.uuid4().hex,
+                run_id,
+                *k.stems(app),
+                k.work_channel(),
+                app,
+                signal_topic(app),
+            ],
         )
         return int(index)
 
@@ -1692,7 +1720,16 @@ class RedisStore(Store):
         index = await self._script(
             "send_signal_once",
             [k.signals(app, run_id), k.run(app, run_id)],
-            [name, payload, uuid.uuid4().hex, run_id, *k.stems(app), k.work_channel(), app],
+            [
+                name,
+                payload,
+                uuid.uuid4().hex,
+                run_id,
+                *k.stems(app),
+                k.work_channel(),
+                app,
+                signal_topic(app),
+            ],
         )
         return int(index) == 0
 
