@@ -590,7 +590,7 @@ async def test_retried_writes_return_their_first_attempts_result(
     with pytest.raises(LeaseLostError):
         await store.finish_run("app", "r", 1, "completed", output='"out"')
 
-    signal_args = ("app", "r", "go", "1", uuid.uuid4(), store._channel, "app\x1fsignal")
+    signal_args = store._signal_args("app", "r", "go", "1")
     index = await store._fetchrow(statements.SEND_SIGNAL, *signal_args)
     repeat = await store._fetchrow(statements.SEND_SIGNAL, *signal_args)
     assert index["idx"] == repeat["idx"] == 0

@@ -310,8 +310,7 @@ async def test_retried_scripts_return_their_first_result(
     with pytest.raises(LeaseLostError):
         await store.finish_run("app", "r", 1, "completed", output="42")
 
-    signal_args = ["go", "1", "nonce-3"]
-    signal_keys = [k.signals("app", "r"), k.run("app", "r")]
+    signal_keys, signal_args = store._signal_call("app", "r", "go", "1", "nonce-3")
     assert await store._script("send_signal", signal_keys, signal_args) == 0
     assert await store._script("send_signal", signal_keys, signal_args) == 0
     assert await store.send_signal("app", "r", "go", "2") == 1

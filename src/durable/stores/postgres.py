@@ -982,31 +982,21 @@ class PostgresStore(Store):
 
         return _claims(app, await self._call(claim))
 
+    def _signal_args(self, app: str, run_id: str, name: str, payload: str) -> tuple[Any, ...]:
+        """The parameters of SEND_SIGNAL and SEND_SIGNAL_ONCE; a new nonce each time."""
+        return (app, run_id, name, payload, uuid.uuid4(), self._channel, signal_topic(app))
+
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
         row = await self._fetchrow(
-            statements.SEND_SIGNAL,
-            app,
-            run_id,
-            name,
-            payload,
-            uuid.uuid4(),
-            self._channel,
-            signal_topic(app),
+            statements.SEND_SIGNAL, *self._signal_args(app, run_id, name, payload)
         )
         return int(row["idx"])
 
     async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
         check_signal(app, run_id, name, payload)
         row = await self._fetchrow(
-            statements.SEND_SIGNAL_ONCE,
-            app,
-            run_id,
-            name,
-            payload,
-            uuid.uuid4(),
-            self._channel,
-            signal_topic(app),
+            statements.SEND_SIGNAL_ONCE, *self._signal_args(app, run_id, name, payload)
         )
         return row is not None
 

@@ -1695,41 +1695,26 @@ class RedisStore(Store):
             for run_id, run, steps in started
         ]
 
+    def _signal_call(
+        self, app: str, run_id: str, name: str, payload: str, nonce: str
+    ) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of the scripts that send a signal."""
+        k = self._keys
+        keys = [k.signals(app, run_id), k.run(app, run_id)]
+        argv = [name, payload, nonce, run_id, *k.stems(app), k.work_channel(), app]
+        return keys, [*argv, signal_topic(app)]
+
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)
-        k = self._keys
         index = await self._script(
-            "send_signal",
-            [k.signals(app, run_id), k.run(app, run_id)],
-            [
-                name,
-                payload,
-                uuid.uuid4().hex,
-                run_id,
-                *k.stems(app),
-                k.work_channel(),
-                app,
-                signal_topic(app),
-            ],
+            "send_signal", *self._signal_call(app, run_id, name, payload, uuid.uuid4().hex)
         )
         return int(index)
 
     async def send_signal_once(self, app: str, run_id: str, name: str, payload: str) -> bool:
         check_signal(app, run_id, name, payload)
-        k = self._keys
         index = await self._script(
-            "send_signal_once",
-            [k.signals(app, run_id), k.run(app, run_id)],
-            [
-                name,
-                payload,
-                uuid.uuid4().hex,
-                run_id,
-                *k.stems(app),
-                k.work_channel(),
-                app,
-                signal_topic(app),
-            ],
+            "send_signal_once", *self._signal_call(app, run_id, name, payload, uuid.uuid4().hex)
         )
         return int(index) == 0
 
