@@ -184,14 +184,14 @@ async def test_postgres_listing_reads_an_index(pg_store: Any) -> None:
             await conn.execute(f"SET plan_cache_mode = {mode}")
             for what, filters, index in PG_CASES:
                 query = ListQuery("app", limit=50, **filters)
-                conditions, params = query.conditions()
-                statement = pg_store._q(sql.list_runs_sql(conditions))
+                template, params = sql.list_runs_statement(query)
+                statement = pg_store._q(template)
                 if mode == "force_custom_plan":
-                    rows = await conn.fetch("EXPLAIN " + statement, "app", *params, query.limit)
+                    rows = await conn.fetch("EXPLAIN " + statement, "app", *params)
                 else:
                     # The plan cached for any values: planned without seeing them.
                     await conn.execute(f"PREPARE listing AS {statement}")
-                    nulls = ", ".join(["NULL"] * (len(params) + 2))
+                    nulls = ", ".join(["NULL"] * (len(params) + 1))
                     rows = await conn.fetch(f"EXPLAIN EXECUTE listing({nulls})")
                     await conn.execute("DEALLOCATE listing")
                 plan = "\n".join(row[0] for row in rows)
