@@ -3,12 +3,15 @@
     python benchmarks/listing.py                    # SQLite, 1,000 vs 1,000,000 runs
     python benchmarks/listing.py --runs 300000      # the large store's size
     python benchmarks/listing.py --postgres postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/listing.py --redis redis://127.0.0.1:6379/0
 
 The large store holds ``--runs`` runs of the app, all finished but the
 newest 1,000 (1% of these each failed, running and queued), plus as many of
 another app; the small one only those 1,000. Nine runs in ten are of the
 queue "jobs", finished ones with their start time. Rows are bulk-inserted
-(one SQLite transaction, PostgreSQL COPY), then ANALYZE runs.
+(one SQLite transaction, PostgreSQL COPY, then ANALYZE; on Redis, pipelined
+writes of the keys the store's scripts would leave, under a prefix of its own,
+deleted afterwards).
 
 Timed, as the median of ``--rounds`` calls each: ``list_runs`` with each
 filter, ``queue_stats``, a worker's recovery pass (its ``list_runs`` of
@@ -54,6 +57,7 @@ COLUMNS = [
 ]
 
 Call = Callable[[Store], Awaitable[Any]]
+Drop = Callable[[], Awaitable[None]]  # removes what a store's fill wrote
 
 
 def rows(app: str, count: int) -> Iterator[tuple[Any, ...]]:
@@ -101,7 +105,9 @@ async def sqlite_store(path: Path, count: int) -> Store:
     return store
 
 
-async def postgres_store(dsn: str, count: int) -> tuple[Store, str]:
+async def postgres_store(dsn: str, count: int) -> tuple[Store, Drop]:
+    import asyncpg
+
     from durable.stores.postgres import PostgresStore
 
     schema = f"durable_bench_{uuid.uuid4().hex[:8]}"
@@ -118,7 +124,104 @@ async def postgres_store(dsn: str, count: int) -> tuple[Store, str]:
         await conn.execute(f'ANALYZE "{schema}".runs')
     finally:
         await conn.close()
-    return store, schema
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    return store, drop
+
+
+async def redis_store(url: str, count: int) -> tuple[Store, Drop]:
+    """A Redis store under a fresh prefix, its keys as enqueue, claim and finish leave them.
+
+    Save the starts of a queue (qstarts), which a claim trims to its rate
+    window: the fill's starts are all years old.
+    """
+    import redis
+
+    from durable.stores import redis as redis_module
+
+    prefix = f"durable_bench_{uuid.uuid4().hex[:8]}"
+    store = redis_module.RedisStore(url, prefix=prefix)
+    await store.open()
+    keys = store._keys
+    client = redis.Redis.from_url(url)
+    try:
+        for app in ("app", "other"):
+            client.set(keys.layout(app), redis_module._LAYOUT_VERSION)
+            qseq = keys.queue("qseq", app, "jobs")
+            pipe = client.pipeline(transaction=False)
+            for n, (
+                _,
+                run_id,
+                workflow,
+                status,
+                inputs,
+                created,
+                updated,
+                queue,
+                started,
+            ) in enumerate(rows(app, count), 1):
+                at = f"{created:.17g}"
+                fields = {
+                    "workflow": workflow,
+                    "status": status,
+                    "inputs": inputs,
+                    "token": "0",  # as the SQL stores' fill: the same runs everywhere
+                    "attempts": "0",
+                    "cancel": "0",
+                    "created": at,
+                    "updated": f"{updated:.17g}",
+                }
+                if started is not None:
+                    fields["started"] = f"{started:.17g}"
+                if queue is not None:
+                    fields.update(queue=queue, priority="0")
+                    pipe.sadd(keys.queue_names(app), queue)
+                    pipe.zadd(keys.by_queue(app, queue), {run_id: created})
+                if status == "queued":
+                    member = f"{n:016x}{run_id}"
+                    fields["qmember"] = member
+                    pipe.zadd(keys.queue("qready", app, "jobs"), {member: 0})
+                    pipe.set(qseq, n)
+                if status == "running" and queue is not None:
+                    pipe.sadd(keys.queue("qrunning", app, queue), run_id)
+                pipe.hset(keys.run(app, run_id), mapping=fields)
+                pipe.zadd(keys.index(app), {run_id: created})
+                pipe.zadd(keys.status(app, status), {run_id: created})
+                pipe.zadd(keys.by_workflow(app, workflow), {run_id: created})
+                pipe.zadd(keys.ids(app), {run_id: 0})
+                if n % 5000 == 0:
+                    pipe.execute()
+            pipe.execute()
+    finally:
+        client.close()
+
+    async def drop() -> None:
+        drop_redis_prefix(url, prefix)
+
+    return store, drop
+
+
+def drop_redis_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        batch = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=10_000):
+            batch.append(key)
+            if len(batch) == 10_000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+    finally:
+        client.close()
 
 
 def queries(count: int) -> dict[str, Call]:
@@ -200,38 +303,43 @@ async def compare(kind: str, small: Store, large: Store, count: int, rounds: int
         line(name, a, b)
 
 
+async def side_by_side(
+    kind: str, make: Callable[[int], Awaitable[tuple[Store, Drop]]], count: int, rounds: int
+) -> None:
+    small, drop_small = await make(1000)
+    start = time.perf_counter()
+    large, drop_large = await make(count)
+    print(f"{kind}: filled the large store in {time.perf_counter() - start:.0f} s")
+    try:
+        await compare(kind, small, large, count, rounds)
+    finally:
+        for store, drop in ((small, drop_small), (large, drop_large)):
+            await store.close()
+            await drop()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--postgres", metavar="DSN")
+    parser.add_argument("--redis", metavar="URL")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        small = await sqlite_store(Path(tmp) / "small.db", 1000)
-        start = time.perf_counter()
-        large = await sqlite_store(Path(tmp) / "large.db", args.runs)
-        print(f"SQLite: filled the large store in {time.perf_counter() - start:.0f} s")
-        try:
-            await compare("SQLite", small, large, args.runs, args.rounds)
-        finally:
-            await small.close()
-            await large.close()
-    if args.postgres:
-        import asyncpg
 
-        small_pg, s1 = await postgres_store(args.postgres, 1000)
-        start = time.perf_counter()
-        large_pg, s2 = await postgres_store(args.postgres, args.runs)
-        print(f"PostgreSQL: filled the large store in {time.perf_counter() - start:.0f} s")
-        try:
-            await compare("PostgreSQL", small_pg, large_pg, args.runs, args.rounds)
-        finally:
-            await small_pg.close()
-            await large_pg.close()
-            conn = await asyncpg.connect(args.postgres)
-            for schema in (s1, s2):
-                await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await conn.close()
+        async def sqlite(count: int) -> tuple[Store, Drop]:
+            async def drop() -> None:
+                pass  # the temporary directory goes, files and all
+
+            return await sqlite_store(Path(tmp) / f"{uuid.uuid4().hex}.db", count), drop
+
+        await side_by_side("SQLite", sqlite, args.runs, args.rounds)
+    if args.postgres:
+        await side_by_side(
+            "PostgreSQL", partial(postgres_store, args.postgres), args.runs, args.rounds
+        )
+    if args.redis:
+        await side_by_side("Redis", partial(redis_store, args.redis), args.runs, args.rounds)
 
 
 if __name__ == "__main__":
