@@ -301,7 +301,7 @@ async def _query_plan(store: SQLiteStore, statement: str) -> list[str]:
     ("statement", "index"),
     [
         (sql._START_QUEUED_SQL, "COVERING INDEX durable_runs_queued (app=? AND queue=?)"),
-        (sql._COUNT_RUNNING_SQL, "COVERING INDEX durable_runs_queue_status"),
+        (sql._COUNT_RUNNING_SQL, "COVERING INDEX durable_runs_queue_running"),
         (sql._COUNT_STARTED_SQL, "COVERING INDEX durable_runs_queue_status"),
         (sql._ENQUEUE_SQL, "COVERING INDEX durable_runs_seq"),
     ],

@@ -794,9 +794,8 @@ class PostgresStore(Store):
         after: tuple[float, str] | None = None,
     ) -> Sequence[RunRecord]:
         query = ListQuery(app, status, workflow, queue, since, until, id_prefix, after, limit)
-        conditions, params = query.conditions()
-        sql = statements.list_runs_sql(conditions)
-        rows = await self._fetch(sql, app, *params, limit)
+        sql, params = statements.list_runs_statement(query)
+        rows = await self._fetch(sql, app, *params)
         return [_run_record(app, row["run_id"], row) for row in rows]
 
     # -- retention ---------------------------------------------------------
