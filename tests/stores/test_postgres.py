@@ -612,7 +612,7 @@ async def test_a_finish_retried_while_its_first_attempt_commits_returns_the_run(
     await first.start()
     await admin.fetchrow(
         sql.render(sql.FINISH, f'"{schema}"'),
-        *("app", "r", claim.run.token, "completed", '"out"', None, nonce, "channel"),
+        *("app", "r", claim.run.token, "completed", '"out"', None, nonce, "channel", []),
     )
     monkeypatch.setattr(_postgres().uuid, "uuid4", lambda: nonce)
     retry = asyncio.create_task(

@@ -770,16 +770,19 @@ RELEASE = """
     WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
 """
 
-# A run of a queue frees a slot of it: channel $8 is notified with the app
-# name (on commit), which wakes the app's idle workers. A run without a queue
-# sends nothing (CASE evaluates only the branch taken).
+# A run of a queue frees a slot of it: channel $8 is notified (on commit) with
+# the queue's slot topic (_wake.slot_topic), which wakes the idle workers of
+# the queue if it is capped. A run without a queue, or of one of the queues
+# $9 that this process's claims found uncapped, sends nothing (CASE evaluates
+# only the branch taken).
 FINISH = """
     UPDATE {s}.runs SET status = $4, output = $5, error = $6, owner = NULL,
                         lease_expires_at = NULL, updated_at = extract(epoch FROM now()),
                         finish_nonce = $7
     WHERE app = $1 AND run_id = $2 AND token = $3 AND status = 'running'
     RETURNING {run_columns},
-              CASE WHEN queue IS NOT NULL THEN pg_notify($8, $1)::text END AS notified
+              CASE WHEN queue IS NOT NULL AND NOT queue = ANY ($9::text[])
+                   THEN pg_notify($8, $1 || E'\\x1fslot\\x1f' || queue)::text END AS notified
 """
 
 # Run when FINISH changed nothing: recognises a retried call whose first

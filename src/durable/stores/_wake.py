@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
-__all__ = ["WorkWaiters", "signal_topic"]
+__all__ = ["WorkWaiters", "signal_topic", "slot_topic"]
+
+# Stores that build a slot topic in SQL or Lua spell this separator there.
+SLOT_MARK = "\x1fslot\x1f"
+
+
+def slot_topic(app: str, queue: str) -> str:
+    """What a finished run of ``queue`` announces: a slot of that queue is free.
+
+    Only the workers of a queue capped across workers listen for it: for
+    any other queue a finish frees nothing another process could use.
+    """
+    return f"{app}{SLOT_MARK}{queue}"
 
 
 def signal_topic(app: str) -> str:
@@ -61,22 +74,27 @@ class WorkWaiters:
                 if not waiter.done():
                     waiter.set_result(False)
 
-    async def wait(self, app: str, seconds: float) -> bool:
-        """True once woken for ``app``; False after ``seconds``."""
-        if app in self._pending:
-            self._pending.discard(app)
+    async def wait(self, app: str, seconds: float, also: Sequence[str] = ()) -> bool:
+        """True once woken for ``app`` or one of the topics ``also``; False after ``seconds``."""
+        topics = (app, *also)
+        woken = [topic for topic in topics if topic in self._pending]
+        if woken:
+            self._pending.difference_update(woken)
             return True
         waiter: asyncio.Future[bool] = self._loop.create_future()
         timer = self._loop.call_later(max(0.0, seconds), _timeout, waiter)
-        waiters = self._waiters.setdefault(app, set())
-        waiters.add(waiter)
+        for topic in topics:
+            self._waiters.setdefault(topic, set()).add(waiter)
         try:
             return await waiter
         finally:
             timer.cancel()
-            waiters.discard(waiter)
-            if not waiters and self._waiters.get(app) is waiters:
-                del self._waiters[app]
+            for topic in topics:
+                waiters = self._waiters.get(topic)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._waiters[topic]
 
 
 def _timeout(waiter: asyncio.Future[bool]) -> None:

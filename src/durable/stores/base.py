@@ -487,12 +487,21 @@ class Store(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support parked runs")
 
-    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+    async def wait_for_work(
+        self,
+        app: str,
+        timeout: float,  # noqa: ASYNC109 - the API
+        *,
+        queues: Sequence[str] = (),
+    ) -> bool:
         """Wait until a run of ``app`` may have become claimable; False after ``timeout``.
 
         Returns True as soon as the store learns that a run of ``app`` was
-        enqueued, or that a queued run finished (freeing a slot of its
-        queue), by any process; False once ``timeout`` seconds passed. A True
+        enqueued (or parked, or requeued), or that a run of one of
+        ``queues`` finished (freeing a slot of that queue), by any process;
+        False once ``timeout`` seconds passed. Workers name only their queues
+        capped across workers: elsewhere a finish frees no slot they could
+        use, and waking every worker at every finish would cost each a claim. A True
         is a hint, not a promise: the caller then calls :meth:`claim_queued`,
         which may find nothing. Idle workers wait here between passes.
 

@@ -26,7 +26,7 @@ from durable.stores._claims import ClaimRequest, decide_claim
 from durable.stores._listing import ListQuery, decide_requeue, listing_key, requeued_record
 from durable.stores._queues import queue_room, queued_record
 from durable.stores._retention import check_prune, not_finished
-from durable.stores._wake import WorkWaiters, signal_topic
+from durable.stores._wake import WorkWaiters, signal_topic, slot_topic
 from durable.stores.base import (
     FINAL_STATUSES,
     Claim,
@@ -161,7 +161,7 @@ class InMemoryStore(Store):
         )
         self._runs[(app, run_id)] = run
         if run.queue is not None:
-            self._wake(app)  # a slot of its queue is free
+            self._wake(slot_topic(app, run.queue))
         return run
 
     async def request_cancel(self, app: str, run_id: str) -> RunRecord | None:
@@ -264,9 +264,16 @@ class InMemoryStore(Store):
         if work is not None and work.loop is asyncio.get_running_loop():
             work.wake(app)
 
-    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+    async def wait_for_work(
+        self,
+        app: str,
+        timeout: float,  # noqa: ASYNC109 - the API
+        *,
+        queues: Sequence[str] = (),
+    ) -> bool:
         """Woken by enqueues and finishes on this store object, in this process."""
-        return await self._waiters().wait(app, timeout)
+        slots = [slot_topic(app, queue) for queue in queues]
+        return await self._waiters().wait(app, timeout, slots)
 
     async def wait_for_signal(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
         """Woken by signals sent through this store object, in this process."""

@@ -51,7 +51,7 @@ from durable.stores._listing import ListQuery, decide_requeue, merge_counts, req
 from durable.stores._postgres_pool import ConnectionPool, PoolAbandonedError
 from durable.stores._retention import check_prune, not_finished
 from durable.stores._rows import StepParams, lease_states, step_params
-from durable.stores._wake import WorkWaiters, signal_topic
+from durable.stores._wake import WorkWaiters, signal_topic, slot_topic
 from durable.stores.base import (
     Claim,
     FinalStatus,
@@ -365,6 +365,8 @@ class PostgresStore(Store):
         self._reached = False
         self._sql: dict[str, str] = {}
         self._channel = statements.work_channel(schema)
+        # Queues this process claimed from with no concurrency cap (see _learn_cap).
+        self._uncapped: list[str] = []
         # Everything below belongs to one event loop, _loop (None before the
         # first use): the pool's connections, the lock and the group commit.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -756,7 +758,16 @@ class PostgresStore(Store):
         check_json(output=output, error=error)
         nonce = uuid.uuid4()
         row = await self._fetchrow(
-            statements.FINISH, app, run_id, token, status, output, error, nonce, self._channel
+            statements.FINISH,
+            app,
+            run_id,
+            token,
+            status,
+            output,
+            error,
+            nonce,
+            self._channel,
+            self._uncapped,
         )
         if row is None:
             row = await self._fetchrow(statements.FINISHED, app, run_id, token, nonce)
@@ -910,7 +921,13 @@ class PostgresStore(Store):
             raise StoreError(f"run {new.run_id!r} was deleted while being enqueued")
         return _run_record(new.app, new.run_id, row), bool(row["created"])
 
-    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+    async def wait_for_work(
+        self,
+        app: str,
+        timeout: float,  # noqa: ASYNC109 - the API
+        *,
+        queues: Sequence[str] = (),
+    ) -> bool:
         """Woken by the NOTIFY that enqueues and queued runs' finishes send, from any process.
 
         One dedicated connection per event loop LISTENs on the schema's
@@ -920,7 +937,7 @@ class PostgresStore(Store):
         the wait lasts ``timeout``, like polling; it never raises for it.
         """
         check_names(app=app)
-        return await self._wait_notified(app, timeout)
+        return await self._wait_notified(app, timeout, [slot_topic(app, q) for q in queues])
 
     async def wait_for_signal(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
         """Woken by the NOTIFY of every signal sent to a run of ``app``, from any process.
@@ -930,7 +947,12 @@ class PostgresStore(Store):
         check_names(app=app)
         return await self._wait_notified(signal_topic(app), timeout)
 
-    async def _wait_notified(self, topic: str, timeout: float) -> bool:  # noqa: ASYNC109
+    async def _wait_notified(
+        self,
+        topic: str,
+        timeout: float,  # noqa: ASYNC109
+        also: Sequence[str] = (),
+    ) -> bool:
         try:
             pool = self._pool
             if pool is None or self._loop is not asyncio.get_running_loop():
@@ -940,7 +962,7 @@ class PostgresStore(Store):
             return False
         listen = self._listen
         listen.ensure(pool, self._channel)
-        return await listen.waiters().wait(topic, timeout)
+        return await listen.waiters().wait(topic, timeout, also)
 
     async def claim_queued(
         self,
@@ -956,6 +978,8 @@ class PostgresStore(Store):
             check_names(queue_name=limits.name)
         if not queues or limit < 1:
             return []
+        for limits in queues:
+            self._learn_cap(limits)
         sql = self._q(statements.CLAIM_QUEUED)
         args = (
             app,
@@ -984,6 +1008,21 @@ class PostgresStore(Store):
     def _signal_args(self, app: str, run_id: str, name: str, payload: str) -> tuple[Any, ...]:
         """The parameters of SEND_SIGNAL and SEND_SIGNAL_ONCE; a new nonce each time."""
         return (app, run_id, name, payload, uuid.uuid4(), self._channel, signal_topic(app))
+
+    def _learn_cap(self, limits: QueueLimits) -> None:
+        """Remember whether the queue is capped across workers, as its claims say.
+
+        A finish of a run of a queue known to be uncapped sends no NOTIFY:
+        it frees no slot another worker could use, and every NOTIFY wakes
+        every listening process.
+        """
+        uncapped = set(self._uncapped)
+        if limits.concurrency is None:
+            uncapped.add(limits.name)
+        else:
+            uncapped.discard(limits.name)
+        if len(uncapped) != len(self._uncapped):
+            self._uncapped = sorted(uncapped)
 
     async def send_signal(self, app: str, run_id: str, name: str, payload: str) -> int:
         check_signal(app, run_id, name, payload)

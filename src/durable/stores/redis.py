@@ -41,7 +41,7 @@ from durable.stores._checks import (
 from durable.stores._listing import ListQuery, listing_key, merge_counts, prefix_end
 from durable.stores._loops import LoopShutdownHook, close_on_loop
 from durable.stores._retention import check_prune, not_finished
-from durable.stores._wake import WorkWaiters, signal_topic
+from durable.stores._wake import WorkWaiters, signal_topic, slot_topic
 from durable.stores.base import (
     RUN_STATUSES,
     Claim,
@@ -384,7 +384,8 @@ return 1
 # KEYS: run, steps, signals, then the app's status indexes.
 # ARGV: token, status, has_output, output, has_error, error, nonce, ttl_ms ('' = keep),
 #       run_id, the app's key stems, the work channel, the app.
-# A run of a queue frees a slot of it: the app is published on the work channel.
+# A run of a queue frees a slot of it: the queue's slot topic (_wake.slot_topic)
+# is published on the work channel.
 _FINISH = (
     _PRELUDE
     + """
@@ -403,7 +404,7 @@ reindex(4, ARGV[9], redis.call('HGET', run, 'created'), ARGV[2])
 local queue = redis.call('HGET', run, 'queue')
 if queue then
     redis.call('SREM', qkeys(ARGV[10], ARGV[11], queue)[3], ARGV[9])
-    redis.call('PUBLISH', ARGV[12], ARGV[13])
+    redis.call('PUBLISH', ARGV[12], ARGV[13] .. '\\31slot\\31' .. queue)
 end
 if ARGV[8] ~= '' then
     for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
@@ -1635,7 +1636,13 @@ class RedisStore(Store):
         )
         return _run_record(new.app, new.run_id, run), created == 1
 
-    async def wait_for_work(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
+    async def wait_for_work(
+        self,
+        app: str,
+        timeout: float,  # noqa: ASYNC109 - the API
+        *,
+        queues: Sequence[str] = (),
+    ) -> bool:
         """Woken by what enqueues and queued runs' finishes publish, from any process.
 
         The first wait on an event loop subscribes to the prefix's work
@@ -1643,7 +1650,7 @@ class RedisStore(Store):
         lost subscription is renewed; meanwhile waits last ``timeout``.
         """
         check_names(app=app)
-        return await self._wait_published(app, timeout)
+        return await self._wait_published(app, timeout, [slot_topic(app, q) for q in queues])
 
     async def wait_for_signal(self, app: str, timeout: float) -> bool:  # noqa: ASYNC109 - the API
         """Woken by what every signal sent to a run of ``app`` publishes, from any process.
@@ -1653,7 +1660,12 @@ class RedisStore(Store):
         check_names(app=app)
         return await self._wait_published(signal_topic(app), timeout)
 
-    async def _wait_published(self, topic: str, timeout: float) -> bool:  # noqa: ASYNC109
+    async def _wait_published(
+        self,
+        topic: str,
+        timeout: float,  # noqa: ASYNC109
+        also: Sequence[str] = (),
+    ) -> bool:
         try:
             conn = await self._connected()
         except Exception:
@@ -1668,7 +1680,7 @@ class RedisStore(Store):
                 conn.client, self._keys.work_channel(), conn.loop
             )
         subscriber.ensure()
-        return await subscriber.waiters.wait(topic, timeout)
+        return await subscriber.waiters.wait(topic, timeout, also)
 
     async def claim_queued(
         self,

@@ -81,6 +81,8 @@ class Worker:
         # run id -> (its task, the queue it was claimed from; None when adopted)
         self._running: dict[str, tuple[asyncio.Task[Any], str | None]] = {}
         self._unknown_logged: set[str] = set()
+        # A finish elsewhere frees a slot this worker could use only in these.
+        self._capped = [q.name for q in self.queues if q.concurrency is not None]
         self._turn = 0
 
     def stop(self) -> None:
@@ -160,7 +162,7 @@ class Worker:
     async def _store_wait(self, seconds: float) -> None:
         """The store's wait_for_work, which never ends the worker: a failure waits it out."""
         try:
-            await self.runtime.store.wait_for_work(self.runtime.app, seconds)
+            await self.runtime.store.wait_for_work(self.runtime.app, seconds, queues=self._capped)
         except Exception as exc:
             logger.debug("waiting for work on the store failed: %r", exc)
             await asyncio.sleep(seconds)
