@@ -63,31 +63,22 @@ async def test_a_wake_up_while_nobody_waits_is_kept_for_the_next_wait(store: Sto
         assert time.monotonic() - started < 1
 
 
-async def test_finishing_a_queued_run_wakes_the_wait(store: Store) -> None:
+@pytest.mark.parametrize(("named", "woken"), [("jobs", True), ("other", False)])
+async def test_finishing_a_queued_run_wakes_the_waits_that_name_its_queue(
+    store: Store, named: str, woken: bool
+) -> None:
+    """A finish frees a slot of its queue only: waits naming other queues sleep on."""
     async with twin(store) as other:
         await other.enqueue_run(queued("r1"))
         [claim] = await other.claim_queued(
             APP, [QueueLimits("jobs", 1, None)], owner="w", lease_ttl=LONG, limit=1
         )
         await listening(store)
-        wait = asyncio.create_task(store.wait_for_work(APP, LONG, queues=["jobs"]))
+        timeout = LONG if woken else 1.0
+        wait = asyncio.create_task(store.wait_for_work(APP, timeout, queues=[named]))
         await asyncio.sleep(0.05)
         await other.finish_run(APP, "r1", claim.run.token, "completed", output="1")
-        assert await asyncio.wait_for(wait, 5) is True
-
-
-async def test_a_finish_does_not_wake_a_wait_that_names_other_queues(store: Store) -> None:
-    """A finish frees a slot of its queue only: waits on other queues sleep on."""
-    async with twin(store) as other:
-        await other.enqueue_run(queued("r1"))
-        [claim] = await other.claim_queued(
-            APP, [QueueLimits("jobs", 1, None)], owner="w", lease_ttl=LONG, limit=1
-        )
-        await listening(store)
-        wait = asyncio.create_task(store.wait_for_work(APP, 1.0, queues=["other"]))
-        await asyncio.sleep(0.05)
-        await other.finish_run(APP, "r1", claim.run.token, "completed", output="1")
-        assert await asyncio.wait_for(wait, 5) is False
+        assert await asyncio.wait_for(wait, 5) is woken
 
 
 async def test_a_signal_to_a_parked_run_wakes_the_wait(store: Store) -> None:
